@@ -1,0 +1,383 @@
+"""Typed settings: one TOML file (``HOOKLINE_CONFIG``) plus ``HOOKLINE_*`` overrides.
+
+Secrets may be given inline (``X = "..."``), from the environment (``X_env = "VAR"``) or
+from a file (``X_file = "/path"``). Any problem stops start-up with a ``ConfigError`` that
+names the file, the source or sink, and the field: never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from handlers.base import SourceSpec
+from handlers.events import EventType
+from handlers.registry import PROVIDERS, UnknownProviderError, get_adapter
+
+__all__ = [
+    "AdminSettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "IngestSettings",
+    "LoggingSettings",
+    "ServerSettings",
+    "Settings",
+    "SinkSettings",
+    "SourceSettings",
+    "StorageSettings",
+    "SuppressionSettings",
+    "load_settings",
+]
+
+#: fields that may be given as X_env / X_file, wherever they appear
+SECRET_FIELDS = frozenset(
+    {"signing_key", "basic_auth", "bearer_token", "secret", "token", "url", "dsn"}
+)
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator."""
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: run the outbox workers inside ``hookline serve`` (``hookline worker`` runs them alone)
+    workers: bool = True
+
+
+class DatabaseSettings(_Section):
+    #: absent: an embedded PostgreSQL under ``storage.data_dir``
+    url: str | None = None
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    connect_timeout_seconds: float = 5.0
+    command_timeout_seconds: float = 10.0
+
+
+class StorageSettings(_Section):
+    data_dir: str = ".hookline"
+    spool_enabled: bool = True
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    spool_segment_bytes: int = 16 * 1024 * 1024
+    retention_days: int = 90
+    breaker_fail_max: int = 3
+    breaker_reset_seconds: float = 5.0
+
+
+class IngestSettings(_Section):
+    max_body_bytes: int = 1024 * 1024
+    batch_max_events: int = 2000
+    max_flushes_in_flight: int = 2
+    queue_max_events: int = 50_000
+    retry_after_seconds: int = 30
+
+
+class AdminSettings(_Section):
+    token: str | None = None
+
+
+class LoggingSettings(_Section):
+    level: str = "info"
+    #: "json", "console" or "auto" (console on a TTY, JSON otherwise)
+    format: str = "auto"
+    #: mask recipient addresses in info-level logs
+    mask_recipients: bool = True
+
+
+class SuppressionSettings(_Section):
+    soft_bounce_threshold: int = 3
+    soft_bounce_window_seconds: int = 7 * 86400
+
+
+class SourceSettings(_Section):
+    provider: str
+    name: str
+    signing_key: str | None = None
+    basic_auth: str | None = None
+    bearer_token: str | None = None
+    replay_window_seconds: int = 86400
+    allow_unauthenticated: bool = False
+    topic_arns: list[str] = msgspec.field(default_factory=list)
+    sns_certificates: dict[str, str] = msgspec.field(default_factory=dict)
+    auto_confirm: bool = False
+    url: str | None = None
+    #: requests per second allowed for this source (0: unlimited)
+    rate_limit_per_second: float = 0.0
+    rate_limit_burst: int = 0
+
+    def spec(self) -> SourceSpec:
+        return SourceSpec(
+            provider=self.provider,
+            name=self.name,
+            signing_key=self.signing_key,
+            basic_auth=self.basic_auth,
+            bearer_token=self.bearer_token,
+            replay_window_seconds=self.replay_window_seconds,
+            allow_unauthenticated=self.allow_unauthenticated,
+            topic_arns=tuple(self.topic_arns),
+            sns_certificates=dict(self.sns_certificates),
+            auto_confirm=self.auto_confirm,
+            url=self.url,
+        )
+
+
+class SinkSettings(_Section):
+    name: str
+    url: str
+    secret: str | None = None
+    event_types: list[str] = msgspec.field(default_factory=list)
+    timeout_seconds: float = 10.0
+    max_attempts: int = 8
+    backoff_base_seconds: float = 1.0
+    backoff_cap_seconds: float = 3600.0
+    retry_after_max_seconds: float = 3600.0
+    breaker_fail_max: int = 5
+    breaker_reset_seconds: float = 30.0
+
+
+class Settings(_Section):
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+    admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    suppressions: SuppressionSettings = msgspec.field(default_factory=SuppressionSettings)
+    sources: list[SourceSettings] = msgspec.field(default_factory=list)
+    sinks: list[SinkSettings] = msgspec.field(default_factory=list)
+    #: where the settings came from, for messages
+    origin: str = "<defaults>"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir).resolve()
+
+    def source(self, provider: str, name: str) -> SourceSettings | None:
+        for source in self.sources:
+            if source.provider == provider and source.name == name:
+                return source
+        return None
+
+
+_SECTIONS = (
+    "server",
+    "database",
+    "storage",
+    "ingest",
+    "admin",
+    "logging",
+    "suppressions",
+)
+#: short aliases users expect
+_ENV_ALIASES = {
+    "HOOKLINE_HOST": ("server", "host"),
+    "HOOKLINE_PORT": ("server", "port"),
+    "HOOKLINE_DATABASE_URL": ("database", "url"),
+    "HOOKLINE_DATA_DIR": ("storage", "data_dir"),
+    "HOOKLINE_ADMIN_TOKEN": ("admin", "token"),
+    "HOOKLINE_LOG_LEVEL": ("logging", "level"),
+}
+
+
+def _where(path: str, raw: Mapping[str, Any]) -> str:
+    """Turn a msgspec path like ``$.sources[1].signing_key`` into an operator's words."""
+    path = path.removeprefix("$").lstrip(".")
+    for kind in ("sources", "sinks"):
+        prefix = f"{kind}["
+        if path.startswith(prefix):
+            index_text, _, rest = path[len(prefix) :].partition("]")
+            try:
+                entry = raw.get(kind, [])[int(index_text)]
+            except (ValueError, IndexError, TypeError, AttributeError):
+                entry = {}
+            label = kind[:-1]
+            if isinstance(entry, Mapping):
+                if kind == "sources":
+                    label += f" {entry.get('provider', '?')}/{entry.get('name', '?')}"
+                else:
+                    label += f" {entry.get('name', '?')}"
+            label += f" (#{int(index_text) + 1})" if index_text.isdigit() else ""
+            field = rest.lstrip(".")
+            return f"{label}, field '{field}'" if field else label
+    return f"field '{path}'" if path else "the file"
+
+
+def _resolve_secrets(node: Any, where: str, errors: list[str]) -> Any:
+    """Replace every ``X_env`` / ``X_file`` with ``X`` (recursively)."""
+    if isinstance(node, list):
+        return [_resolve_secrets(item, f"{where}[{i}]", errors) for i, item in enumerate(node)]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        base, _, suffix = key.rpartition("_")
+        if suffix in ("env", "file") and base in SECRET_FIELDS:
+            if base in node:
+                errors.append(f"{where}: give only one of '{base}' and '{key}'")
+                continue
+            if not isinstance(value, str):
+                errors.append(f"{where}: '{key}' must be a string")
+                continue
+            if suffix == "env":
+                secret = os.environ.get(value)
+                if secret is None:
+                    errors.append(f"{where}: '{key}' names ${value}, which is not set")
+                    continue
+            else:
+                try:
+                    secret = Path(value).read_text().strip()
+                except OSError as exc:
+                    errors.append(f"{where}: '{key}' cannot read {value}: {exc.strerror}")
+                    continue
+            out[base] = secret
+        else:
+            out[key] = _resolve_secrets(value, where, errors)
+    return out
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith("HOOKLINE_") or name == "HOOKLINE_CONFIG":
+            continue
+        target = _ENV_ALIASES.get(name)
+        if target is None:
+            rest = name.removeprefix("HOOKLINE_").lower()
+            for section in _SECTIONS:
+                if rest.startswith(section + "_"):
+                    target = (section, rest[len(section) + 1 :])
+                    break
+        if target is None:
+            continue
+        section, field = target
+        raw.setdefault(section, {})[field] = value
+
+
+def _entry_label(kind: str, entry: Mapping[str, Any], index: int) -> str:
+    if kind == "sources":
+        return f"source {entry.get('provider', '?')}/{entry.get('name', '?')} (#{index + 1})"
+    return f"sink {entry.get('name', '?')} (#{index + 1})"
+
+
+def _validate(settings: Settings) -> list[str]:
+    errors: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for i, source in enumerate(settings.sources):
+        label = f"source {source.provider}/{source.name} (#{i + 1})"
+        if source.provider not in PROVIDERS:
+            errors.append(
+                f"{label}, field 'provider': unknown provider '{source.provider}' "
+                f"(known: {', '.join(PROVIDERS)})"
+            )
+            continue
+        try:
+            adapter = get_adapter(source.provider)
+        except UnknownProviderError:
+            errors.append(
+                f"{label}, field 'provider': provider '{source.provider}' is not available "
+                "in this build"
+            )
+            continue
+        key = (source.provider, source.name)
+        if key in seen:
+            errors.append(f"{label}, field 'name': duplicate source name")
+        seen.add(key)
+        if not source.name or "/" in source.name:
+            errors.append(f"{label}, field 'name': must be a non-empty URL segment")
+        for field in adapter.required_fields:
+            if getattr(source, field) in (None, "", [], {}):
+                errors.append(
+                    f"{label}, field '{field}': required for {source.provider} "
+                    f"(or '{field}_env' / '{field}_file')"
+                )
+        if (
+            not adapter.signs_requests
+            and source.basic_auth is None
+            and source.bearer_token is None
+            and not source.allow_unauthenticated
+        ):
+            errors.append(
+                f"{label}: {source.provider} signs nothing; set 'basic_auth' or "
+                "'bearer_token' (or 'allow_unauthenticated = true')"
+            )
+        if source.basic_auth is not None and ":" not in source.basic_auth:
+            errors.append(f"{label}, field 'basic_auth': must be 'user:password'")
+        if source.replay_window_seconds <= 0:
+            errors.append(f"{label}, field 'replay_window_seconds': must be positive")
+    sink_names: set[str] = set()
+    valid_types = {t.value for t in EventType}
+    for i, sink in enumerate(settings.sinks):
+        label = f"sink {sink.name} (#{i + 1})"
+        if sink.name in sink_names:
+            errors.append(f"{label}, field 'name': duplicate sink name")
+        sink_names.add(sink.name)
+        if not sink.url.startswith(("http://", "https://")):
+            errors.append(f"{label}, field 'url': must be an http(s) URL")
+        for event_type in sink.event_types:
+            if event_type not in valid_types:
+                errors.append(f"{label}, field 'event_types': unknown event type '{event_type}'")
+        if sink.max_attempts < 1:
+            errors.append(f"{label}, field 'max_attempts': must be at least 1")
+    if settings.ingest.max_body_bytes <= 0:
+        errors.append("field 'ingest.max_body_bytes': must be positive")
+    return errors
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the TOML file (``path`` or ``$HOOKLINE_CONFIG``), apply env overrides, validate."""
+    environ = os.environ if environ is None else environ
+    path = path if path is not None else environ.get("HOOKLINE_CONFIG") or None
+    origin = str(path) if path is not None else "<defaults>"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                raw = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"{origin}: config file not found") from None
+        except OSError as exc:
+            raise ConfigError(f"{origin}: cannot read config file: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{origin}: malformed TOML: {exc}") from None
+    _apply_env(raw, environ)
+    errors: list[str] = []
+    for kind in ("sources", "sinks"):
+        entries = raw.get(kind, [])
+        if isinstance(entries, list):
+            raw[kind] = [
+                _resolve_secrets(entry, _entry_label(kind, entry, i), errors)
+                if isinstance(entry, dict)
+                else entry
+                for i, entry in enumerate(entries)
+            ]
+    for section in _SECTIONS:
+        if isinstance(raw.get(section), dict):
+            raw[section] = _resolve_secrets(raw[section], f"[{section}]", errors)
+    if errors:
+        raise ConfigError(f"{origin}: " + "; ".join(errors))
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        detail, _, path_text = message.rpartition(" - at `")
+        if path_text:
+            raise ConfigError(
+                f"{origin}: {_where(path_text.rstrip('`'), raw)}: {detail or message}"
+            ) from None
+        raise ConfigError(f"{origin}: {message}") from None
+    errors = _validate(settings)
+    if errors:
+        raise ConfigError(f"{origin}: " + "; ".join(errors))
+    return msgspec.structs.replace(settings, origin=origin)

@@ -1,0 +1,231 @@
+"""The adapter contract every ESP module implements, and the helpers they share.
+
+An adapter turns ``(headers, raw body)`` into verified ``EmailEvent``s. It never touches the
+network, a database or a web framework: everything stateful (nonce memory, certificate
+fetching) is injected by the gateway, which keeps adapters pure and fast to test.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from handlers.events import EmailEvent
+
+__all__ = [
+    "Adapter",
+    "AuthError",
+    "ContentTypeError",
+    "ControlMessage",
+    "ParseResult",
+    "PayloadError",
+    "SourceSpec",
+    "VerifyContext",
+    "WebhookRequest",
+    "check_basic_auth",
+    "check_bearer_token",
+    "check_replay_window",
+    "constant_time_equals",
+    "hmac_digest",
+]
+
+
+class AuthError(Exception):
+    """The request is not authentic. ``reason`` is a bounded label, safe for metrics.
+
+    Reasons: ``missing`` (no signature / credentials), ``invalid`` (does not verify),
+    ``stale`` (outside the replay window), ``replayed`` (nonce reused with other content),
+    ``untrusted`` (certificate / topic not allowed).
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class PayloadError(Exception):
+    """The body is not the provider's shape. ``field`` names what was wrong."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ContentTypeError(Exception):
+    """The request's content type is not one the provider sends."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """What an adapter sees of an HTTP request. Header names are lower-case."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        value = self.headers.get("content-type", "")
+        return value.split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """The per-source settings an adapter needs; secrets already resolved to values."""
+
+    provider: str
+    name: str
+    signing_key: str | None = None
+    basic_auth: str | None = None
+    bearer_token: str | None = None
+    replay_window_seconds: int = 86400
+    allow_unauthenticated: bool = False
+    topic_arns: tuple[str, ...] = ()
+    sns_certificates: Mapping[str, str] = field(default_factory=dict)
+    auto_confirm: bool = False
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlMessage:
+    """A non-event message an ESP sends (e.g. an SNS SubscriptionConfirmation)."""
+
+    kind: str
+    detail: Mapping[str, Any]
+    confirm_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """What a verified request yields.
+
+    ``nonce``/``nonce_digest``: for schemes whose signature does not cover the whole body
+    (Mailgun) the gateway remembers the nonce with a digest of the content: the same nonce
+    with the same content is a redelivery, with other content a forgery.
+    """
+
+    events: list[EmailEvent]
+    control: ControlMessage | None = None
+    nonce: str | None = None
+    nonce_digest: str | None = None
+
+
+CertificateLoader = Callable[[str], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyContext:
+    """What verification may use beyond the request: the clock and, for SNS, a certificate
+    loader (the gateway's downstream HTTP client with timeout, breaker and cache)."""
+
+    now: datetime
+    fetch_certificate: CertificateLoader | None = None
+
+
+class Adapter:
+    """Base class for ESP adapters: ``verify`` then ``parse``; both raise typed errors."""
+
+    provider: ClassVar[str]
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    #: providers that sign nothing require basic auth or a bearer token in the source
+    signs_requests: ClassVar[bool] = True
+    #: config fields this provider needs (checked at start-up), e.g. ("signing_key",)
+    required_fields: ClassVar[tuple[str, ...]] = ()
+
+    def check_content_type(self, request: WebhookRequest) -> None:
+        if request.content_type not in self.content_types:
+            raise ContentTypeError(
+                f"{self.provider} webhooks are sent as {' or '.join(self.content_types)}"
+            )
+
+    def verify_transport_auth(self, request: WebhookRequest, source: SourceSpec) -> None:
+        """Basic auth or bearer token, when the source configures them (either one passes)."""
+        failures: list[AuthError] = []
+        if source.basic_auth is not None:
+            try:
+                check_basic_auth(request, source.basic_auth)
+                return
+            except AuthError as exc:
+                failures.append(exc)
+        if source.bearer_token is not None:
+            try:
+                check_bearer_token(request, source.bearer_token)
+                return
+            except AuthError as exc:
+                failures.append(exc)
+        if failures:
+            invalid = [f for f in failures if f.reason == "invalid"]
+            raise (invalid or failures)[0]
+
+    async def verify(
+        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
+    ) -> None:
+        """Raise ``AuthError`` unless the request is authentic. Default: transport auth."""
+        self.verify_transport_auth(request, source)
+
+    def parse(
+        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
+    ) -> ParseResult:
+        """Decode and normalize a verified body. Raise ``PayloadError`` on a bad shape."""
+        raise NotImplementedError
+
+
+def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
+    """Compare secrets without leaking where they differ."""
+    a_bytes = a.encode() if isinstance(a, str) else a
+    b_bytes = b.encode() if isinstance(b, str) else b
+    return hmac.compare_digest(a_bytes, b_bytes)
+
+
+def hmac_digest(key: bytes, message: bytes, algorithm: str = "sha256") -> bytes:
+    return hmac.new(key, message, getattr(hashlib, algorithm)).digest()
+
+
+def check_basic_auth(request: WebhookRequest, expected: str) -> None:
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthError("missing", "basic auth required")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise AuthError("missing", "basic auth required")
+    try:
+        given = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise AuthError("invalid") from None
+    if not constant_time_equals(given, expected.encode()):
+        raise AuthError("invalid")
+
+
+def check_bearer_token(request: WebhookRequest, expected: str) -> None:
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthError("missing", "bearer token required")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        raise AuthError("missing", "bearer token required")
+    if not constant_time_equals(value.strip(), expected):
+        raise AuthError("invalid")
+
+
+def check_replay_window(signed_at: datetime, now: datetime, window_seconds: int) -> None:
+    """Reject a signature timestamp further than the window from now (either side)."""
+    if abs((now - signed_at).total_seconds()) > window_seconds:
+        raise AuthError("stale")
+
+
+def parse_timestamp_header(value: str | None) -> datetime:
+    """An integer epoch-seconds header as UTC; ``AuthError('missing'|'invalid')`` otherwise."""
+    if value is None or value == "":
+        raise AuthError("missing")
+    try:
+        return datetime.fromtimestamp(int(value.strip()), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise AuthError("invalid") from None
