@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from handlers.events import EventType
+from handlers.events import BounceClass, EventType
 
 __all__ = ["Metrics"]
 
@@ -39,6 +39,7 @@ SIGNATURE_FAILURE_REASONS = ("missing", "invalid", "stale", "replayed", "untrust
 DELIVERY_OUTCOMES = ("success", "retry", "permanent_failure", "dead_lettered", "breaker_open")
 SUPPRESSION_REASONS = ("hard_bounce", "complaint", "unsubscribe", "soft_bounce", "manual")
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
+#: breaker label values: "storage", "sns_certificates", and "sink:<name>" per sink
 
 
 class Metrics:
@@ -65,6 +66,12 @@ class Metrics:
             "hookline_events_received",
             "Distinct email events stored, by provider and normalized type.",
             ["provider", "event_type"],
+            registry=registry,
+        )
+        self.bounces = Counter(
+            "hookline_bounces",
+            "Distinct bounce events by bounce class (hard, soft, undetermined).",
+            ["provider", "bounce_class"],
             registry=registry,
         )
         self.events_duplicate = Counter(
@@ -202,6 +209,8 @@ class Metrics:
             self.webhook_request_duration.labels(provider)
             for event_type in EventType:
                 self.events_received.labels(provider, event_type.value)
+            for bounce_class in BounceClass:
+                self.bounces.labels(provider, bounce_class.value)
             self.events_duplicate.labels(provider)
             self.event_delay.labels(provider)
             for reason in SIGNATURE_FAILURE_REASONS:
