@@ -1,0 +1,153 @@
+"""The app factory: ``create_app(settings) -> Litestar``. Nothing happens at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import structlog
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import disable_created_metrics
+
+from gateway.errors import exception_handlers
+from gateway.ingest.batcher import Batcher
+from gateway.ingest.pipeline import Ingestor
+from gateway.resilience import AsyncCircuitBreaker
+from gateway.routes.health import healthz, metrics, readyz
+from gateway.routes.webhooks import webhook_head, webhook_post
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+from gateway.sources import SourceTable
+from gateway.storage.database import open_database
+from handlers.registry import PROVIDERS
+from observability.logging import configure_logging
+from observability.metrics import Metrics
+from observability.tracing import configure_tracing
+
+__all__ = ["build_runtime", "create_app"]
+
+log = structlog.get_logger("hookline.app")
+
+#: components that extend the runtime (write hooks, background workers) after it is built
+RuntimeExtension = Callable[[Runtime], None]
+
+
+def _extensions() -> list[RuntimeExtension]:
+    """The optional parts wired into every runtime (delivery, retention, spool, ...)."""
+    extensions: list[RuntimeExtension] = []
+    return extensions
+
+
+def _admin_routes() -> list[ControllerRouterHandler]:
+    """The admin API (/v1) routers."""
+    routes: list[ControllerRouterHandler] = []
+    return routes
+
+
+async def build_runtime(settings: Settings, metrics_: Metrics, *, serve_workers: bool) -> Runtime:
+    """Open the database and assemble the runtime (not started)."""
+    disable_created_metrics()
+    tracer = configure_tracing()
+    database = await open_database(settings)
+    storage_breaker = AsyncCircuitBreaker(
+        "storage",
+        metrics_,
+        fail_max=settings.storage.breaker_fail_max,
+        reset_timeout=settings.storage.breaker_reset_seconds,
+    )
+    store = database.store
+
+    async def write(events: Sequence[Any]) -> set[str]:
+        return await storage_breaker.call(store.write_events, events)
+
+    batcher = Batcher(
+        write,
+        metrics_,
+        batch_max_events=settings.ingest.batch_max_events,
+        max_flushes_in_flight=settings.ingest.max_flushes_in_flight,
+        queue_max_events=settings.ingest.queue_max_events,
+    )
+    runtime = Runtime(
+        settings=settings,
+        metrics=metrics_,
+        tracer=tracer,
+        database=database,
+        sources=SourceTable(settings),
+        batcher=batcher,
+        storage_breaker=storage_breaker,
+        ingestor=Ingestor(batcher, storage_breaker, metrics_),
+        http=httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            follow_redirects=False,
+        ),
+        certificate_breaker=AsyncCircuitBreaker(
+            "sns_certificates", metrics_, fail_max=3, reset_timeout=30.0
+        ),
+        serve_workers=serve_workers,
+    )
+    for extend in _extensions():
+        extend(runtime)
+    metrics_.preinitialise(
+        PROVIDERS,
+        sinks=[sink.name for sink in settings.sinks],
+        breakers=["storage", "sns_certificates", *[f"sink:{s.name}" for s in settings.sinks]],
+    )
+    return runtime
+
+
+def create_app(
+    settings: Settings, *, metrics_: Metrics | None = None, role: str = "gateway"
+) -> Litestar:
+    """The gateway as an ASGI app. The runtime is built in the lifespan, not here.
+
+    ``role="worker"`` serves only /healthz, /readyz and /metrics and always runs the
+    background workers (``hookline worker``).
+    """
+    metrics_ = metrics_ or Metrics()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=metrics_.registry)
+    configure_logging(
+        settings.logging.level, settings.logging.format, settings.logging.mask_recipients
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = await build_runtime(
+            settings, metrics_, serve_workers=role == "worker" or settings.server.workers
+        )
+        app.state.runtime = runtime
+        runtime.start()
+        log.info(
+            "gateway.started",
+            role=role,
+            sources=len(runtime.sources),
+            sinks=len(settings.sinks),
+            embedded_database=runtime.database.embedded is not None,
+            config=settings.origin,
+        )
+        try:
+            yield
+        finally:
+            log.info("gateway.stopping")
+            await runtime.close()
+            log.info("gateway.stopped")
+
+    handlers: list[ControllerRouterHandler] = [healthz, readyz, metrics]
+    if role == "gateway":
+        handlers += [webhook_post, webhook_head, *_admin_routes()]
+    return Litestar(
+        route_handlers=handlers,
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        openapi_config=OpenAPIConfig(
+            title="Hookline", version="0.1.0", path="/schema", description=__doc__
+        ),
+        request_max_body_size=settings.ingest.max_body_bytes,
+        debug=False,
+    )

@@ -1,0 +1,83 @@
+"""A small HTTP client for admin sub-commands that talk to a running gateway's /v1 API.
+
+``--url`` (default ``$HOOKLINE_URL`` or http://127.0.0.1:8000) and ``--token`` (default
+``$HOOKLINE_ADMIN_TOKEN``). Errors print the server's problem+json detail and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+__all__ = ["add_client_arguments", "admin_request", "print_table"]
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("HOOKLINE_URL", "http://127.0.0.1:8000"),
+        help="gateway base URL (default $HOOKLINE_URL or http://127.0.0.1:8000)",
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="admin token (default $HOOKLINE_ADMIN_TOKEN)",
+    )
+    parser.add_argument("--json", action="store_true", help="print raw JSON")
+
+
+def admin_request(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    body: Any = None,
+) -> Any:
+    """Call the admin API; return decoded JSON (None for 204). Exit 1 on an error status."""
+    token = args.token or os.environ.get("HOOKLINE_ADMIN_TOKEN", "")
+    clean = {k: v for k, v in (params or {}).items() if v is not None}
+    try:
+        response = httpx.request(
+            method,
+            args.url.rstrip("/") + path,
+            params=clean,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30.0,
+        )
+    except httpx.HTTPError as exc:
+        print(f"hookline: cannot reach {args.url}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if response.status_code >= 400:
+        try:
+            problem = response.json()
+            detail = problem.get("detail") or problem.get("title")
+        except ValueError:
+            detail = response.text
+        print(f"hookline: {response.status_code}: {detail}", file=sys.stderr)
+        raise SystemExit(1)
+    if response.status_code == 204 or not response.content:
+        return None
+    return response.json()
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """A plain aligned table; values longer than 60 characters are shortened."""
+
+    def cell(value: Any) -> str:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        text = "" if value is None else text
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    cells = [[cell(row.get(col)) for col in columns] for row in rows]
+    widths = [max([len(col), *(len(r[i]) for r in cells)]) for i, col in enumerate(columns)]
+    print("  ".join(col.upper().ljust(widths[i]) for i, col in enumerate(columns)).rstrip())
+    for r in cells:
+        print("  ".join(r[i].ljust(widths[i]) for i in range(len(columns))).rstrip())

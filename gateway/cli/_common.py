@@ -1,0 +1,28 @@
+"""Helpers shared by sub-commands: loading settings with operator-friendly errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gateway.settings import ConfigError, Settings, load_settings
+
+__all__ = ["add_config_argument", "load_or_exit"]
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=None,
+        help="TOML config file (default: $HOOKLINE_CONFIG; none: zero-config defaults)",
+    )
+
+
+def load_or_exit(args: argparse.Namespace) -> Settings:
+    """The settings, or exit 2 with a clear message (never a traceback)."""
+    try:
+        return load_settings(args.config)
+    except ConfigError as exc:
+        print(f"hookline: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

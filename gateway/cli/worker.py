@@ -1,0 +1,30 @@
+"""``hookline worker``: only the background workers (outbox dispatcher, spool drainer,
+retention, gauges), with /healthz and /metrics on a small HTTP port."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gateway.cli._common import add_config_argument, load_or_exit
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "worker", help="run only the background workers (for a separate Deployment)"
+    )
+    add_config_argument(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="health/metrics bind address")
+    parser.add_argument("--port", type=int, default=8001, help="health/metrics port")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.worker_app import create_worker_app
+
+    settings = load_or_exit(args)
+    app = create_worker_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    return 0

@@ -1,0 +1,79 @@
+"""Typed HTTP errors and their mapping to problem+json responses, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+
+__all__ = ["ProblemError", "exception_handlers", "problem_response"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+class ProblemError(Exception):
+    """An error the client can act on: status, a short title, an optional detail."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response[bytes]:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if extra:
+        body.update(extra)
+    return Response(
+        content=_encode(body),
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+def _problem(_: Request[Any, Any, Any], exc: ProblemError) -> Response[bytes]:
+    return problem_response(exc.status, exc.title, exc.detail, exc.headers, exc.extra)
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra["errors"] = exc.extra
+    title = {404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large"}.get(
+        exc.status_code, detail or "Error"
+    )
+    return problem_response(exc.status_code, title, detail, exc.headers, extra)
+
+
+def _not_found(_: Request[Any, Any, Any], exc: NotFoundException) -> Response[bytes]:
+    return problem_response(404, "Not Found", exc.detail if isinstance(exc.detail, str) else None)
+
+
+exception_handlers: dict[type[Exception], Any] = {
+    ProblemError: _problem,
+    NotFoundException: _not_found,
+    HTTPException: _http,
+}

@@ -1,0 +1,113 @@
+"""From verified events to a durable ack: batcher first, spool when PostgreSQL cannot.
+
+``Ingestor.ingest`` returns only once every event is durable, in PostgreSQL (committed by
+the group-commit batcher behind the ``storage`` breaker) or in the local spool (fsync'd).
+When neither can take them it raises ``StorageUnavailableError`` (HTTP 503 + Retry-After).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from gateway.ingest.batcher import Batcher, QueueFullError
+from gateway.resilience import AsyncCircuitBreaker
+from handlers.events import EmailEvent
+from observability.metrics import Metrics
+
+__all__ = ["IngestResult", "Ingestor", "Spool", "StorageUnavailableError"]
+
+log = structlog.get_logger("hookline.ingest")
+
+
+class StorageUnavailableError(Exception):
+    """Neither PostgreSQL nor the spool can make the events durable right now."""
+
+
+class Spool(Protocol):
+    """The local durable spool (see gateway/ingest/spool.py)."""
+
+    async def append(self, events: Sequence[EmailEvent]) -> None:
+        """Durably append (fsync) or raise ``SpoolUnavailableError``."""
+
+    def writable(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    spooled: int
+    new: list[EmailEvent]
+
+
+class Ingestor:
+    def __init__(
+        self,
+        batcher: Batcher,
+        breaker: AsyncCircuitBreaker,
+        metrics: Metrics,
+        spool: Spool | None = None,
+    ) -> None:
+        self.batcher = batcher
+        self.breaker = breaker
+        self.metrics = metrics
+        self.spool = spool
+
+    async def ingest(self, events: Sequence[EmailEvent]) -> IngestResult:
+        if not events:
+            return IngestResult(0, 0, 0, [])
+        reason: BaseException | None = None
+        if self.breaker.allows_call():
+            try:
+                outcome = await self.batcher.submit(events)
+            except QueueFullError as exc:
+                reason = exc
+            except Exception as exc:  # the breaker counted it; spool instead
+                reason = exc
+            else:
+                self._count_stored(outcome.new, outcome.duplicates, events[0].provider)
+                return IngestResult(len(events), outcome.duplicates, 0, outcome.new)
+        return await self._spool(events, reason)
+
+    async def _spool(
+        self, events: Sequence[EmailEvent], reason: BaseException | None
+    ) -> IngestResult:
+        if self.spool is None or not self.spool.writable():
+            log.error(
+                "ingest.unavailable",
+                reason=type(reason).__name__ if reason else "breaker_open",
+                spool="disabled" if self.spool is None else "unwritable",
+                events=len(events),
+            )
+            raise StorageUnavailableError("database unavailable and no spool room")
+        try:
+            await self.spool.append(events)
+        except Exception as exc:
+            log.error("ingest.spool_failed", error=type(exc).__name__, events=len(events))
+            raise StorageUnavailableError("database unavailable and spool failed") from exc
+        log.info(
+            "ingest.spooled",
+            reason=type(reason).__name__ if reason else "breaker_open",
+            events=len(events),
+        )
+        return IngestResult(len(events), 0, len(events), [])
+
+    def _count_stored(self, new: Sequence[EmailEvent], duplicates: int, provider: str) -> None:
+        count_stored(self.metrics, new)
+        if duplicates:
+            self.metrics.events_duplicate.labels(provider).inc(duplicates)
+
+
+def count_stored(metrics: Metrics, new: Sequence[EmailEvent]) -> None:
+    """Count distinct stored events (at write time, or when drained from the spool)."""
+    for event in new:
+        metrics.events_received.labels(event.provider, event.event_type.value).inc()
+        if event.bounce_class is not None:
+            metrics.bounces.labels(event.provider, event.bounce_class.value).inc()
+        delay = (event.received_at - event.occurred_at).total_seconds()
+        if delay >= 0:
+            metrics.event_delay.labels(event.provider).observe(delay)

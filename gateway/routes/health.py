@@ -1,0 +1,58 @@
+"""Liveness, readiness and the Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics.exposition import (
+    CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE,
+)
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from gateway.runtime import Runtime
+
+__all__ = ["healthz", "metrics", "readyz"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+@get("/healthz", include_in_schema=False, sync_to_thread=False)
+def healthz() -> Response[bytes]:
+    """The process is alive and serving."""
+    return Response(content=b'{"status":"ok"}', media_type="application/json")
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Ready while the events can be made durable: the database answers or the spool can
+    take writes."""
+    runtime: Runtime = request.app.state.runtime
+    database = await runtime.database.store.ping()
+    spool = runtime.ingestor.spool
+    spool_ok = spool is not None and spool.writable()
+    ready = database or spool_ok
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "database": "ok" if database else "unavailable",
+        "spool": "disabled" if spool is None else ("ok" if spool_ok else "unavailable"),
+        "storage_breaker": runtime.storage_breaker.state,
+    }
+    return Response(
+        content=_encode(body), status_code=200 if ready else 503, media_type="application/json"
+    )
+
+
+@get("/metrics", include_in_schema=False, sync_to_thread=False)
+def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text format; OpenMetrics (with exemplars) when the scraper asks for it."""
+    runtime: Runtime = request.app.state.runtime
+    accept = request.headers.get("accept", "")
+    if "application/openmetrics-text" in accept:
+        return Response(
+            content=generate_openmetrics(runtime.metrics.registry),
+            media_type=OPENMETRICS_CONTENT_TYPE,
+        )
+    return Response(content=generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

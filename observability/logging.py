@@ -1,0 +1,83 @@
+"""structlog configuration: JSON when not a TTY, trace ids on every line, no secrets.
+
+Recipients are masked (``j***@example.com``) unless ``[logging] mask_recipients = false``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from opentelemetry import trace
+
+__all__ = ["configure_logging", "mask_address"]
+
+#: keys whose values are never logged
+_SECRET_KEYS = frozenset(
+    {"signing_key", "secret", "token", "password", "authorization", "basic_auth", "bearer_token"}
+)
+
+
+def mask_address(address: str | None) -> str | None:
+    """``jane@example.com`` -> ``j***@example.com`` (the domain helps debugging)."""
+    if not address:
+        return address
+    local, at, domain = address.partition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def _add_trace_ids(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    span = trace.get_current_span()
+    context = span.get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
+def _redact(mask_recipients: bool) -> Any:
+    def processor(_: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        for key in list(event_dict):
+            if key.lower() in _SECRET_KEYS:
+                event_dict[key] = "[redacted]"
+        if mask_recipients and method not in ("debug",):
+            for key in ("recipient", "address", "email"):
+                value = event_dict.get(key)
+                if isinstance(value, str):
+                    event_dict[key] = mask_address(value)
+        return event_dict
+
+    return processor
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", mask_recipients: bool = True) -> None:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _add_trace_ids,
+            _redact(mask_recipients),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(message)s")

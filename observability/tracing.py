@@ -1,0 +1,58 @@
+"""OpenTelemetry tracing: a tracer provider configured from the standard OTEL_* variables.
+
+Spans are exported over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set; otherwise spans still exist (trace ids for
+logs, exemplars and ``traceparent``) but nothing leaves the process. Sampling follows
+``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (the SDK reads them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Tracer
+
+__all__ = ["configure_tracing", "current_trace_id", "exemplar", "shutdown_tracing"]
+
+_provider: TracerProvider | None = None
+
+
+def configure_tracing(environ: Mapping[str, str] | None = None) -> Tracer:
+    """Install the SDK tracer provider once per process; return Hookline's tracer."""
+    global _provider
+    environ = os.environ if environ is None else environ
+    if _provider is None:
+        resource = Resource.create(
+            {"service.name": environ.get("OTEL_SERVICE_NAME", "hookline")}
+        )
+        provider = TracerProvider(resource=resource)
+        if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        ):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+        _provider = provider
+    return trace.get_tracer("hookline")
+
+
+def shutdown_tracing() -> None:
+    if _provider is not None:
+        _provider.force_flush(timeout_millis=5000)
+
+
+def current_trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def exemplar() -> dict[str, str] | None:
+    """An exemplar for the current span, for histogram observations (OpenMetrics)."""
+    trace_id = current_trace_id()
+    return {"trace_id": trace_id} if trace_id else None
