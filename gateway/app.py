@@ -16,6 +16,8 @@ from prometheus_client import disable_created_metrics
 
 from gateway.errors import exception_handlers
 from gateway.ingest.batcher import Batcher
+from gateway.ingest.drainer import SpoolDrainer
+from gateway.ingest.spool import Spool
 from gateway.ingest.pipeline import Ingestor
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.routes.health import healthz, metrics, readyz
@@ -49,7 +51,9 @@ def _admin_routes() -> list[ControllerRouterHandler]:
     return routes
 
 
-async def build_runtime(settings: Settings, metrics_: Metrics, *, serve_workers: bool) -> Runtime:
+async def build_runtime(
+    settings: Settings, metrics_: Metrics, *, serve_workers: bool, role: str = "gateway"
+) -> Runtime:
     """Open the database and assemble the runtime (not started)."""
     disable_created_metrics()
     tracer = configure_tracing()
@@ -72,6 +76,14 @@ async def build_runtime(settings: Settings, metrics_: Metrics, *, serve_workers:
         max_flushes_in_flight=settings.ingest.max_flushes_in_flight,
         queue_max_events=settings.ingest.queue_max_events,
     )
+    spool: Spool | None = None
+    if settings.storage.spool_enabled and role == "gateway":
+        spool = Spool(
+            settings.data_dir / "spool",
+            metrics_,
+            max_bytes=settings.storage.spool_max_bytes,
+            segment_bytes=settings.storage.spool_segment_bytes,
+        )
     runtime = Runtime(
         settings=settings,
         metrics=metrics_,
@@ -80,7 +92,7 @@ async def build_runtime(settings: Settings, metrics_: Metrics, *, serve_workers:
         sources=SourceTable(settings),
         batcher=batcher,
         storage_breaker=storage_breaker,
-        ingestor=Ingestor(batcher, storage_breaker, metrics_),
+        ingestor=Ingestor(batcher, storage_breaker, metrics_, spool),
         http=httpx.AsyncClient(
             timeout=httpx.Timeout(10.0),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
@@ -91,6 +103,10 @@ async def build_runtime(settings: Settings, metrics_: Metrics, *, serve_workers:
         ),
         serve_workers=serve_workers,
     )
+    if spool is not None:
+        drainer = SpoolDrainer(spool, store, storage_breaker, metrics_)
+        runtime.add_background("spool-drainer", drainer.run)
+        runtime.closers.append(spool.close)
     for extend in _extensions():
         extend(runtime)
     metrics_.preinitialise(
@@ -119,7 +135,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = await build_runtime(
-            settings, metrics_, serve_workers=role == "worker" or settings.server.workers
+            settings,
+            metrics_,
+            serve_workers=role == "worker" or settings.server.workers,
+            role=role,
         )
         app.state.runtime = runtime
         runtime.start()

@@ -18,6 +18,7 @@ import msgspec
 import structlog
 from litestar import Request, Response, route
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.params import FromPath
 from opentelemetry import trace
 
 from gateway.errors import problem_response
@@ -55,7 +56,9 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
 
 
 @route("/webhooks/{provider:str}/{name:str}", http_method=["HEAD"], include_in_schema=False)
-async def webhook_head(provider: str, name: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+async def webhook_head(
+    provider: FromPath[str], name: FromPath[str], request: Request[Any, Any, Any]
+) -> Response[bytes]:
     """Mandrill checks a new webhook URL with an unsigned HEAD: answer 200 for known sources."""
     if _runtime(request).sources.get(provider, name) is None:
         return Response(content=b"", status_code=404)
@@ -69,7 +72,9 @@ async def webhook_head(provider: str, name: str, request: Request[Any, Any, Any]
     description="Verifies, normalizes and durably stores an ESP's email events.",
     tags=["webhooks"],
 )
-async def webhook_post(provider: str, name: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+async def webhook_post(
+    provider: FromPath[str], name: FromPath[str], request: Request[Any, Any, Any]
+) -> Response[bytes]:
     runtime = _runtime(request)
     started = time.perf_counter()
     label = provider if provider in PROVIDERS else "unknown"
