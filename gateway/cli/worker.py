@@ -14,7 +14,9 @@ def register(subparsers: Any) -> None:
         "worker", help="run only the background workers (for a separate Deployment)"
     )
     add_config_argument(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="health/metrics bind address")
+    parser.add_argument(
+        "--host", default=None, help="health/metrics bind address (default [server] host)"
+    )
     parser.add_argument("--port", type=int, default=8001, help="health/metrics port")
     parser.set_defaults(handler=run)
 
@@ -26,5 +28,6 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_or_exit(args)
     app = create_worker_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    host = args.host or settings.server.host
+    uvicorn.run(app, host=host, port=args.port, log_config=None, access_log=False)
     return 0

@@ -53,6 +53,8 @@ async def create_pool(
         timeout=connect_timeout,
         init=_init,
         reset=_no_reset,
+        # an ack promises durability: never inherit a server-wide synchronous_commit=off
+        server_settings={"synchronous_commit": "on", "application_name": "hookline"},
     )
     assert pool is not None
     return pool
