@@ -75,6 +75,7 @@ async def build_runtime(
         batch_max_events=settings.ingest.batch_max_events,
         max_flushes_in_flight=settings.ingest.max_flushes_in_flight,
         queue_max_events=settings.ingest.queue_max_events,
+        tracer=tracer,
     )
     spool: Spool | None = None
     if settings.storage.spool_enabled and role == "gateway":

@@ -15,7 +15,10 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, Tracer
 
 from handlers.events import EmailEvent
 from observability.metrics import Metrics
@@ -42,7 +45,7 @@ class WriteOutcome:
 class _Pending:
     events: Sequence[EmailEvent]
     future: asyncio.Future[WriteOutcome]
-    trace_links: list[object] = field(default_factory=list)
+    span_context: SpanContext | None = None
 
 
 class Batcher:
@@ -54,8 +57,10 @@ class Batcher:
         batch_max_events: int = 2000,
         max_flushes_in_flight: int = 2,
         queue_max_events: int = 50_000,
+        tracer: Tracer | None = None,
     ) -> None:
         self._write = write
+        self._tracer = tracer or trace.get_tracer("hookline")
         self._metrics = metrics
         self._batch_max = batch_max_events
         self._queue: deque[_Pending] = deque()
@@ -82,7 +87,8 @@ class Batcher:
         if self._queued_events + len(events) > self._queue_max and self._queued_events:
             raise QueueFullError(f"{self._queued_events} events queued")
         future: asyncio.Future[WriteOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(events, future))
+        context = trace.get_current_span().get_span_context()
+        self._queue.append(_Pending(events, future, context if context.is_valid else None))
         self._queued_events += len(events)
         self._metrics.ingest_queue_events.set(self._queued_events)
         self._wakeup.set()
@@ -116,9 +122,15 @@ class Batcher:
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
             events = [event for pending in batch for event in pending.events]
+            links = [Link(p.span_context) for p in batch if p.span_context is not None]
             started = time.perf_counter()
             try:
-                new_keys = await self._write(events)
+                with self._tracer.start_as_current_span(
+                    "storage.flush",
+                    links=links,
+                    attributes={"hookline.batch_events": len(events), "hookline.requests": len(batch)},
+                ):
+                    new_keys = await self._write(events)
             except BaseException as exc:
                 self._metrics.storage_flush_failures.inc()
                 for pending in batch:
