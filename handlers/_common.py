@@ -1,0 +1,223 @@
+"""Shared decoding helpers for the ESP adapters (private to ``handlers``).
+
+Every helper turns a wrong shape into ``PayloadError`` naming the offending field, so an
+adapter's ``parse`` never leaks ``KeyError``/``TypeError``/``ValueError`` to the gateway.
+Field names are paths into the body: ``[2].timestamp``, ``event-data.message.headers``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from handlers.base import Adapter, AuthError, PayloadError, SourceSpec, WebhookRequest
+
+__all__ = [
+    "basic_auth_header",
+    "decode_json",
+    "default_url",
+    "epoch_to_utc",
+    "expect_list",
+    "expect_object",
+    "iso_to_utc",
+    "opt_bool",
+    "opt_object",
+    "opt_str",
+    "req_str",
+    "require_transport_auth",
+    "smtp_status_from_text",
+    "strip_angle_brackets",
+    "tags_from",
+    "transport_auth_headers",
+]
+
+#: newest plausible event time: year 9999 (datetime's limit); anything later is malformed
+_MAX_EPOCH_SECONDS = 253402300799.0
+_ENHANCED_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
+_BASIC_STATUS = re.compile(r"(?<!\d)([245]\d\d)(?!\d)")
+
+
+def decode_json(body: bytes) -> Any:
+    """The body as JSON; ``PayloadError(field="body")`` if it is not UTF-8 JSON."""
+    try:
+        return msgspec.json.decode(body)
+    except UnicodeDecodeError:
+        raise PayloadError("body is not valid UTF-8", "body") from None
+    except msgspec.DecodeError as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}", "body") from None
+
+
+def expect_object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"{field} must be a JSON object", field)
+    return value
+
+
+def expect_list(value: Any, field: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise PayloadError(f"{field} must be a JSON array", field)
+    return value
+
+
+def _path(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def opt_str(obj: Mapping[str, Any], key: str, prefix: str = "") -> str | None:
+    """A string field (numbers are accepted as ids and turned into text); None if absent."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    field = _path(prefix, key)
+    raise PayloadError(f"{field} must be a string", field)
+
+
+def req_str(obj: Mapping[str, Any], key: str, prefix: str = "", *, numbers: bool = False) -> str:
+    """A required, non-empty string field (a number too, as text, when ``numbers``)."""
+    field = _path(prefix, key)
+    value = obj.get(key)
+    if numbers:
+        value = opt_str(obj, key, prefix)
+    elif value is not None and not isinstance(value, str):
+        raise PayloadError(f"{field} must be a string", field)
+    if not value:
+        raise PayloadError(f"{field} is required", field)
+    return str(value)
+
+
+def opt_bool(obj: Mapping[str, Any], key: str, prefix: str = "") -> bool:
+    """A boolean flag; absent or null is False. Accepts 0/1 and "true"/"false" as ESPs do."""
+    value = obj.get(key)
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", ""):
+        return value.lower() in ("true", "1")
+    field = _path(prefix, key)
+    raise PayloadError(f"{field} must be a boolean", field)
+
+
+def opt_object(obj: Mapping[str, Any], key: str, prefix: str = "") -> dict[str, Any] | None:
+    """A nested object field; None if absent or null."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    return expect_object(value, _path(prefix, key))
+
+
+def epoch_to_utc(value: Any, field: str, *, milliseconds: bool = False) -> datetime:
+    """Seconds (or milliseconds) since the epoch, as a number or numeric string, in UTC."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PayloadError(f"{field} must be a number of seconds since the epoch", field)
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        raise PayloadError(f"{field} must be a number of seconds since the epoch", field) from None
+    if milliseconds:
+        seconds /= 1000.0
+    if not 0 <= seconds <= _MAX_EPOCH_SECONDS:
+        raise PayloadError(f"{field} is out of range", field)
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def iso_to_utc(value: Any, field: str) -> datetime:
+    """An ISO 8601 date-time (``Z`` or an offset; naive means UTC) as an aware UTC datetime."""
+    if not isinstance(value, str):
+        raise PayloadError(f"{field} must be an ISO 8601 date-time", field)
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python 3.11 accepts at most 6 fractional digits; some ESPs send 7 (.NET ticks)
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        parsed = datetime.fromisoformat(text)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise PayloadError(f"{field} must be an ISO 8601 date-time", field) from None
+
+
+def strip_angle_brackets(value: str | None) -> str | None:
+    """``<id@host>`` -> ``id@host``; empty stays None."""
+    if value is None:
+        return None
+    stripped = value.strip()
+    if stripped.startswith("<") and stripped.endswith(">"):
+        stripped = stripped[1:-1].strip()
+    return stripped or None
+
+
+def smtp_status_from_text(text: str | None) -> str | None:
+    """The most specific SMTP status in an MTA response: ``5.1.1`` before ``550``."""
+    if not text:
+        return None
+    enhanced = _ENHANCED_STATUS.search(text)
+    if enhanced:
+        return enhanced.group(1)
+    basic = _BASIC_STATUS.search(text)
+    return basic.group(1) if basic else None
+
+
+def tags_from(value: Any, field: str) -> tuple[str, ...]:
+    """A tag list as ESPs send it: a string, a list of strings, or nothing."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        tags: list[str] = []
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                if item:
+                    tags.append(item)
+            elif isinstance(item, int | float) and not isinstance(item, bool):
+                tags.append(str(item))
+            else:
+                raise PayloadError(f"{field}[{index}] must be a string", f"{field}[{index}]")
+        return tuple(tags)
+    raise PayloadError(f"{field} must be a string or an array of strings", field)
+
+
+def require_transport_auth(adapter: Adapter, request: WebhookRequest, source: SourceSpec) -> None:
+    """For providers that sign nothing: basic auth or a bearer token must be configured and
+    must match, unless the source explicitly allows unauthenticated requests (fail closed)."""
+    if (
+        source.basic_auth is None
+        and source.bearer_token is None
+        and not source.allow_unauthenticated
+    ):
+        raise AuthError("missing", f"{adapter.provider} source has no credentials configured")
+    adapter.verify_transport_auth(request, source)
+
+
+def basic_auth_header(credentials: str) -> str:
+    """The ``Authorization`` header value for ``user:password`` (test and load-test helper)."""
+    return "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+
+
+def default_url(source: SourceSpec) -> str:
+    """Where a local gateway receives this source's webhooks (test and load-test helper)."""
+    return f"http://127.0.0.1:8000/webhooks/{source.provider}/{source.name}"
+
+
+def transport_auth_headers(source: SourceSpec) -> dict[str, str]:
+    """The ``Authorization`` header an ESP configured with this source's credentials sends
+    (basic auth preferred, else bearer token); empty when none is configured."""
+    if source.basic_auth is not None:
+        return {"authorization": basic_auth_header(source.basic_auth)}
+    if source.bearer_token is not None:
+        return {"authorization": f"Bearer {source.bearer_token}"}
+    return {}

@@ -1,0 +1,258 @@
+"""Brevo (ex-Sendinblue) transactional email webhooks: one JSON object, or an array when
+the webhook is created with ``batched: true``.
+
+Brevo signs nothing: sources use basic auth (credentials in the URL or Brevo's ``auth``
+setting) or a bearer token, and a source with neither is refused unless
+``allow_unauthenticated`` is set.
+
+Normalization of ``event``: ``request`` (and its alias ``sent``) -> queued, ``delivered``,
+``deferred``, ``soft_bounce`` -> bounced soft, ``hard_bounce`` -> bounced hard, ``blocked``,
+``invalid_email`` / ``invalid`` and ``error`` -> dropped (Brevo did not send the message:
+``error`` is a failure on Brevo's side before delivery, so it counts against neither the
+address nor the bounce rate), ``spam`` / ``complaint`` -> complained, ``unsubscribed`` ->
+unsubscribed, ``opened`` / ``unique_opened`` -> opened, ``proxy_open`` /
+``unique_proxy_open`` -> opened with ``machine_open`` (a privacy-proxy open, e.g. Apple
+MPP), ``click`` -> clicked.
+
+Time: ``ts_epoch`` (milliseconds, UTC), else ``ts_event`` (seconds, UTC); ``date`` and
+``ts`` follow the account's time zone and are ignored. ``message_id`` is ``message-id``
+without angle brackets. ``X-Mailin-custom`` (a free-form header) is kept verbatim in the
+metadata under ``x-mailin-custom`` and, when it is a JSON object or ``k:v|k2:v2`` pairs,
+its keys are merged in too. ``tags`` (or the single ``tag``) are the tags. Brevo's ``id``
+is the webhook's id, not the event's: the dedup key hashes the event.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any, ClassVar
+
+import msgspec
+
+from handlers._common import (
+    decode_json,
+    default_url,
+    epoch_to_utc,
+    expect_object,
+    opt_str,
+    req_str,
+    require_transport_auth,
+    smtp_status_from_text,
+    strip_angle_brackets,
+    tags_from,
+    transport_auth_headers,
+)
+from handlers.base import (
+    Adapter,
+    ParseResult,
+    PayloadError,
+    SourceSpec,
+    VerifyContext,
+    WebhookRequest,
+)
+from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+
+__all__ = ["ADAPTER", "BrevoAdapter", "example_body", "make_test_source", "signed_request"]
+
+EVENT_TYPES: dict[str, tuple[EventType, BounceClass | None, bool]] = {
+    # event: (type, bounce class, machine open)
+    "request": (EventType.QUEUED, None, False),
+    "sent": (EventType.QUEUED, None, False),
+    "delivered": (EventType.DELIVERED, None, False),
+    "deferred": (EventType.DEFERRED, None, False),
+    "soft_bounce": (EventType.BOUNCED, BounceClass.SOFT, False),
+    "hard_bounce": (EventType.BOUNCED, BounceClass.HARD, False),
+    "blocked": (EventType.DROPPED, None, False),
+    "invalid_email": (EventType.DROPPED, None, False),
+    "invalid": (EventType.DROPPED, None, False),
+    "error": (EventType.DROPPED, None, False),
+    "spam": (EventType.COMPLAINED, None, False),
+    "complaint": (EventType.COMPLAINED, None, False),
+    "unsubscribed": (EventType.UNSUBSCRIBED, None, False),
+    "opened": (EventType.OPENED, None, False),
+    "unique_opened": (EventType.OPENED, None, False),
+    "proxy_open": (EventType.OPENED, None, True),
+    "unique_proxy_open": (EventType.OPENED, None, True),
+    "click": (EventType.CLICKED, None, False),
+}
+
+#: ``ts_epoch`` is documented in milliseconds; values below this are seconds (old docs)
+_MILLISECONDS_THRESHOLD = 100_000_000_000
+
+
+def _occurred_at(raw: dict[str, Any], prefix: str, received_at: datetime) -> datetime:
+    ts_epoch = raw.get("ts_epoch")
+    if ts_epoch is not None:
+        field = f"{prefix}ts_epoch"
+        if isinstance(ts_epoch, int | float) and not isinstance(ts_epoch, bool):
+            return epoch_to_utc(
+                ts_epoch, field, milliseconds=abs(ts_epoch) >= _MILLISECONDS_THRESHOLD
+            )
+        raise PayloadError(f"{field} must be a number of milliseconds", field)
+    ts_event = raw.get("ts_event")
+    if ts_event is not None:
+        return epoch_to_utc(ts_event, f"{prefix}ts_event")
+    return received_at
+
+
+def _metadata(raw: dict[str, Any], prefix: str) -> dict[str, Any]:
+    value = raw.get("X-Mailin-custom")
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    if not isinstance(value, str):
+        field = f"{prefix}X-Mailin-custom"
+        raise PayloadError(f"{field} must be a string", field)
+    metadata: dict[str, Any] = {"x-mailin-custom": value}
+    try:
+        decoded = msgspec.json.decode(value)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        decoded = None
+    if isinstance(decoded, dict):
+        metadata.update(decoded)
+    elif ":" in value:
+        for pair in value.split("|"):
+            key, sep, item = pair.partition(":")
+            if sep and key.strip():
+                metadata[key.strip()] = item.strip()
+    return metadata
+
+
+class BrevoAdapter(Adapter):
+    """Brevo's transactional webhooks (unsigned: basic auth or bearer token)."""
+
+    provider: ClassVar[str] = "brevo"
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    signs_requests: ClassVar[bool] = False
+    required_fields: ClassVar[tuple[str, ...]] = ()
+
+    async def verify(
+        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
+    ) -> None:
+        require_transport_auth(self, request, source)
+
+    def parse(
+        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
+    ) -> ParseResult:
+        decoded = decode_json(request.body)
+        if isinstance(decoded, dict):
+            return ParseResult(events=[self._event(decoded, "", source, received_at)])
+        if not isinstance(decoded, list):
+            raise PayloadError("body must be a JSON object or an array of events", "body")
+        events = [
+            self._event(expect_object(item, f"[{i}]"), f"[{i}]", source, received_at)
+            for i, item in enumerate(decoded)
+        ]
+        return ParseResult(events=events)
+
+    def _event(
+        self, raw: dict[str, Any], path: str, source: SourceSpec, received_at: datetime
+    ) -> EmailEvent:
+        prefix = f"{path}." if path else ""
+        esp_event = req_str(raw, "event", path)
+        event_type, bounce_class, machine_open = EVENT_TYPES.get(
+            esp_event, (EventType.UNKNOWN, None, False)
+        )
+        reason = opt_str(raw, "reason", path) or None
+        tags_value = raw.get("tags")
+        tags = (
+            tags_from(tags_value, f"{prefix}tags")
+            if tags_value is not None
+            else tags_from(raw.get("tag"), f"{prefix}tag")
+        )
+        return EmailEvent(
+            provider=self.provider,
+            source=source.name,
+            event_type=event_type,
+            occurred_at=_occurred_at(raw, prefix, received_at),
+            received_at=received_at,
+            recipient=opt_str(raw, "email", path) or None,
+            message_id=strip_angle_brackets(opt_str(raw, "message-id", path)),
+            provider_event_id=None,
+            dedup_key=content_dedup_key(self.provider, raw),
+            esp_event=esp_event,
+            bounce_class=bounce_class,
+            reason=reason,
+            smtp_status=smtp_status_from_text(reason),
+            diagnostic=None,
+            url=opt_str(raw, "link", path) or None,
+            user_agent=opt_str(raw, "user_agent", path) or None,
+            ip=opt_str(raw, "ip", path) or None,
+            machine_open=machine_open,
+            campaign=opt_str(raw, "campaign name", path) or opt_str(raw, "camp_id", path),
+            tags=tags,
+            metadata=_metadata(raw, prefix),
+            raw=raw,
+        )
+
+
+ADAPTER = BrevoAdapter()
+
+
+# ---------------------------------------------------------------------------------------
+# Test and load-test helpers: send traffic the way Brevo does.
+# ---------------------------------------------------------------------------------------
+
+_EXAMPLE_EXTRA: dict[str, dict[str, Any]] = {
+    "hard_bounce": {"reason": "550 5.1.1 The email account that you tried to reach does not exist"},
+    "soft_bounce": {"reason": "452 4.2.2 Mailbox full"},
+    "deferred": {"reason": "451 4.7.1 Greylisted"},
+    "click": {"link": "https://example.com/a", "user_agent": "Mozilla/5.0"},
+    "opened": {"user_agent": "Mozilla/5.0", "device_used": "DESKTOP"},
+    "proxy_open": {"user_agent": "Mozilla/5.0", "device_used": "DESKTOP"},
+}
+
+
+def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
+    """A SourceSpec with fresh basic-auth credentials; the material is ``user:password``."""
+    fields: dict[str, Any] = {"basic_auth": f"brevo:{secrets.token_urlsafe(18)}"}
+    fields.update(overrides)
+    source = SourceSpec(provider="brevo", name=name, **fields)
+    return source, source.basic_auth
+
+
+def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+    """Brevo events (default ``delivered``): a single object when count is 1, else a batched
+    array, as Brevo sends with ``batched: true``."""
+    event_name = event or "delivered"
+    items = []
+    for index in range(count):
+        unique = seed * 1_000_000 + index
+        item: dict[str, Any] = {
+            "event": event_name,
+            "email": f"user{seed}-{index}@example.com",
+            "id": 1234567,
+            "date": "2023-11-14 23:13:20",
+            "ts": 1700003600,
+            "message-id": f"<202311142213.{unique:016d}@smtp-relay.mailin.fr>",
+            "ts_event": 1700000000 + index,
+            "subject": "Your receipt",
+            "X-Mailin-custom": f"order_id:order-{seed}-{index}|tenant:acme",
+            "sending_ip": "185.41.28.109",
+            "ts_epoch": (1700000000 + index) * 1000 + seed % 1000,
+            "template_id": 22,
+            "tags": ["transac_messages"],
+        }
+        item.update(_EXAMPLE_EXTRA.get(event_name, {}))
+        items.append(item)
+    return msgspec.json.encode(items[0] if count == 1 else items)
+
+
+def signed_request(
+    source: SourceSpec,
+    material: Any,
+    body: bytes,
+    *,
+    now: datetime,
+    url: str | None = None,
+) -> WebhookRequest:
+    """The POST Brevo would send: JSON body and the source's Authorization header."""
+    del material, now  # Brevo signs nothing; credentials come from the source
+    return WebhookRequest(
+        method="POST",
+        url=url or default_url(source),
+        headers={"content-type": "application/json", **transport_auth_headers(source)},
+        body=body,
+    )

@@ -1,0 +1,368 @@
+"""Mailgun webhooks (the JSON format since 2018): one event per request.
+
+Body: ``{"signature": {"timestamp", "token", "signature"}, "event-data": {...}}``.
+``signature`` is the hex HMAC-SHA256 of ``timestamp + token`` keyed with the domain's HTTP
+webhook signing key; the timestamp must be within ``replay_window_seconds`` of now. The
+signature does not cover ``event-data``, so ``parse`` returns the token as the nonce and a
+SHA-256 of the exact raw body as its digest: the gateway refuses a token seen before with
+other content (a forgery built on a captured signature) and treats the same content as a
+redelivery. Legacy form-encoded webhooks (before 2018) are not accepted.
+
+Normalization of ``event``: ``accepted`` -> queued, ``rejected`` -> dropped,
+``delivered``, ``opened``, ``clicked``, ``unsubscribed``, ``complained`` as named, and
+``failed`` by severity and reason:
+
+* ``reason`` ``suppress-bounce`` / ``suppress-complaint`` / ``suppress-unsubscribe`` (any
+  ``suppress-*``) -> **dropped**: Mailgun documents that it drops messages to addresses on
+  its "do not send" lists without attempting delivery, so nothing bounced and nothing
+  should count against the bounce rate (the earlier bounce or complaint already did).
+* ``reason`` ``old`` -> bounced, soft: Mailgun gave up retrying; the failure is final but
+  the address may be valid (whatever the severity field says).
+* ``severity`` ``permanent`` -> bounced, hard (``bounce``, ``espblock``, ``generic``...).
+* ``severity`` ``temporary`` -> deferred (Mailgun retries).
+* anything else -> bounced, undetermined.
+
+``opened``/``clicked`` with a non-empty ``client-info.bot`` (``apple``, ``gmail``,
+``generic``: Mailgun's bot detection) set ``machine_open``.
+
+``message_id`` is ``message.headers.message-id`` without angle brackets (what the send API
+returned, bracketed); ``provider_event_id`` is ``event-data.id``; ``user-variables`` is the
+metadata, ``tags`` the tags and the first of ``campaigns`` the campaign. ``raw`` is the
+``event-data`` object (the signature block is transport, not event).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from email.utils import getaddresses
+from typing import Any, ClassVar
+
+import msgspec
+
+from handlers._common import (
+    decode_json,
+    default_url,
+    epoch_to_utc,
+    expect_list,
+    expect_object,
+    opt_object,
+    opt_str,
+    req_str,
+    smtp_status_from_text,
+    strip_angle_brackets,
+    tags_from,
+)
+from handlers.base import (
+    Adapter,
+    AuthError,
+    ParseResult,
+    PayloadError,
+    SourceSpec,
+    VerifyContext,
+    WebhookRequest,
+    check_replay_window,
+    constant_time_equals,
+    hmac_digest,
+)
+from handlers.events import (
+    BounceClass,
+    EmailEvent,
+    EventType,
+    content_dedup_key,
+    id_dedup_key,
+)
+
+__all__ = [
+    "ADAPTER",
+    "MailgunAdapter",
+    "example_body",
+    "make_test_source",
+    "sign",
+    "signed_request",
+]
+
+EVENT_TYPES: dict[str, EventType] = {
+    "accepted": EventType.QUEUED,
+    "rejected": EventType.DROPPED,
+    "delivered": EventType.DELIVERED,
+    "failed": EventType.BOUNCED,
+    "opened": EventType.OPENED,
+    "clicked": EventType.CLICKED,
+    "unsubscribed": EventType.UNSUBSCRIBED,
+    "complained": EventType.COMPLAINED,
+}
+
+ED = "event-data"
+
+
+def sign(signing_key: str, timestamp: str, token: str) -> str:
+    """Mailgun's signature: hex HMAC-SHA256 of timestamp + token."""
+    return hmac_digest(signing_key.encode(), (timestamp + token).encode()).hex()
+
+
+def _failed_outcome(
+    severity: str | None, reason: str | None
+) -> tuple[EventType, BounceClass | None]:
+    """A ``failed`` event's normalized type and bounce class (see the module docstring)."""
+    if reason and reason.startswith("suppress-"):
+        return EventType.DROPPED, None
+    if reason == "old":
+        return EventType.BOUNCED, BounceClass.SOFT
+    if severity == "permanent":
+        return EventType.BOUNCED, BounceClass.HARD
+    if severity == "temporary":
+        return EventType.DEFERRED, None
+    return EventType.BOUNCED, BounceClass.UNDETERMINED
+
+
+class MailgunAdapter(Adapter):
+    """Mailgun's JSON webhooks (HMAC over timestamp + token, nonce-checked)."""
+
+    provider: ClassVar[str] = "mailgun"
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    signs_requests: ClassVar[bool] = True
+    required_fields: ClassVar[tuple[str, ...]] = ("signing_key",)
+
+    async def verify(
+        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
+    ) -> None:
+        self.verify_transport_auth(request, source)
+        if source.signing_key is None:
+            if source.allow_unauthenticated:
+                return
+            raise AuthError("missing", "no signing key configured")
+        timestamp, token, signature = _signature_block(request.body)
+        expected = sign(source.signing_key, timestamp, token)
+        if not constant_time_equals(signature.lower(), expected):
+            raise AuthError("invalid")
+        try:
+            signed_at = epoch_to_utc(timestamp, "signature.timestamp")
+        except PayloadError:
+            raise AuthError("invalid") from None
+        check_replay_window(signed_at, context.now, source.replay_window_seconds)
+
+    def parse(
+        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
+    ) -> ParseResult:
+        body = expect_object(decode_json(request.body), "body")
+        data = expect_object(body.get(ED), ED)
+        signature = opt_object(body, "signature")
+        token = opt_str(signature, "token", "signature") if signature else None
+        event = self._event(data, source, received_at)
+        return ParseResult(
+            events=[event],
+            nonce=token or None,
+            nonce_digest=hashlib.sha256(request.body).hexdigest(),
+        )
+
+    def _event(self, data: dict[str, Any], source: SourceSpec, received_at: datetime) -> EmailEvent:
+        esp_event = req_str(data, "event", ED)
+        event_type = EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
+        severity = opt_str(data, "severity", ED)
+        reason = opt_str(data, "reason", ED)
+        bounce_class: BounceClass | None = None
+        if esp_event == "failed":
+            event_type, bounce_class = _failed_outcome(severity, reason)
+
+        message = opt_object(data, "message", ED) or {}
+        headers = opt_object(message, "headers", f"{ED}.message") or {}
+        headers_path = f"{ED}.message.headers"
+        recipient = opt_str(data, "recipient", ED) or _first_address(
+            opt_str(headers, "to", headers_path)
+        )
+        message_id = strip_angle_brackets(opt_str(headers, "message-id", headers_path))
+
+        status = opt_object(data, "delivery-status", ED) or {}
+        status_path = f"{ED}.delivery-status"
+        mta_message = opt_str(status, "message", status_path)
+        description = opt_str(status, "description", status_path)
+        diagnostic = mta_message or description or None
+        code = opt_str(status, "code", status_path)
+        smtp_status = (
+            opt_str(status, "enhanced-code", status_path)
+            or opt_str(status, "bounce-code", status_path)
+            or (code if code and code != "0" else None)
+            or smtp_status_from_text(diagnostic)
+        )
+        if reason is None and esp_event == "rejected":
+            reject = opt_object(data, "reject", ED) or {}
+            reason = opt_str(reject, "reason", f"{ED}.reject")
+
+        client = opt_object(data, "client-info", ED) or {}
+        bot = opt_str(client, "bot", f"{ED}.client-info")
+        metadata = opt_object(data, "user-variables", ED) or {}
+        event_id = opt_str(data, "id", ED)
+        timestamp = data.get("timestamp")
+        return EmailEvent(
+            provider=self.provider,
+            source=source.name,
+            event_type=event_type,
+            occurred_at=(
+                epoch_to_utc(timestamp, f"{ED}.timestamp") if timestamp is not None else received_at
+            ),
+            received_at=received_at,
+            recipient=recipient,
+            message_id=message_id,
+            provider_event_id=event_id,
+            dedup_key=(
+                id_dedup_key(self.provider, event_id)
+                if event_id
+                else content_dedup_key(self.provider, data)
+            ),
+            esp_event=esp_event,
+            bounce_class=bounce_class,
+            reason=reason or None,
+            smtp_status=smtp_status,
+            diagnostic=diagnostic,
+            url=opt_str(data, "url", ED),
+            user_agent=opt_str(client, "user-agent", f"{ED}.client-info"),
+            ip=opt_str(data, "ip", ED),
+            machine_open=bool(bot),
+            campaign=_campaign(data.get("campaigns")),
+            tags=tags_from(data.get("tags"), f"{ED}.tags"),
+            metadata=metadata,
+            raw=data,
+        )
+
+
+def _first_address(header: str | None) -> str | None:
+    """The first address of a ``To`` header (``rejected`` events carry no recipient)."""
+    if not header:
+        return None
+    addresses = [address for _, address in getaddresses([header]) if address]
+    return addresses[0] if addresses else None
+
+
+def _campaign(value: Any) -> str | None:
+    if value is None:
+        return None
+    campaigns = expect_list(value, f"{ED}.campaigns")
+    if not campaigns:
+        return None
+    first = expect_object(campaigns[0], f"{ED}.campaigns[0]")
+    return opt_str(first, "name", f"{ED}.campaigns[0]") or opt_str(
+        first, "id", f"{ED}.campaigns[0]"
+    )
+
+
+def _signature_block(body: bytes) -> tuple[str, str, str]:
+    """timestamp, token, signature from the body; ``AuthError('missing')`` if absent."""
+    try:
+        decoded = decode_json(body)
+        block = expect_object(expect_object(decoded, "body").get("signature"), "signature")
+        timestamp = req_str(block, "timestamp", "signature", numbers=True)
+        token = req_str(block, "token", "signature")
+        signature = req_str(block, "signature", "signature")
+    except PayloadError:
+        raise AuthError("missing") from None
+    return timestamp, token, signature
+
+
+ADAPTER = MailgunAdapter()
+
+
+# ---------------------------------------------------------------------------------------
+# Test and load-test helpers: sign traffic the way Mailgun does.
+# ---------------------------------------------------------------------------------------
+
+_EXAMPLE_EXTRA: dict[str, dict[str, Any]] = {
+    "delivered": {
+        "delivery-status": {"code": 250, "message": "OK", "description": "", "attempt-no": 1}
+    },
+    "failed": {
+        "severity": "permanent",
+        "reason": "bounce",
+        "delivery-status": {
+            "code": 550,
+            "message": "5.1.1 The email account that you tried to reach does not exist.",
+            "description": "",
+            "attempt-no": 1,
+        },
+    },
+    "opened": {
+        "ip": "203.0.113.9",
+        "client-info": {"user-agent": "Mozilla/5.0", "client-type": "browser", "bot": ""},
+    },
+    "clicked": {
+        "ip": "203.0.113.9",
+        "url": "https://example.com/a",
+        "client-info": {"user-agent": "Mozilla/5.0", "client-type": "browser", "bot": ""},
+    },
+}
+
+
+def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
+    """A SourceSpec with a fresh webhook signing key; the material is that key."""
+    fields: dict[str, Any] = {"signing_key": secrets.token_hex(16)}
+    fields.update(overrides)
+    source = SourceSpec(provider="mailgun", name=name, **fields)
+    return source, source.signing_key
+
+
+def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+    """One Mailgun event (default ``delivered``); Mailgun never batches, so count must be 1.
+
+    The signature block is a placeholder: ``signed_request`` signs it afresh."""
+    if count != 1:
+        raise ValueError("Mailgun sends exactly one event per request")
+    event_name = event or "delivered"
+    data: dict[str, Any] = {
+        "id": f"evt-{seed:016x}",
+        "event": event_name,
+        "timestamp": 1700000000.123456 + seed,
+        "log-level": "info",
+        "recipient": f"user{seed}@example.com",
+        "recipient-domain": "example.com",
+        "tags": ["transactional"],
+        "campaigns": [],
+        "user-variables": {"order_id": f"order-{seed}"},
+        "flags": {"is-routed": False, "is-authenticated": True, "is-test-mode": False},
+        "envelope": {"sender": "bounce@mg.example.org", "transport": "smtp"},
+        "message": {
+            "headers": {
+                "to": f"user{seed}@example.com",
+                "message-id": f"20231114221320.{seed}.ABCDEF@mg.example.org",
+                "from": "Example <noreply@mg.example.org>",
+                "subject": "Your receipt",
+            },
+            "attachments": [],
+            "size": 4242,
+        },
+    }
+    data.update(_EXAMPLE_EXTRA.get(event_name, {}))
+    body = {
+        "signature": {"timestamp": "1700000000", "token": "0" * 50, "signature": "0" * 64},
+        ED: data,
+    }
+    return msgspec.json.encode(body)
+
+
+def signed_request(
+    source: SourceSpec,
+    material: Any,
+    body: bytes,
+    *,
+    now: datetime,
+    url: str | None = None,
+) -> WebhookRequest:
+    """The POST Mailgun would send: ``body`` with a freshly signed signature block."""
+    if not isinstance(material, str):
+        raise TypeError("material must be the signing key from make_test_source")
+    decoded = msgspec.json.decode(body)
+    if not isinstance(decoded, dict):
+        raise ValueError("a Mailgun body is a JSON object")
+    timestamp = str(int(now.timestamp()))
+    token = secrets.token_hex(25)
+    decoded["signature"] = {
+        "timestamp": timestamp,
+        "token": token,
+        "signature": sign(material, timestamp, token),
+    }
+    return WebhookRequest(
+        method="POST",
+        url=url or default_url(source),
+        headers={"content-type": "application/json"},
+        body=msgspec.json.encode(decoded),
+    )

@@ -1,0 +1,227 @@
+"""Mailjet Event API webhooks (v2 "grouped" arrays, or one legacy bare object).
+
+Mailjet signs nothing: sources use basic auth (credentials in the webhook URL) or a bearer
+token, and a source with neither is refused unless ``allow_unauthenticated`` is set.
+
+Normalization of ``event``: ``sent`` -> **delivered** (Mailjet sends it once the receiving
+MTA accepted the message), ``open`` -> opened, ``click`` -> clicked, ``bounce`` -> bounced
+(hard when ``hard_bounce`` is true, else soft; but a non-hard ``greylisted`` bounce is
+deferred, since Mailjet documents that it retries those), ``blocked`` -> dropped
+(Mailjet refused to send), ``spam`` -> complained, ``unsub`` -> unsubscribed. Mailjet's
+``error`` is the reason and ``smtp_reply`` / ``comment`` the diagnostic.
+
+``message_id`` is ``MessageID`` as a string (what the Send API returned), else
+``Message_GUID``. ``Payload`` is decoded as JSON into the metadata when it is a JSON
+object, else kept as ``{"payload": <string>}``; ``CustomID`` joins it. ``customcampaign``
+is the campaign. Mailjet events carry no unique id: the dedup key hashes the event.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any, ClassVar
+
+import msgspec
+
+from handlers._common import (
+    decode_json,
+    default_url,
+    epoch_to_utc,
+    expect_object,
+    opt_bool,
+    opt_str,
+    req_str,
+    require_transport_auth,
+    smtp_status_from_text,
+    transport_auth_headers,
+)
+from handlers.base import (
+    Adapter,
+    ParseResult,
+    PayloadError,
+    SourceSpec,
+    VerifyContext,
+    WebhookRequest,
+)
+from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+
+__all__ = ["ADAPTER", "MailjetAdapter", "example_body", "make_test_source", "signed_request"]
+
+EVENT_TYPES: dict[str, EventType] = {
+    "sent": EventType.DELIVERED,
+    "open": EventType.OPENED,
+    "click": EventType.CLICKED,
+    "bounce": EventType.BOUNCED,
+    "blocked": EventType.DROPPED,
+    "spam": EventType.COMPLAINED,
+    "unsub": EventType.UNSUBSCRIBED,
+}
+
+
+def _metadata(raw: dict[str, Any], path: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    payload = opt_str(raw, "Payload", path)
+    if payload:
+        try:
+            decoded = msgspec.json.decode(payload)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            decoded = None
+        if isinstance(decoded, dict):
+            metadata.update(decoded)
+        else:
+            metadata["payload"] = payload
+    custom_id = opt_str(raw, "CustomID", path)
+    if custom_id:
+        metadata["CustomID"] = custom_id
+    return metadata
+
+
+class MailjetAdapter(Adapter):
+    """Mailjet's Event API webhooks (unsigned: basic auth or bearer token)."""
+
+    provider: ClassVar[str] = "mailjet"
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    signs_requests: ClassVar[bool] = False
+    required_fields: ClassVar[tuple[str, ...]] = ()
+
+    async def verify(
+        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
+    ) -> None:
+        require_transport_auth(self, request, source)
+
+    def parse(
+        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
+    ) -> ParseResult:
+        decoded = decode_json(request.body)
+        if isinstance(decoded, dict):
+            return ParseResult(events=[self._event(decoded, "", source, received_at)])
+        if not isinstance(decoded, list):
+            raise PayloadError("body must be a JSON array of events or one event object", "body")
+        events = [
+            self._event(expect_object(item, f"[{i}]"), f"[{i}]", source, received_at)
+            for i, item in enumerate(decoded)
+        ]
+        return ParseResult(events=events)
+
+    def _event(
+        self, raw: dict[str, Any], path: str, source: SourceSpec, received_at: datetime
+    ) -> EmailEvent:
+        esp_event = req_str(raw, "event", path)
+        event_type = EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
+        error = opt_str(raw, "error", path) or None
+        bounce_class: BounceClass | None = None
+        if event_type is EventType.BOUNCED:
+            hard = opt_bool(raw, "hard_bounce", path)
+            if not hard and error == "greylisted":
+                event_type = EventType.DEFERRED
+            else:
+                bounce_class = BounceClass.HARD if hard else BounceClass.SOFT
+        diagnostic = opt_str(raw, "smtp_reply", path) or opt_str(raw, "comment", path) or None
+
+        message_id = opt_str(raw, "MessageID", path)
+        if not message_id or message_id == "0":
+            message_id = opt_str(raw, "Message_GUID", path) or None
+        time = raw.get("time")
+        prefix = f"{path}." if path else ""
+        return EmailEvent(
+            provider=self.provider,
+            source=source.name,
+            event_type=event_type,
+            occurred_at=epoch_to_utc(time, f"{prefix}time") if time is not None else received_at,
+            received_at=received_at,
+            recipient=opt_str(raw, "email", path) or None,
+            message_id=message_id,
+            provider_event_id=None,
+            dedup_key=content_dedup_key(self.provider, raw),
+            esp_event=esp_event,
+            bounce_class=bounce_class,
+            reason=error,
+            smtp_status=smtp_status_from_text(diagnostic),
+            diagnostic=diagnostic,
+            url=opt_str(raw, "url", path) or None,
+            user_agent=opt_str(raw, "agent", path) or None,
+            ip=opt_str(raw, "ip", path) or None,
+            campaign=opt_str(raw, "customcampaign", path) or None,
+            tags=(),
+            metadata=_metadata(raw, path),
+            raw=raw,
+        )
+
+
+ADAPTER = MailjetAdapter()
+
+
+# ---------------------------------------------------------------------------------------
+# Test and load-test helpers: send traffic the way Mailjet does.
+# ---------------------------------------------------------------------------------------
+
+_EXAMPLE_EXTRA: dict[str, dict[str, Any]] = {
+    "sent": {"smtp_reply": "sent (250 2.0.0 OK 1433333948 fa5si855896wjc.199 - gsmtp)"},
+    "open": {"ip": "127.0.0.1", "geo": "US", "agent": "Mozilla/5.0"},
+    "click": {
+        "url": "https://www.mailjet.com",
+        "ip": "127.0.0.1",
+        "geo": "FR",
+        "agent": "Mozilla/5.0",
+    },
+    "bounce": {
+        "blocked": False,
+        "hard_bounce": True,
+        "error_related_to": "recipient",
+        "error": "user unknown",
+        "comment": "Host or domain name not found. Name service error",
+    },
+    "blocked": {"error_related_to": "recipient", "error": "user unknown"},
+    "spam": {"source": "JMRPP"},
+    "unsub": {"mj_list_id": 1, "ip": "127.0.0.1", "geo": "FR", "agent": "Mozilla/5.0"},
+}
+
+
+def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
+    """A SourceSpec with fresh basic-auth credentials; the material is ``user:password``."""
+    fields: dict[str, Any] = {"basic_auth": f"mailjet:{secrets.token_urlsafe(18)}"}
+    fields.update(overrides)
+    source = SourceSpec(provider="mailjet", name=name, **fields)
+    return source, source.basic_auth
+
+
+def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+    """A Mailjet grouped batch (array) of ``count`` events (default ``sent``)."""
+    event_name = event or "sent"
+    items = []
+    for index in range(count):
+        unique = seed * 1_000_000 + index
+        item: dict[str, Any] = {
+            "event": event_name,
+            "time": 1700000000 + index,
+            "MessageID": 19421777835146490 + unique,
+            "Message_GUID": f"1ab23cd4-e567-8901-2345-{unique:012x}",
+            "email": f"user{seed}-{index}@example.com",
+            "mj_campaign_id": 7257,
+            "mj_contact_id": 4 + index,
+            "customcampaign": "",
+            "CustomID": f"order-{seed}-{index}",
+            "Payload": '{"tenant": "acme"}',
+        }
+        item.update(_EXAMPLE_EXTRA.get(event_name, {}))
+        items.append(item)
+    return msgspec.json.encode(items)
+
+
+def signed_request(
+    source: SourceSpec,
+    material: Any,
+    body: bytes,
+    *,
+    now: datetime,
+    url: str | None = None,
+) -> WebhookRequest:
+    """The POST Mailjet would send: JSON body and the source's Authorization header."""
+    del material, now  # Mailjet signs nothing; credentials come from the source
+    return WebhookRequest(
+        method="POST",
+        url=url or default_url(source),
+        headers={"content-type": "application/json", **transport_auth_headers(source)},
+        body=body,
+    )

@@ -1,0 +1,263 @@
+"""Postmark webhooks: one JSON event per request, told apart by ``RecordType``.
+
+Postmark signs nothing: sources use basic auth (credentials in the webhook URL) or a
+bearer token (a custom header), and a source with neither is refused unless it sets
+``allow_unauthenticated``.
+
+Normalization by ``RecordType``: ``Delivery`` -> delivered, ``Open`` -> opened, ``Click``
+-> clicked, ``SpamComplaint`` -> complained, ``SubscriptionChange`` -> unsubscribed when
+``SuppressSending`` is true, resubscribed when false. ``Bounce`` depends on its ``Type``
+(see ``BOUNCE_TYPES``): HardBounce / BadEmailAddress / ManuallyDeactivated are hard
+bounces; SoftBounce / Blocked / VirusNotification / DMARCPolicy soft; Unknown undetermined;
+Transient and DnsError deferred (Postmark keeps retrying); SpamNotification complained;
+Unsubscribe / Subscribe (list replies) unsubscribed / resubscribed; Unconfirmed,
+SMTPApiError and TemplateRenderingFailed dropped (Postmark never sent the message);
+AutoResponder, AddressChange, ChallengeVerification, OpenRelayTest and InboundError are not
+delivery outcomes and stay unknown. The bounce ``Type`` is kept as ``reason`` and
+``Details`` (the MTA response) as ``diagnostic``.
+
+``message_id`` is ``MessageID`` (what the send API returned); Bounce and SpamComplaint
+records carry Postmark's ``ID``, used as ``provider_event_id`` and, with the record type,
+as the dedup key; other records are deduplicated by content. ``Metadata`` becomes metadata
+and ``Tag`` the only tag; ``MessageStream`` stays in ``raw``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any, ClassVar
+
+import msgspec
+
+from handlers._common import (
+    decode_json,
+    default_url,
+    expect_object,
+    iso_to_utc,
+    opt_bool,
+    opt_object,
+    opt_str,
+    req_str,
+    require_transport_auth,
+    smtp_status_from_text,
+    tags_from,
+    transport_auth_headers,
+)
+from handlers.base import (
+    Adapter,
+    ParseResult,
+    SourceSpec,
+    VerifyContext,
+    WebhookRequest,
+)
+from handlers.events import (
+    BounceClass,
+    EmailEvent,
+    EventType,
+    content_dedup_key,
+    id_dedup_key,
+)
+
+__all__ = ["ADAPTER", "PostmarkAdapter", "example_body", "make_test_source", "signed_request"]
+
+RECORD_TYPES: dict[str, EventType] = {
+    "Delivery": EventType.DELIVERED,
+    "Bounce": EventType.BOUNCED,
+    "SpamComplaint": EventType.COMPLAINED,
+    "Open": EventType.OPENED,
+    "Click": EventType.CLICKED,
+    "SubscriptionChange": EventType.UNSUBSCRIBED,
+}
+
+#: Postmark bounce ``Type`` -> (event type, bounce class)
+BOUNCE_TYPES: dict[str, tuple[EventType, BounceClass | None]] = {
+    "HardBounce": (EventType.BOUNCED, BounceClass.HARD),
+    "BadEmailAddress": (EventType.BOUNCED, BounceClass.HARD),
+    "ManuallyDeactivated": (EventType.BOUNCED, BounceClass.HARD),
+    "SoftBounce": (EventType.BOUNCED, BounceClass.SOFT),
+    "Blocked": (EventType.BOUNCED, BounceClass.SOFT),
+    "VirusNotification": (EventType.BOUNCED, BounceClass.SOFT),
+    "DMARCPolicy": (EventType.BOUNCED, BounceClass.SOFT),
+    "Unknown": (EventType.BOUNCED, BounceClass.UNDETERMINED),
+    "Transient": (EventType.DEFERRED, None),
+    "DnsError": (EventType.DEFERRED, None),
+    "SpamNotification": (EventType.COMPLAINED, None),
+    "SpamComplaint": (EventType.COMPLAINED, None),
+    "Unsubscribe": (EventType.UNSUBSCRIBED, None),
+    "Subscribe": (EventType.RESUBSCRIBED, None),
+    "Unconfirmed": (EventType.DROPPED, None),
+    "SMTPApiError": (EventType.DROPPED, None),
+    "TemplateRenderingFailed": (EventType.DROPPED, None),
+    "AutoResponder": (EventType.UNKNOWN, None),
+    "AddressChange": (EventType.UNKNOWN, None),
+    "ChallengeVerification": (EventType.UNKNOWN, None),
+    "OpenRelayTest": (EventType.UNKNOWN, None),
+    "InboundError": (EventType.UNKNOWN, None),
+}
+
+#: where each record type keeps its time and its recipient
+TIME_FIELDS = ("DeliveredAt", "BouncedAt", "ReceivedAt", "ChangedAt")
+RECIPIENT_FIELDS = ("Recipient", "Email")
+#: record types whose ``ID`` is Postmark's unique bounce id
+ID_RECORD_TYPES = frozenset({"Bounce", "SpamComplaint"})
+
+
+class PostmarkAdapter(Adapter):
+    """Postmark's webhooks (unsigned: basic auth or bearer token)."""
+
+    provider: ClassVar[str] = "postmark"
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    signs_requests: ClassVar[bool] = False
+    required_fields: ClassVar[tuple[str, ...]] = ()
+
+    async def verify(
+        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
+    ) -> None:
+        require_transport_auth(self, request, source)
+
+    def parse(
+        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
+    ) -> ParseResult:
+        raw = expect_object(decode_json(request.body), "body")
+        return ParseResult(events=[self._event(raw, source, received_at)])
+
+    def _event(self, raw: dict[str, Any], source: SourceSpec, received_at: datetime) -> EmailEvent:
+        record_type = req_str(raw, "RecordType")
+        event_type = RECORD_TYPES.get(record_type, EventType.UNKNOWN)
+        bounce_class: BounceClass | None = None
+        reason: str | None = None
+        diagnostic: str | None = None
+        if record_type == "Bounce":
+            bounce_type = opt_str(raw, "Type")
+            event_type, bounce_class = BOUNCE_TYPES.get(
+                bounce_type or "", (EventType.BOUNCED, BounceClass.UNDETERMINED)
+            )
+            if event_type is not EventType.BOUNCED:
+                bounce_class = None
+            reason = bounce_type
+            diagnostic = opt_str(raw, "Details") or opt_str(raw, "Description")
+        elif record_type == "SpamComplaint":
+            reason = opt_str(raw, "Type")
+            diagnostic = opt_str(raw, "Details") or None
+        elif record_type == "SubscriptionChange":
+            if not opt_bool(raw, "SuppressSending"):
+                event_type = EventType.RESUBSCRIBED
+            reason = opt_str(raw, "SuppressionReason")
+        elif record_type == "Delivery":
+            diagnostic = opt_str(raw, "Details") or None
+
+        occurred_at = received_at
+        for field in TIME_FIELDS:
+            if raw.get(field) is not None:
+                occurred_at = iso_to_utc(raw[field], field)
+                break
+        recipient = None
+        for field in RECIPIENT_FIELDS:
+            recipient = opt_str(raw, field)
+            if recipient:
+                break
+
+        event_id = opt_str(raw, "ID") if record_type in ID_RECORD_TYPES else None
+        geo = opt_object(raw, "Geo") or {}
+        metadata = opt_object(raw, "Metadata") or {}
+        return EmailEvent(
+            provider=self.provider,
+            source=source.name,
+            event_type=event_type,
+            occurred_at=occurred_at,
+            received_at=received_at,
+            recipient=recipient,
+            message_id=opt_str(raw, "MessageID") or None,
+            provider_event_id=event_id,
+            dedup_key=(
+                id_dedup_key(self.provider, f"{record_type}:{event_id}")
+                if event_id
+                else content_dedup_key(self.provider, raw)
+            ),
+            esp_event=record_type,
+            bounce_class=bounce_class,
+            reason=reason or None,
+            smtp_status=smtp_status_from_text(diagnostic),
+            diagnostic=diagnostic,
+            url=opt_str(raw, "OriginalLink"),
+            user_agent=opt_str(raw, "UserAgent") or None,
+            ip=opt_str(geo, "IP", "Geo") or None,
+            campaign=None,
+            tags=tags_from(raw.get("Tag"), "Tag"),
+            metadata=metadata,
+            raw=raw,
+        )
+
+
+ADAPTER = PostmarkAdapter()
+
+
+# ---------------------------------------------------------------------------------------
+# Test and load-test helpers: send traffic the way Postmark does (basic auth in the URL).
+# ---------------------------------------------------------------------------------------
+
+
+def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
+    """A SourceSpec with fresh basic-auth credentials; the material is ``user:password``."""
+    fields: dict[str, Any] = {"basic_auth": f"postmark:{secrets.token_urlsafe(18)}"}
+    fields.update(overrides)
+    source = SourceSpec(provider="postmark", name=name, **fields)
+    return source, source.basic_auth
+
+
+def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+    """One Postmark record (``event`` = RecordType, default ``Delivery``; ``Bounce`` is a
+    HardBounce). Postmark never batches, so count must be 1."""
+    if count != 1:
+        raise ValueError("Postmark sends exactly one event per request")
+    record_type = event or "Delivery"
+    recipient = f"user{seed}@example.com"
+    message_id = f"{seed:08x}-0000-4000-8000-{seed:012x}"
+    record: dict[str, Any] = {
+        "RecordType": record_type,
+        "ServerID": 23,
+        "MessageStream": "outbound",
+        "MessageID": message_id,
+        "Tag": "welcome",
+        "Metadata": {"order_id": f"order-{seed}"},
+    }
+    if record_type in ("Bounce", "SpamComplaint"):
+        record.update(
+            {
+                "ID": 4323372036854775807 + seed,
+                "Type": "HardBounce" if record_type == "Bounce" else "SpamComplaint",
+                "TypeCode": 1 if record_type == "Bounce" else 512,
+                "Email": recipient,
+                "BouncedAt": "2023-11-14T22:13:20Z",
+                "Details": "smtp;550 5.1.1 The email account does not exist",
+                "Inactive": True,
+                "CanActivate": True,
+            }
+        )
+    else:
+        record.update({"Recipient": recipient})
+        record["DeliveredAt" if record_type == "Delivery" else "ReceivedAt"] = (
+            f"2023-11-14T22:13:{seed % 60:02d}Z"
+        )
+        if record_type == "Delivery":
+            record["Details"] = f"Test delivery webhook details {seed}"
+    return msgspec.json.encode(record)
+
+
+def signed_request(
+    source: SourceSpec,
+    material: Any,
+    body: bytes,
+    *,
+    now: datetime,
+    url: str | None = None,
+) -> WebhookRequest:
+    """The POST Postmark would send: JSON body and the source's Authorization header."""
+    del material, now  # Postmark signs nothing; credentials come from the source
+    return WebhookRequest(
+        method="POST",
+        url=url or default_url(source),
+        headers={"content-type": "application/json", **transport_auth_headers(source)},
+        body=body,
+    )

@@ -1,0 +1,300 @@
+"""SparkPost webhooks: a JSON array of ``{"msys": {<event class>: {...event...}}}``.
+
+SparkPost signs nothing: sources use basic auth or a bearer token (SparkPost's OAuth2 option
+sends one), and a source with neither is refused unless ``allow_unauthenticated`` is set.
+SparkPost's test "ping" is ``[]`` or ``[{"msys": {}}]``: valid, and yields no events.
+
+Normalization of ``type``: ``injection`` -> queued, ``delivery`` -> delivered, ``delay`` ->
+deferred, ``bounce`` and ``out_of_band`` -> bounced, ``policy_rejection``,
+``generation_rejection`` and ``generation_failure`` -> dropped, ``spam_complaint`` ->
+complained, ``open`` / ``initial_open`` / ``amp_open`` / ``amp_initial_open`` -> opened,
+``click`` / ``amp_click`` -> clicked, ``list_unsubscribe`` / ``link_unsubscribe`` ->
+unsubscribed; relay, A/B-test, SMS and other classes -> unknown. The bounce class follows
+SparkPost's bounce classification table: 10, 30, 90 hard; the soft (20-24, 40, 60, 70, 100)
+and block (50-54) categories soft; undetermined (1) and admin (25, 26, 80) undetermined.
+The class's name is the ``reason``, ``raw_reason`` the diagnostic.
+
+Ids: ``event_id`` is the provider event id and dedup key. ``message_id`` is the
+``transmission_id``: that is what SparkPost's send API (``POST /transmissions``) returns to
+the sender; SparkPost's internal per-message ``message_id`` stays in ``raw`` only, since
+metadata is reserved for what the sender attached (``rcpt_meta``). ``rcpt_tags`` are the
+tags and ``campaign_id`` the campaign. ``raw`` is the array item (``{"msys": {...}}``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any, ClassVar
+
+import msgspec
+
+from handlers._common import (
+    decode_json,
+    default_url,
+    epoch_to_utc,
+    expect_list,
+    expect_object,
+    iso_to_utc,
+    opt_object,
+    opt_str,
+    req_str,
+    require_transport_auth,
+    smtp_status_from_text,
+    tags_from,
+    transport_auth_headers,
+)
+from handlers.base import (
+    Adapter,
+    ParseResult,
+    SourceSpec,
+    VerifyContext,
+    WebhookRequest,
+)
+from handlers.events import (
+    BounceClass,
+    EmailEvent,
+    EventType,
+    content_dedup_key,
+    id_dedup_key,
+)
+
+__all__ = ["ADAPTER", "SparkPostAdapter", "example_body", "make_test_source", "signed_request"]
+
+EVENT_TYPES: dict[str, EventType] = {
+    "injection": EventType.QUEUED,
+    "delivery": EventType.DELIVERED,
+    "delay": EventType.DEFERRED,
+    "bounce": EventType.BOUNCED,
+    "out_of_band": EventType.BOUNCED,
+    "policy_rejection": EventType.DROPPED,
+    "generation_rejection": EventType.DROPPED,
+    "generation_failure": EventType.DROPPED,
+    "spam_complaint": EventType.COMPLAINED,
+    "open": EventType.OPENED,
+    "initial_open": EventType.OPENED,
+    "amp_open": EventType.OPENED,
+    "amp_initial_open": EventType.OPENED,
+    "click": EventType.CLICKED,
+    "amp_click": EventType.CLICKED,
+    "list_unsubscribe": EventType.UNSUBSCRIBED,
+    "link_unsubscribe": EventType.UNSUBSCRIBED,
+}
+
+#: SparkPost bounce classification codes: (name, category)
+BOUNCE_CLASS_TABLE: dict[str, tuple[str, BounceClass]] = {
+    "1": ("Undetermined", BounceClass.UNDETERMINED),
+    "10": ("Invalid Recipient", BounceClass.HARD),
+    "20": ("Soft Bounce", BounceClass.SOFT),
+    "21": ("DNS Failure", BounceClass.SOFT),
+    "22": ("Mailbox Full", BounceClass.SOFT),
+    "23": ("Too Large", BounceClass.SOFT),
+    "24": ("Timeout", BounceClass.SOFT),
+    "25": ("Admin Failure", BounceClass.UNDETERMINED),
+    "26": ("Smart Send Suppression", BounceClass.UNDETERMINED),
+    "30": ("Generic Bounce: No RCPT", BounceClass.HARD),
+    "40": ("Generic Bounce", BounceClass.SOFT),
+    "50": ("Mail Block", BounceClass.SOFT),
+    "51": ("Spam Block", BounceClass.SOFT),
+    "52": ("Spam Content", BounceClass.SOFT),
+    "53": ("Prohibited Attachment", BounceClass.SOFT),
+    "54": ("Relaying Denied", BounceClass.SOFT),
+    "60": ("Auto-Reply", BounceClass.SOFT),
+    "70": ("Transient Failure", BounceClass.SOFT),
+    "80": ("Subscribe", BounceClass.UNDETERMINED),
+    "90": ("Unsubscribe", BounceClass.HARD),
+    "100": ("Challenge-Response", BounceClass.SOFT),
+}
+
+
+def _timestamp(value: Any, field: str) -> datetime:
+    """SparkPost sends epoch seconds as a string; accept a number or ISO 8601 too."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return epoch_to_utc(value, field)
+    if isinstance(value, str) and value.replace(".", "", 1).isdigit():
+        return epoch_to_utc(value, field)
+    return iso_to_utc(value, field)
+
+
+class SparkPostAdapter(Adapter):
+    """SparkPost's webhooks (unsigned: basic auth or bearer token)."""
+
+    provider: ClassVar[str] = "sparkpost"
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    signs_requests: ClassVar[bool] = False
+    required_fields: ClassVar[tuple[str, ...]] = ()
+
+    async def verify(
+        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
+    ) -> None:
+        require_transport_auth(self, request, source)
+
+    def parse(
+        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
+    ) -> ParseResult:
+        items = expect_list(decode_json(request.body), "body")
+        events: list[EmailEvent] = []
+        for index, item in enumerate(items):
+            path = f"[{index}]"
+            msys = expect_object(expect_object(item, path).get("msys"), f"{path}.msys")
+            for event_class, payload in msys.items():
+                event_path = f"{path}.msys.{event_class}"
+                body = expect_object(payload, event_path)
+                raw = {"msys": {event_class: body}}
+                events.append(self._event(body, raw, event_path, source, received_at))
+        return ParseResult(events=events)
+
+    def _event(
+        self,
+        event: dict[str, Any],
+        raw: dict[str, Any],
+        path: str,
+        source: SourceSpec,
+        received_at: datetime,
+    ) -> EmailEvent:
+        esp_event = req_str(event, "type", path)
+        event_type = EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
+        bounce_class: BounceClass | None = None
+        reason = opt_str(event, "reason", path)
+        raw_reason = opt_str(event, "raw_reason", path)
+        class_code = opt_str(event, "bounce_class", path)
+        if class_code is not None:
+            name, category = BOUNCE_CLASS_TABLE.get(
+                class_code, (f"bounce class {class_code}", BounceClass.UNDETERMINED)
+            )
+            if event_type is EventType.BOUNCED:
+                bounce_class = category
+            reason = name
+        elif event_type is EventType.BOUNCED:
+            bounce_class = BounceClass.UNDETERMINED
+        diagnostic = raw_reason or opt_str(event, "reason", path) or opt_str(event, "error", path)
+        smtp_status = smtp_status_from_text(diagnostic) or opt_str(event, "error_code", path)
+
+        timestamp = event.get("timestamp")
+        event_id = opt_str(event, "event_id", path)
+        return EmailEvent(
+            provider=self.provider,
+            source=source.name,
+            event_type=event_type,
+            occurred_at=(
+                _timestamp(timestamp, f"{path}.timestamp") if timestamp is not None else received_at
+            ),
+            received_at=received_at,
+            recipient=opt_str(event, "raw_rcpt_to", path) or opt_str(event, "rcpt_to", path),
+            message_id=opt_str(event, "transmission_id", path) or None,
+            provider_event_id=event_id,
+            dedup_key=(
+                id_dedup_key(self.provider, event_id)
+                if event_id
+                else content_dedup_key(self.provider, raw)
+            ),
+            esp_event=esp_event,
+            bounce_class=bounce_class,
+            reason=reason or None,
+            smtp_status=smtp_status,
+            diagnostic=diagnostic or None,
+            url=opt_str(event, "target_link_url", path),
+            user_agent=opt_str(event, "user_agent", path),
+            ip=opt_str(event, "ip_address", path),
+            campaign=opt_str(event, "campaign_id", path) or None,
+            tags=tags_from(event.get("rcpt_tags"), f"{path}.rcpt_tags"),
+            metadata=opt_object(event, "rcpt_meta", path) or {},
+            raw=raw,
+        )
+
+
+ADAPTER = SparkPostAdapter()
+
+
+# ---------------------------------------------------------------------------------------
+# Test and load-test helpers: send traffic the way SparkPost does.
+# ---------------------------------------------------------------------------------------
+
+_EVENT_CLASSES: dict[str, str] = {
+    "open": "track_event",
+    "initial_open": "track_event",
+    "amp_open": "track_event",
+    "amp_initial_open": "track_event",
+    "click": "track_event",
+    "amp_click": "track_event",
+    "generation_failure": "gen_event",
+    "generation_rejection": "gen_event",
+    "list_unsubscribe": "unsubscribe_event",
+    "link_unsubscribe": "unsubscribe_event",
+}
+
+_EXAMPLE_EXTRA: dict[str, dict[str, Any]] = {
+    "delivery": {"queue_time": "3004", "num_retries": "0", "outbound_tls": "1"},
+    "bounce": {
+        "bounce_class": "10",
+        "error_code": "550",
+        "raw_reason": "550 5.1.1 <recipient@example.com>: Recipient address rejected",
+        "reason": "550 5.1.1 ...@... Recipient address rejected",
+    },
+    "delay": {
+        "bounce_class": "21",
+        "error_code": "454",
+        "raw_reason": "454 4.4.4 [internal] no MX or A for domain",
+        "reason": "454 4.4.4 [internal] no MX or A for domain",
+        "num_retries": "1",
+    },
+}
+
+
+def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
+    """A SourceSpec with fresh basic-auth credentials; the material is ``user:password``."""
+    fields: dict[str, Any] = {"basic_auth": f"sparkpost:{secrets.token_urlsafe(18)}"}
+    fields.update(overrides)
+    source = SourceSpec(provider="sparkpost", name=name, **fields)
+    return source, source.basic_auth
+
+
+def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+    """A SparkPost batch of ``count`` events (default ``delivery``), distinct per seed."""
+    event_type = event or "delivery"
+    event_class = _EVENT_CLASSES.get(event_type, "message_event")
+    items = []
+    for index in range(count):
+        unique = seed * 1_000_000 + index
+        body: dict[str, Any] = {
+            "type": event_type,
+            "event_id": str(92356927693813856 + unique),
+            "timestamp": str(1700000000 + index),
+            "transmission_id": str(65832150921904138 + seed),
+            "message_id": f"{unique:020x}",
+            "campaign_id": "Example Campaign Name",
+            "customer_id": "1",
+            "rcpt_to": f"user{seed}-{index}@example.com",
+            "raw_rcpt_to": f"user{seed}-{index}@example.com",
+            "rcpt_meta": {"customKey": f"value-{seed}-{index}"},
+            "rcpt_tags": ["male", "US"],
+            "friendly_from": "sender@example.com",
+            "msg_from": "sender@example.com",
+            "ip_address": "127.0.0.1",
+            "sending_ip": "127.0.0.1",
+            "subject": "Summer deals are here!",
+            "template_id": "templ-1234",
+            "template_version": "1",
+            "routing_domain": "example.com",
+        }
+        body.update(_EXAMPLE_EXTRA.get(event_type, {}))
+        items.append({"msys": {event_class: body}})
+    return msgspec.json.encode(items)
+
+
+def signed_request(
+    source: SourceSpec,
+    material: Any,
+    body: bytes,
+    *,
+    now: datetime,
+    url: str | None = None,
+) -> WebhookRequest:
+    """The POST SparkPost would send: JSON body and the source's Authorization header."""
+    del material, now  # SparkPost signs nothing; credentials come from the source
+    return WebhookRequest(
+        method="POST",
+        url=url or default_url(source),
+        headers={"content-type": "application/json", **transport_auth_headers(source)},
+        body=body,
+    )

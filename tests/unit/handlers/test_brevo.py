@@ -1,0 +1,244 @@
+"""Brevo adapter: single and batched bodies, normalization, X-Mailin-custom, auth."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from handlers import brevo
+from handlers.base import (
+    AuthError,
+    ContentTypeError,
+    PayloadError,
+    VerifyContext,
+    WebhookRequest,
+)
+from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "brevo"
+NOW = datetime(2023, 11, 14, 22, 20, tzinfo=UTC)
+RECEIVED = NOW + timedelta(seconds=1)
+ADAPTER = brevo.ADAPTER
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / f"{name}.json").read_bytes()
+
+
+def unsigned(body: bytes, content_type: str = "application/json") -> WebhookRequest:
+    return WebhookRequest(
+        "POST", "http://hookline/webhooks/brevo/test", {"content-type": content_type}, body
+    )
+
+
+def parse(body: bytes) -> list[EmailEvent]:
+    source, _ = brevo.make_test_source()
+    return ADAPTER.parse(unsigned(body), source, RECEIVED).events
+
+
+@pytest.mark.parametrize(
+    ("name", "event_type", "bounce_class", "machine_open"),
+    [
+        ("request", EventType.QUEUED, None, False),
+        ("delivered", EventType.DELIVERED, None, False),
+        ("deferred", EventType.DEFERRED, None, False),
+        ("soft_bounce", EventType.BOUNCED, BounceClass.SOFT, False),
+        ("hard_bounce", EventType.BOUNCED, BounceClass.HARD, False),
+        ("blocked", EventType.DROPPED, None, False),
+        ("invalid_email", EventType.DROPPED, None, False),
+        ("error", EventType.DROPPED, None, False),
+        ("spam", EventType.COMPLAINED, None, False),
+        ("unsubscribed", EventType.UNSUBSCRIBED, None, False),
+        ("opened", EventType.OPENED, None, False),
+        ("unique_opened", EventType.OPENED, None, False),
+        ("proxy_open", EventType.OPENED, None, True),
+        ("unique_proxy_open", EventType.OPENED, None, True),
+        ("click", EventType.CLICKED, None, False),
+    ],
+)
+def test_every_documented_event_maps_to_its_normalized_type(
+    name: str, event_type: EventType, bounce_class: BounceClass | None, machine_open: bool
+) -> None:
+    """Each Brevo transactional event gets its normalized type; proxy opens are machine
+    opens; raw is the event verbatim."""
+    (event,) = parse(fixture(name))
+    raw = json.loads(fixture(name))
+    assert event.esp_event == name
+    assert event.event_type is event_type
+    assert event.bounce_class == bounce_class
+    assert event.machine_open is machine_open
+    assert event.raw == raw
+
+
+@pytest.mark.parametrize(
+    ("alias", "event_type"),
+    [
+        ("complaint", EventType.COMPLAINED),
+        ("sent", EventType.QUEUED),
+        ("invalid", EventType.DROPPED),
+    ],
+)
+def test_documented_aliases(alias: str, event_type: EventType) -> None:
+    """complaint, sent and invalid, the names some Brevo docs use, are mapped too."""
+    (event,) = parse(json.dumps({"event": alias, "email": "a@example.com"}).encode())
+    assert event.event_type is event_type
+    assert event.recipient == "a@example.com"
+
+
+def test_delivered_fields_ids_and_metadata() -> None:
+    """message-id loses its brackets, ts_epoch (ms) is the time, tags come from the tags
+    array, X-Mailin-custom pairs are parsed and the verbatim header kept."""
+    (event,) = parse(fixture("delivered"))
+    assert event.provider == "brevo"
+    assert event.recipient == "example@domain.com"
+    assert event.message_id == "202311142213.12345678901@smtp-relay.mailin.fr"
+    assert event.occurred_at == datetime(2023, 11, 14, 22, 13, 20, 2000, tzinfo=UTC)
+    assert event.tags == ("transac_messages",)
+    assert event.metadata == {
+        "x-mailin-custom": "order_id:A-1|tenant:acme",
+        "order_id": "A-1",
+        "tenant": "acme",
+    }
+    assert event.provider_event_id is None
+    assert event.dedup_key == content_dedup_key("brevo", json.loads(fixture("delivered")))
+
+
+def test_json_x_mailin_custom_is_merged() -> None:
+    """A JSON-object X-Mailin-custom is merged into the metadata."""
+    (event,) = parse(fixture("delivered_json_custom"))
+    assert event.metadata["order_id"] == "A-2"
+    assert event.metadata["priority"] == 1
+    assert event.metadata["x-mailin-custom"] == '{"order_id": "A-2", "priority": 1}'
+
+
+def test_plain_x_mailin_custom_is_kept_verbatim() -> None:
+    """A free-form X-Mailin-custom without pairs is only kept verbatim."""
+    body = {"event": "delivered", "email": "a@example.com", "X-Mailin-custom": "plain"}
+    (event,) = parse(json.dumps(body).encode())
+    assert event.metadata == {"x-mailin-custom": "plain"}
+
+
+def test_bounce_keeps_reason_and_status() -> None:
+    """A bounce's reason is kept and its SMTP status extracted."""
+    (event,) = parse(fixture("hard_bounce"))
+    assert event.reason is not None and event.reason.startswith("550 5.1.1")
+    assert event.smtp_status == "5.1.1"
+
+
+def test_click_fields_and_single_tag() -> None:
+    """Clicks carry link, user agent and IP; a single `tag` is the tag list."""
+    (click,) = parse(fixture("click"))
+    assert click.url == "https://example.com/offer"
+    assert click.ip == "203.0.113.7"
+    assert click.user_agent is not None and click.user_agent.startswith("Mozilla/5.0")
+    (spam,) = parse(fixture("spam"))
+    assert spam.tags == ("welcome",)
+
+
+def test_batched_array_yields_one_event_each() -> None:
+    """Brevo's batched mode posts an array: one event per item, distinct keys."""
+    events = parse(fixture("batched"))
+    assert [e.event_type for e in events] == [
+        EventType.QUEUED,
+        EventType.DELIVERED,
+        EventType.CLICKED,
+    ]
+    assert len({e.dedup_key for e in events}) == 3
+
+
+def test_time_fallbacks() -> None:
+    """ts_epoch in seconds (old docs) is accepted; without it ts_event is used, else the
+    receive time."""
+    seconds = {"event": "delivered", "ts_epoch": 1604933654}
+    (event,) = parse(json.dumps(seconds).encode())
+    assert event.occurred_at == datetime.fromtimestamp(1604933654, tz=UTC)
+    (event,) = parse(b'{"event": "delivered", "ts_event": 1604933654}')
+    assert event.occurred_at == datetime.fromtimestamp(1604933654, tz=UTC)
+    (event,) = parse(b'{"event": "newthing"}')
+    assert event.occurred_at == RECEIVED
+    assert event.event_type is EventType.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"event": "delivered"', "body"),
+        (b'{"event": "d\xe9livered"}', "body"),
+        (b"3.5", "body"),
+        (b"null", "body"),
+        (b"{}", "event"),
+        (b"[{}]", "[0].event"),
+        (b'["delivered"]', "[0]"),
+        (b'{"event": "delivered", "ts_epoch": "soon"}', "ts_epoch"),
+        (b'[{"event": "delivered", "ts_event": "soon"}]', "[0].ts_event"),
+        (b'{"event": "delivered", "tags": "a", "X-Mailin-custom": 5}', "X-Mailin-custom"),
+        (b'{"event": "delivered", "tags": [[]]}', "tags[0]"),
+        (b'{"event": "delivered", "message-id": ["x"]}', "message-id"),
+    ],
+)
+def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str) -> None:
+    """Truncated, non-UTF-8 and wrongly shaped bodies raise PayloadError naming the field."""
+    with pytest.raises(PayloadError) as info:
+        parse(body)
+    assert info.value.field == field
+
+
+def test_wrong_content_type_is_refused() -> None:
+    """Brevo posts JSON; anything else is refused."""
+    with pytest.raises(ContentTypeError):
+        ADAPTER.check_content_type(unsigned(b"{}", "application/xml"))
+
+
+async def test_transport_auth() -> None:
+    """Configured basic auth passes; other credentials are invalid; none are missing; a
+    bearer-token source accepts its token; a source without credentials fails closed."""
+    source, material = brevo.make_test_source()
+    await ADAPTER.verify(
+        brevo.signed_request(source, material, fixture("delivered"), now=NOW),
+        source,
+        VerifyContext(now=NOW),
+    )
+    other, _ = brevo.make_test_source()
+    for candidate, reason in (
+        (brevo.signed_request(other, None, b"{}", now=NOW), "invalid"),
+        (unsigned(b"{}"), "missing"),
+    ):
+        with pytest.raises(AuthError) as info:
+            await ADAPTER.verify(candidate, source, VerifyContext(now=NOW))
+        assert info.value.reason == reason
+    bearer, _ = brevo.make_test_source(basic_auth=None, bearer_token="tok")
+    await ADAPTER.verify(
+        brevo.signed_request(bearer, None, b"{}", now=NOW), bearer, VerifyContext(now=NOW)
+    )
+    bare, _ = brevo.make_test_source(basic_auth=None)
+    with pytest.raises(AuthError) as info:
+        await ADAPTER.verify(unsigned(b"{}"), bare, VerifyContext(now=NOW))
+    assert info.value.reason == "missing"
+
+
+@pytest.mark.parametrize(
+    ("event", "count", "event_type"),
+    [
+        ("delivered", 1, EventType.DELIVERED),
+        ("hard_bounce", 3, EventType.BOUNCED),
+        ("proxy_open", 2, EventType.OPENED),
+    ],
+)
+async def test_example_body_round_trips(event: str, count: int, event_type: EventType) -> None:
+    """example_body is a single object for one event and a batch otherwise, distinct per
+    seed, and carries parsable X-Mailin-custom metadata."""
+    source, material = brevo.make_test_source("load")
+    keys: set[str] = set()
+    for seed in (0, 1):
+        body = brevo.example_body(count, seed=seed, event=event)
+        assert body.startswith(b"{" if count == 1 else b"[")
+        request = brevo.signed_request(source, material, body, now=NOW)
+        await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+        events = ADAPTER.parse(request, source, RECEIVED).events
+        assert [e.event_type for e in events] == [event_type] * count
+        assert events[0].metadata["tenant"] == "acme"
+        keys.update(e.dedup_key for e in events)
+    assert len(keys) == 2 * count

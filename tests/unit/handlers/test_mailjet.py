@@ -1,0 +1,199 @@
+"""Mailjet adapter: grouped and single-event bodies, normalization, transport auth."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from handlers import mailjet
+from handlers.base import (
+    AuthError,
+    ContentTypeError,
+    PayloadError,
+    VerifyContext,
+    WebhookRequest,
+)
+from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mailjet"
+NOW = datetime(2023, 11, 14, 22, 20, tzinfo=UTC)
+RECEIVED = NOW + timedelta(seconds=1)
+ADAPTER = mailjet.ADAPTER
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / f"{name}.json").read_bytes()
+
+
+def unsigned(body: bytes, content_type: str = "application/json") -> WebhookRequest:
+    return WebhookRequest(
+        "POST", "http://hookline/webhooks/mailjet/test", {"content-type": content_type}, body
+    )
+
+
+def parse(body: bytes) -> list[EmailEvent]:
+    source, _ = mailjet.make_test_source()
+    return ADAPTER.parse(unsigned(body), source, RECEIVED).events
+
+
+EXPECTED = [
+    ("sent", EventType.DELIVERED, None),
+    ("open", EventType.OPENED, None),
+    ("click", EventType.CLICKED, None),
+    ("bounce", EventType.BOUNCED, BounceClass.HARD),
+    ("bounce", EventType.BOUNCED, BounceClass.SOFT),
+    ("bounce", EventType.DEFERRED, None),
+    ("blocked", EventType.DROPPED, None),
+    ("spam", EventType.COMPLAINED, None),
+    ("unsub", EventType.UNSUBSCRIBED, None),
+]
+
+
+@pytest.mark.parametrize(("index", "expected"), list(enumerate(EXPECTED)))
+def test_every_documented_event_maps_to_its_normalized_type(
+    index: int, expected: tuple[str, EventType, BounceClass | None]
+) -> None:
+    """sent is delivered, blocked is dropped, bounces follow hard_bounce (greylisting is a
+    deferral); raw is the event verbatim."""
+    esp_event, event_type, bounce_class = expected
+    events = parse(fixture("grouped_events"))
+    assert len(events) == len(EXPECTED)
+    event = events[index]
+    assert event.esp_event == esp_event
+    assert event.event_type is event_type
+    assert event.bounce_class == bounce_class
+    assert event.raw == json.loads(fixture("grouped_events"))[index]
+
+
+def test_sent_fields_ids_and_metadata() -> None:
+    """MessageID becomes a string message id; a JSON Payload and CustomID are metadata;
+    the SMTP reply is the diagnostic; dedup hashes the event."""
+    event = parse(fixture("grouped_events"))[0]
+    raw = json.loads(fixture("grouped_events"))[0]
+    assert event.provider == "mailjet"
+    assert event.recipient == "api@mailjet.com"
+    assert event.message_id == "19421777835146490"
+    assert event.occurred_at == datetime.fromtimestamp(1433333949, tz=UTC)
+    assert event.metadata == {"order_id": "A-1", "tenant": "acme", "CustomID": "helloworld"}
+    assert event.diagnostic == "sent (250 2.0.0 OK 1433333948 fa5si855896wjc.199 - gsmtp)"
+    assert event.smtp_status == "2.0.0"
+    assert event.provider_event_id is None
+    assert event.dedup_key == content_dedup_key("mailjet", raw)
+    assert event.campaign is None
+
+
+def test_plain_payload_is_kept_under_payload_key() -> None:
+    """A Payload that is not a JSON object is kept as {"payload": <string>}."""
+    spam = parse(fixture("grouped_events"))[7]
+    assert spam.metadata == {"payload": "plain text payload", "CustomID": "helloworld"}
+
+
+def test_bounce_and_block_keep_error_and_comment() -> None:
+    """Mailjet's error is the reason and its comment the diagnostic."""
+    events = parse(fixture("grouped_events"))
+    hard, soft, blocked = events[3], events[4], events[6]
+    assert hard.reason == "user unknown"
+    assert hard.diagnostic is not None and hard.diagnostic.startswith("Host or domain")
+    assert soft.smtp_status == "4.2.2"
+    assert blocked.reason == "user unknown"
+
+
+def test_click_fields_and_campaign() -> None:
+    """Clicks carry url, IP, user agent and customcampaign as the campaign."""
+    click = parse(fixture("grouped_events"))[2]
+    assert click.url == "https://mailjet.com"
+    assert click.ip == "88.123.56.78"
+    assert click.user_agent is not None and "Chrome" in click.user_agent
+    assert click.campaign == "spring_sale"
+
+
+def test_legacy_single_object_is_accepted() -> None:
+    """Without event grouping Mailjet posts a bare object: one event, same normalization."""
+    (event,) = parse(fixture("legacy_single_sent"))
+    assert event.event_type is EventType.DELIVERED
+    assert event.dedup_key == parse(fixture("grouped_events"))[0].dedup_key
+
+
+def test_message_guid_fallback_and_unknown_event() -> None:
+    """Without a MessageID the Message_GUID is used; an unmapped event is unknown."""
+    (event,) = parse(b'[{"event": "newthing", "Message_GUID": "abc-1", "MessageID": 0}]')
+    assert event.event_type is EventType.UNKNOWN
+    assert event.message_id == "abc-1"
+    assert event.occurred_at == RECEIVED
+
+
+def test_empty_group_yields_no_events() -> None:
+    """An empty array is valid and yields nothing."""
+    assert parse(b"[]") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'[{"event": "sent"', "body"),
+        (b'{"event": "s\xe9nt"}', "body"),
+        (b"42", "body"),
+        (b'"sent"', "body"),
+        (b"[3]", "[0]"),
+        (b"[{}]", "[0].event"),
+        (b"{}", "event"),
+        (b'{"event": "sent", "time": "noon"}', "time"),
+        (b'[{"event": "sent", "time": [1]}]', "[0].time"),
+        (b'[{"event": "bounce", "hard_bounce": "sometimes"}]', "[0].hard_bounce"),
+        (b'[{"event": "sent", "Payload": {"a": 1}}]', "[0].Payload"),
+    ],
+)
+def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str) -> None:
+    """Truncated, non-UTF-8 and wrongly shaped bodies raise PayloadError naming the field."""
+    with pytest.raises(PayloadError) as info:
+        parse(body)
+    assert info.value.field == field
+
+
+def test_wrong_content_type_is_refused() -> None:
+    """Mailjet posts JSON; anything else is refused."""
+    with pytest.raises(ContentTypeError):
+        ADAPTER.check_content_type(unsigned(b"[]", "text/html"))
+
+
+async def test_transport_auth() -> None:
+    """Configured basic auth passes; other credentials are invalid; none are missing; a
+    source without credentials fails closed."""
+    source, material = mailjet.make_test_source()
+    request = mailjet.signed_request(source, material, fixture("grouped_events"), now=NOW)
+    await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+    other, _ = mailjet.make_test_source()
+    for candidate, reason in (
+        (mailjet.signed_request(other, None, b"[]", now=NOW), "invalid"),
+        (unsigned(b"[]"), "missing"),
+    ):
+        with pytest.raises(AuthError) as info:
+            await ADAPTER.verify(candidate, source, VerifyContext(now=NOW))
+        assert info.value.reason == reason
+    bare, _ = mailjet.make_test_source(basic_auth=None)
+    with pytest.raises(AuthError) as info:
+        await ADAPTER.verify(unsigned(b"[]"), bare, VerifyContext(now=NOW))
+    assert info.value.reason == "missing"
+
+
+@pytest.mark.parametrize(
+    ("event", "event_type"),
+    [("sent", EventType.DELIVERED), ("bounce", EventType.BOUNCED), ("open", EventType.OPENED)],
+)
+async def test_example_body_round_trips(event: str, event_type: EventType) -> None:
+    """example_body builds a grouped batch with distinct dedup keys across seeds."""
+    source, material = mailjet.make_test_source("load")
+    keys: set[str] = set()
+    for seed in (0, 1):
+        request = mailjet.signed_request(
+            source, material, mailjet.example_body(3, seed=seed, event=event), now=NOW
+        )
+        await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+        events = ADAPTER.parse(request, source, RECEIVED).events
+        assert [e.event_type for e in events] == [event_type] * 3
+        assert events[0].metadata["tenant"] == "acme"
+        keys.update(e.dedup_key for e in events)
+    assert len(keys) == 6

@@ -1,0 +1,294 @@
+"""Postmark adapter: transport authentication and RecordType / bounce Type normalization."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handlers import postmark
+from handlers.base import (
+    AuthError,
+    ContentTypeError,
+    PayloadError,
+    VerifyContext,
+    WebhookRequest,
+)
+from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "postmark"
+NOW = datetime(2023, 11, 14, 22, 20, tzinfo=UTC)
+RECEIVED = NOW + timedelta(seconds=1)
+ADAPTER = postmark.ADAPTER
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / f"{name}.json").read_bytes()
+
+
+def unsigned(body: bytes, content_type: str = "application/json") -> WebhookRequest:
+    return WebhookRequest(
+        "POST", "http://hookline/webhooks/postmark/test", {"content-type": content_type}, body
+    )
+
+
+def parse_one(body: bytes) -> EmailEvent:
+    source, _ = postmark.make_test_source()
+    (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
+    return event
+
+
+# --- normalization ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "event_type", "bounce_class"),
+    [
+        ("delivery", EventType.DELIVERED, None),
+        ("bounce_hard", EventType.BOUNCED, BounceClass.HARD),
+        ("bounce_soft", EventType.BOUNCED, BounceClass.SOFT),
+        ("bounce_transient", EventType.DEFERRED, None),
+        ("bounce_dns_error", EventType.DEFERRED, None),
+        ("bounce_blocked", EventType.BOUNCED, BounceClass.SOFT),
+        ("bounce_spam_notification", EventType.COMPLAINED, None),
+        ("bounce_auto_responder", EventType.UNKNOWN, None),
+        ("spam_complaint", EventType.COMPLAINED, None),
+        ("open", EventType.OPENED, None),
+        ("click", EventType.CLICKED, None),
+        ("subscription_change_unsubscribe", EventType.UNSUBSCRIBED, None),
+        ("subscription_change_resubscribe", EventType.RESUBSCRIBED, None),
+    ],
+)
+def test_every_record_type_maps_to_its_normalized_type(
+    name: str, event_type: EventType, bounce_class: BounceClass | None
+) -> None:
+    """Each documented RecordType (and Bounce Type) gets its normalized type and class."""
+    event = parse_one(fixture(name))
+    raw = json.loads(fixture(name))
+    assert event.event_type is event_type
+    assert event.bounce_class == bounce_class
+    assert event.esp_event == raw["RecordType"]
+    assert event.raw == raw
+
+
+@pytest.mark.parametrize(
+    ("bounce_type", "event_type", "bounce_class"),
+    [
+        ("HardBounce", EventType.BOUNCED, BounceClass.HARD),
+        ("BadEmailAddress", EventType.BOUNCED, BounceClass.HARD),
+        ("ManuallyDeactivated", EventType.BOUNCED, BounceClass.HARD),
+        ("SoftBounce", EventType.BOUNCED, BounceClass.SOFT),
+        ("Blocked", EventType.BOUNCED, BounceClass.SOFT),
+        ("VirusNotification", EventType.BOUNCED, BounceClass.SOFT),
+        ("DMARCPolicy", EventType.BOUNCED, BounceClass.SOFT),
+        ("Unknown", EventType.BOUNCED, BounceClass.UNDETERMINED),
+        ("Transient", EventType.DEFERRED, None),
+        ("DnsError", EventType.DEFERRED, None),
+        ("SpamNotification", EventType.COMPLAINED, None),
+        ("SpamComplaint", EventType.COMPLAINED, None),
+        ("Unsubscribe", EventType.UNSUBSCRIBED, None),
+        ("Subscribe", EventType.RESUBSCRIBED, None),
+        ("Unconfirmed", EventType.DROPPED, None),
+        ("SMTPApiError", EventType.DROPPED, None),
+        ("TemplateRenderingFailed", EventType.DROPPED, None),
+        ("AutoResponder", EventType.UNKNOWN, None),
+        ("AddressChange", EventType.UNKNOWN, None),
+        ("ChallengeVerification", EventType.UNKNOWN, None),
+        ("OpenRelayTest", EventType.UNKNOWN, None),
+        ("InboundError", EventType.UNKNOWN, None),
+        ("SomethingNew", EventType.BOUNCED, BounceClass.UNDETERMINED),
+    ],
+)
+def test_every_documented_bounce_type(
+    bounce_type: str, event_type: EventType, bounce_class: BounceClass | None
+) -> None:
+    """Every bounce Type Postmark documents has a deliberate mapping; the Type is the
+    reason; an undocumented Type is still a bounce, undetermined."""
+    raw = json.loads(fixture("bounce_hard"))
+    raw["Type"] = bounce_type
+    event = parse_one(json.dumps(raw).encode())
+    assert event.event_type is event_type
+    assert event.bounce_class == bounce_class
+    assert event.reason == bounce_type
+
+
+def test_bounce_fields_ids_and_metadata() -> None:
+    """A bounce keeps Postmark's ID (dedup key), MessageID, Details, Metadata and Tag."""
+    event = parse_one(fixture("bounce_hard"))
+    assert event.provider == "postmark"
+    assert event.recipient == "john@example.com"
+    assert event.message_id == "883953f4-6105-42a2-a16a-77a8eac79483"
+    assert event.provider_event_id == "42"
+    assert event.dedup_key == "postmark:Bounce:42"
+    assert event.smtp_status == "5.1.1"
+    assert event.diagnostic is not None and event.diagnostic.startswith("smtp;550 5.1.1")
+    assert event.reason == "HardBounce"
+    assert event.occurred_at == datetime(2019, 11, 5, 16, 33, 54, 907025, tzinfo=UTC)
+    assert event.metadata == {"a_key": "a_value", "b_key": "b_value"}
+    assert event.tags == ("Test",)
+
+
+def test_spam_complaint_id_is_namespaced_by_record_type() -> None:
+    """SpamComplaint records are deduplicated on their own ID, apart from bounces."""
+    event = parse_one(fixture("spam_complaint"))
+    assert event.dedup_key == "postmark:SpamComplaint:49"
+    assert event.provider_event_id == "49"
+
+
+def test_records_without_id_use_a_content_hash() -> None:
+    """Delivery, Open, Click and SubscriptionChange carry no ID: content hash dedup."""
+    raw = json.loads(fixture("delivery"))
+    event = parse_one(fixture("delivery"))
+    assert event.provider_event_id is None
+    assert event.dedup_key == content_dedup_key("postmark", raw)
+    assert event.diagnostic == "Test delivery webhook details"
+    assert event.recipient == "john@example.com"
+
+
+def test_open_and_click_fields() -> None:
+    """Opens and clicks carry the user agent and Geo.IP; clicks the original link."""
+    opened = parse_one(fixture("open"))
+    assert opened.ip == "188.2.95.4"
+    assert opened.user_agent is not None and opened.user_agent.startswith("Mozilla/5.0")
+    assert opened.url is None
+    assert opened.metadata == {"example": "value", "example_2": "value"}
+    click = parse_one(fixture("click"))
+    assert click.url == "https://example.com"
+    assert click.tags == ("welcome-email",)
+
+
+def test_subscription_change_reason_and_offset_time() -> None:
+    """SubscriptionChange keeps the suppression reason; an offset time becomes UTC."""
+    unsub = parse_one(fixture("subscription_change_unsubscribe"))
+    assert unsub.reason == "ManualSuppression"
+    resub = parse_one(fixture("subscription_change_resubscribe"))
+    assert resub.occurred_at == datetime(2020, 2, 2, 13, 0, tzinfo=UTC)
+    assert resub.reason is None
+
+
+def test_unknown_record_type_and_missing_time() -> None:
+    """An unknown RecordType is stored as unknown, timed at reception."""
+    event = parse_one(b'{"RecordType": "Inbound", "MessageID": "x"}')
+    assert event.event_type is EventType.UNKNOWN
+    assert event.occurred_at == RECEIVED
+    assert event.message_id == "x"
+
+
+# --- malformed bodies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"RecordType": "Delivery"', "body"),
+        (b'{"RecordType": "D\xe9livery"}', "body"),
+        (b"[]", "body"),
+        (b"null", "body"),
+        (b"{}", "RecordType"),
+        (b'{"RecordType": 5}', "RecordType"),
+        (b'{"RecordType": "Delivery", "DeliveredAt": "yesterday"}', "DeliveredAt"),
+        (b'{"RecordType": "Bounce", "BouncedAt": 1700000000}', "BouncedAt"),
+        (b'{"RecordType": "Bounce", "BouncedAt": "0001-01-01T00:00:00+01:00"}', "BouncedAt"),
+        (b'{"RecordType": "Open", "Metadata": "x"}', "Metadata"),
+        (b'{"RecordType": "Open", "Geo": []}', "Geo"),
+        (b'{"RecordType": "Click", "Tag": {"a": 1}}', "Tag"),
+        (b'{"RecordType": "SubscriptionChange", "SuppressSending": "perhaps"}', "SuppressSending"),
+    ],
+)
+def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str) -> None:
+    """Truncated, non-UTF-8 and wrongly shaped bodies raise PayloadError naming the field."""
+    source, _ = postmark.make_test_source()
+    with pytest.raises(PayloadError) as info:
+        ADAPTER.parse(unsigned(body), source, RECEIVED)
+    assert info.value.field == field
+
+
+def test_wrong_content_type_is_refused() -> None:
+    """Postmark posts JSON; anything else is refused."""
+    with pytest.raises(ContentTypeError):
+        ADAPTER.check_content_type(unsigned(b"{}", "text/plain"))
+
+
+# --- transport authentication -------------------------------------------------------------
+
+
+async def test_basic_auth_from_the_source_verifies() -> None:
+    """The request Postmark sends with the configured credentials verifies."""
+    source, material = postmark.make_test_source()
+    request = postmark.signed_request(source, material, fixture("delivery"), now=NOW)
+    assert request.headers["authorization"].startswith("Basic ")
+    await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+
+
+async def test_wrong_password_is_invalid() -> None:
+    """Credentials that differ from the source's are invalid."""
+    source, material = postmark.make_test_source()
+    other, _ = postmark.make_test_source()
+    request = postmark.signed_request(other, material, fixture("delivery"), now=NOW)
+    with pytest.raises(AuthError) as info:
+        await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+    assert info.value.reason == "invalid"
+
+
+async def test_missing_credentials_are_missing() -> None:
+    """A request without an Authorization header is refused as missing."""
+    source, _ = postmark.make_test_source()
+    with pytest.raises(AuthError) as info:
+        await ADAPTER.verify(unsigned(fixture("delivery")), source, VerifyContext(now=NOW))
+    assert info.value.reason == "missing"
+
+
+async def test_source_without_credentials_fails_closed_unless_allowed() -> None:
+    """Postmark signs nothing: a source with no credentials refuses every request unless
+    it explicitly allows unauthenticated requests."""
+    source, _ = postmark.make_test_source(basic_auth=None)
+    with pytest.raises(AuthError) as info:
+        await ADAPTER.verify(unsigned(fixture("delivery")), source, VerifyContext(now=NOW))
+    assert info.value.reason == "missing"
+    open_source, _ = postmark.make_test_source(basic_auth=None, allow_unauthenticated=True)
+    await ADAPTER.verify(unsigned(fixture("delivery")), open_source, VerifyContext(now=NOW))
+
+
+async def test_bearer_token_source() -> None:
+    """A source with a bearer token accepts that token and refuses another."""
+    source, material = postmark.make_test_source(basic_auth=None, bearer_token="t0ken")
+    request = postmark.signed_request(source, material, fixture("delivery"), now=NOW)
+    assert request.headers["authorization"] == "Bearer t0ken"
+    await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+    wrong = WebhookRequest(
+        "POST", request.url, {**request.headers, "authorization": "Bearer nope"}, request.body
+    )
+    with pytest.raises(AuthError) as info:
+        await ADAPTER.verify(wrong, source, VerifyContext(now=NOW))
+    assert info.value.reason == "invalid"
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record_type", "event_type"),
+    [
+        ("Delivery", EventType.DELIVERED),
+        ("Bounce", EventType.BOUNCED),
+        ("SpamComplaint", EventType.COMPLAINED),
+        ("Open", EventType.OPENED),
+    ],
+)
+async def test_example_body_round_trips(record_type: str, event_type: EventType) -> None:
+    """example_body builds a record per RecordType, distinct per seed; count > 1 refused."""
+    source, material = postmark.make_test_source("load")
+    keys: set[Any] = set()
+    for seed in (0, 1):
+        body = postmark.example_body(seed=seed, event=record_type)
+        request = postmark.signed_request(source, material, body, now=NOW)
+        await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+        (event,) = ADAPTER.parse(request, source, RECEIVED).events
+        assert event.event_type is event_type
+        keys.add(event.dedup_key)
+    assert len(keys) == 2
+    with pytest.raises(ValueError, match="one event"):
+        postmark.example_body(5)
