@@ -24,9 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -152,8 +152,21 @@ async def reset_database(url: str) -> None:
 
 def uvicorn_cmd(app: str, port: int) -> list[str]:
     return [
-        PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-        "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools",
+        PYTHON,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
     ]
 
 
@@ -199,7 +212,10 @@ def main() -> int:
                 run_wrk(f"http://127.0.0.1:{port}{path}", work / requests, 2, args.connections)
                 rss_before = rss_mb(process.pid)
                 results[name] = run_wrk(
-                    f"http://127.0.0.1:{port}{path}", work / requests, args.duration, args.connections
+                    f"http://127.0.0.1:{port}{path}",
+                    work / requests,
+                    args.duration,
+                    args.connections,
                 )
                 results[name]["rss_mb"] = rss_mb(process.pid)
                 results[name]["rss_before_mb"] = rss_before
@@ -222,6 +238,7 @@ def main() -> int:
             f'[[sources]]\nprovider = "sendgrid"\nname = "main"\nsigning_key = "{spec.signing_key}"\n'
         )
         hookline_env = {"HOOKLINE_CONFIG": str(config)}
+
         def hookline_cmd(port: int) -> list[str]:
             return [PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)]
 
@@ -239,12 +256,16 @@ def main() -> int:
             print(f"soak: Hookline for {args.soak}s, sampling RSS", flush=True)
             asyncio.run(reset_database(db_url))
             port = free_port()
-            process = start([PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)], {**env, **hookline_env})
+            process = start(
+                [PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)], {**env, **hookline_env}
+            )
             try:
                 wait_http(f"http://127.0.0.1:{port}/healthz", process)
                 run_wrk(f"http://127.0.0.1:{port}{path}", work / "single", 10, args.connections)
                 first = rss_mb(process.pid)
-                run_wrk(f"http://127.0.0.1:{port}{path}", work / "single", args.soak, args.connections)
+                run_wrk(
+                    f"http://127.0.0.1:{port}{path}", work / "single", args.soak, args.connections
+                )
                 soak = (first, rss_mb(process.pid))
             finally:
                 stop(process)
@@ -253,7 +274,9 @@ def main() -> int:
 
     bare, naive, hook, batch = (results[k] for k in ("bare", "naive", "hookline", "hookline_batch"))
     print()
-    print(f"{'case':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'x ceiling':>11}{'x naive':>9}")
+    print(
+        f"{'case':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'x ceiling':>11}{'x naive':>9}"
+    )
     for label, data in (
         ("bare ASGI (ceiling)", bare),
         ("naive per-request INSERT", naive),
@@ -272,7 +295,9 @@ def main() -> int:
         f"acknowledged (= committed); {stored_batch} rows in PostgreSQL after warm-up + run; "
         f"replay wrap-arounds: {batch['wraps']} (0 means every event was unique)"
     )
-    print(f"Hookline RSS: {hook['rss_before_mb']:.0f} MB -> {hook['rss_mb']:.0f} MB over the single-event run")
+    print(
+        f"Hookline RSS: {hook['rss_before_mb']:.0f} MB -> {hook['rss_mb']:.0f} MB over the single-event run"
+    )
     if soak:
         print(f"soak RSS: {soak[0]:.0f} MB after warm-up -> {soak[1]:.0f} MB after {args.soak}s")
     return 0

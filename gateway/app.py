@@ -11,14 +11,18 @@ import structlog
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
-from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client import disable_created_metrics
+from prometheus_client import (
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from gateway.errors import exception_handlers
 from gateway.ingest.batcher import Batcher
 from gateway.ingest.drainer import SpoolDrainer
-from gateway.ingest.spool import Spool
 from gateway.ingest.pipeline import Ingestor
+from gateway.ingest.spool import Spool
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.routes.health import healthz, metrics, readyz
 from gateway.routes.webhooks import webhook_head, webhook_post
@@ -41,13 +45,20 @@ RuntimeExtension = Callable[[Runtime], None]
 
 def _extensions() -> list[RuntimeExtension]:
     """The optional parts wired into every runtime (delivery, retention, spool, ...)."""
-    extensions: list[RuntimeExtension] = []
+    from gateway.delivery import install_delivery
+    from gateway.query.extension import install_read_side
+
+    extensions: list[RuntimeExtension] = [install_read_side, install_delivery]
     return extensions
 
 
 def _admin_routes() -> list[ControllerRouterHandler]:
     """The admin API (/v1) routers."""
-    routes: list[ControllerRouterHandler] = []
+    from gateway.routes.admin_dlq import dlq_router
+    from gateway.routes.admin_query import query_router
+    from gateway.routes.admin_suppressions import suppressions_router
+
+    routes: list[ControllerRouterHandler] = [query_router, dlq_router, suppressions_router]
     return routes
 
 
@@ -55,7 +66,7 @@ async def build_runtime(
     settings: Settings, metrics_: Metrics, *, serve_workers: bool, role: str = "gateway"
 ) -> Runtime:
     """Open the database and assemble the runtime (not started)."""
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     tracer = configure_tracing()
     database = await open_database(settings)
     storage_breaker = AsyncCircuitBreaker(

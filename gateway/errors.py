@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.types import ExceptionHandlersMap
 
 __all__ = ["ProblemError", "exception_handlers", "problem_response"]
 
@@ -72,7 +73,7 @@ def _not_found(_: Request[Any, Any, Any], exc: NotFoundException) -> Response[by
     return problem_response(404, "Not Found", exc.detail if isinstance(exc.detail, str) else None)
 
 
-exception_handlers: dict[type[Exception], Any] = {
+exception_handlers: ExceptionHandlersMap = {
     ProblemError: _problem,
     NotFoundException: _not_found,
     HTTPException: _http,

@@ -8,6 +8,7 @@ exits, so wrapping an ``await`` in it gives correct breaker semantics on the eve
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ log = structlog.get_logger("hookline.breaker")
 CircuitOpenError = pybreaker.CircuitBreakerError
 
 
-class _MetricsListener(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
+class _MetricsListener(pybreaker.CircuitBreakerListener):
     def __init__(self, name: str, metrics: Metrics) -> None:
         self.name = name
         self.metrics = metrics
@@ -100,10 +101,8 @@ class AsyncCircuitBreaker:
         def _raise() -> None:
             raise exc
 
-        try:
+        with contextlib.suppress(BaseException):  # the point is only to count it
             self._breaker.call(_raise)
-        except BaseException:  # noqa: S110 - the point is to count it
-            pass
 
     def open(self) -> None:
         self._breaker.open()

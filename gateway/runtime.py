@@ -9,7 +9,6 @@ import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -84,7 +83,7 @@ class Runtime:
     async def close(self) -> None:
         self._stop.set()
         if self._tasks:
-            done, pending = await asyncio.wait(self._tasks, timeout=20)
+            _, pending = await asyncio.wait(self._tasks, timeout=20)
             for task in pending:
                 task.cancel()
         await self.batcher.close()
@@ -167,10 +166,9 @@ class Runtime:
                 response.raise_for_status()
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}"
-        log.info("sns.subscription_confirmed" if error is None else "sns.confirm_failed",
-                 error=error)
+        log.info(
+            "sns.subscription_confirmed" if error is None else "sns.confirm_failed", error=error
+        )
         if record_id is not None:
             with contextlib.suppress(*_DB_ERRORS):
                 await self.database.store.mark_control_confirmed(record_id, error)
-
-

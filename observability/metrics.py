@@ -228,4 +228,3 @@ class Metrics:
             self.breaker_state.labels(breaker).set(0)
             for state in BREAKER_STATES:
                 self.breaker_transitions.labels(breaker, state)
-

@@ -27,9 +27,7 @@ def configure_tracing(environ: Mapping[str, str] | None = None) -> Tracer:
     global _provider
     environ = os.environ if environ is None else environ
     if _provider is None:
-        resource = Resource.create(
-            {"service.name": environ.get("OTEL_SERVICE_NAME", "hookline")}
-        )
+        resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "hookline")})
         provider = TracerProvider(resource=resource)
         if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get(
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"

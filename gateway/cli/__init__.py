@@ -10,7 +10,18 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
-COMMANDS: tuple[str, ...] = ("serve", "worker", "migrate", "check_config")
+COMMANDS: tuple[str, ...] = (
+    "serve",
+    "worker",
+    "migrate",
+    "check_config",
+    "events",
+    "message",
+    "recipient",
+    "stats",
+    "dlq",
+    "suppressions",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -128,7 +128,10 @@ class Batcher:
                 with self._tracer.start_as_current_span(
                     "storage.flush",
                     links=links,
-                    attributes={"hookline.batch_events": len(events), "hookline.requests": len(batch)},
+                    attributes={
+                        "hookline.batch_events": len(events),
+                        "hookline.requests": len(batch),
+                    },
                 ):
                     new_keys = await self._write(events)
             except BaseException as exc:

@@ -122,7 +122,7 @@ class Spool:
                 "spool.found_on_start",
                 segments=len(self._segments),
                 events=self.events,
-                bytes=self.bytes,
+                bytes=self.total_bytes,
             )
 
     @property
@@ -130,15 +130,15 @@ class Spool:
         return sum(segment.events for segment in self._segments)
 
     @property
-    def bytes(self) -> int:
+    def total_bytes(self) -> int:
         return sum(segment.size for segment in self._segments)
 
     def _publish(self) -> None:
         self.metrics.spool_events.set(self.events)
-        self.metrics.spool_bytes.set(self.bytes)
+        self.metrics.spool_bytes.set(self.total_bytes)
 
     def writable(self) -> bool:
-        return not self._failed and self.bytes < self.max_bytes
+        return not self._failed and self.total_bytes < self.max_bytes
 
     # -- writing --------------------------------------------------------------------------
     def _next_path(self) -> Path:
@@ -159,7 +159,7 @@ class Spool:
 
     def _append_sync(self, record: bytes, count: int) -> None:
         with self._lock:
-            if self.bytes + len(record) > self.max_bytes:
+            if self.total_bytes + len(record) > self.max_bytes:
                 raise SpoolUnavailableError("spool full")
             if self._fd is None or self._segments[-1].size >= self.segment_bytes:
                 self._close_active()

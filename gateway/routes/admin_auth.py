@@ -13,12 +13,14 @@ from gateway.errors import ProblemError
 __all__ = ["require_admin_token"]
 
 
-def require_admin_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def require_admin_token(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     """401 unless ``Authorization: Bearer <[admin] token>``; 503-free: no token configured
     means the admin API is disabled (401 for everyone)."""
     expected: str | None = connection.app.state.runtime.settings.admin.token
     header = connection.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
+    scheme, _sep, given = header.partition(" ")
     if (
         not expected
         or scheme.lower() != "bearer"

@@ -52,7 +52,9 @@ def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     accept = request.headers.get("accept", "")
     if "application/openmetrics-text" in accept:
         return Response(
-            content=generate_openmetrics(runtime.metrics.registry),
+            content=generate_openmetrics(runtime.metrics.registry),  # type: ignore[no-untyped-call]
             media_type=OPENMETRICS_CONTENT_TYPE,
         )
-    return Response(content=generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        content=generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

@@ -8,7 +8,6 @@ can take the events. Never a 500 for anything the sender controls.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from datetime import UTC, datetime
@@ -89,13 +88,11 @@ async def webhook_post(
             response, outcome = reply.response, reply.outcome
         span.set_attribute("hookline.outcome", outcome)
         span.set_attribute("http.response.status_code", response.status_code)
-        if response.status_code >= 500:
+        if (response.status_code or 200) >= 500:
             span.set_status(trace.StatusCode.ERROR)
         elapsed = time.perf_counter() - started
         runtime.metrics.webhook_requests.labels(label, outcome).inc()
-        runtime.metrics.webhook_request_duration.labels(label).observe(
-            elapsed, exemplar=exemplar()
-        )
+        runtime.metrics.webhook_request_duration.labels(label).observe(elapsed, exemplar=exemplar())
         log.info(
             "webhook.processed",
             provider=label,
@@ -219,7 +216,7 @@ async def _check_nonce(runtime: Runtime, provider: str, name: str, result: Parse
         await runtime.remember_nonce(provider, name, result.nonce, result.nonce_digest or "")
     except NonceConflictError:
         raise _auth_failure(runtime, provider, AuthError("replayed")) from None
-    except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         # the database is unreachable: the signature and its time window were verified, the
         # events go to the spool and are deduplicated by their own ids when drained
         log.warning("webhook.nonce_unchecked", provider=provider, error=type(exc).__name__)

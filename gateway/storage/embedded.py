@@ -179,7 +179,7 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Initialise (first time) and start the cluster; return its connection URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.data_dir, 0o755)
+        os.chmod(self.data_dir, 0o755)  # noqa: S103 - the postgres user must enter it
         self._check_reachable()
         password = self._password()
         if not (self.cluster_dir / "PG_VERSION").exists():
@@ -249,4 +249,3 @@ class EmbeddedPostgres:
 
     def is_running(self) -> bool:
         return self._running_port() is not None
-

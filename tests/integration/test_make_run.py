@@ -16,7 +16,9 @@ from tests.integration.conftest import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 180) -> dict[str, str]:
+def _wait_ready(
+    port: int, process: subprocess.Popen[bytes], timeout: float = 180
+) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "make run exited early"

@@ -27,7 +27,6 @@ from gateway.ingest.drainer import SpoolDrainer
 from gateway.ingest.spool import Spool, encode_record
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.storage.embedded import EmbeddedPostgres
-from gateway.storage.migrate import apply_migrations
 from gateway.storage.pool import create_pool
 from gateway.storage.store import EventStore
 from handlers import sendgrid
@@ -97,7 +96,9 @@ async def test_database_outage_spools_then_drains_everything_acknowledged(
 
         async def send(seed: int) -> None:
             body, headers = signed(seed, count=2)
-            response = await gw.client.post("/webhooks/sendgrid/main", content=body, headers=headers)
+            response = await gw.client.post(
+                "/webhooks/sendgrid/main", content=body, headers=headers
+            )
             if response.status_code == 200:
                 acked.extend(event_ids(body))
             else:
@@ -124,17 +125,23 @@ async def test_database_outage_spools_then_drains_everything_acknowledged(
         assert len(keys) == len(set(keys)), "an event was stored twice"
         assert set(acked) <= set(keys), "an acknowledged event was lost"
         assert len(acked) == 160
-        assert gw.metric(
-            "hookline_circuit_breaker_transitions_total", breaker="storage", to_state="open"
-        ) >= 1
-        assert gw.metric(
-            "hookline_circuit_breaker_transitions_total", breaker="storage", to_state="closed"
-        ) >= 1
+        assert (
+            gw.metric(
+                "hookline_circuit_breaker_transitions_total", breaker="storage", to_state="open"
+            )
+            >= 1
+        )
+        assert (
+            gw.metric(
+                "hookline_circuit_breaker_transitions_total", breaker="storage", to_state="closed"
+            )
+            >= 1
+        )
         assert gw.metric("hookline_circuit_breaker_state", breaker="storage") == 0
         assert gw.metric("hookline_spool_drained_events_total") > 0
-        assert gw.metric(
-            "hookline_webhook_requests_total", provider="sendgrid", outcome="spooled"
-        ) > 0
+        assert (
+            gw.metric("hookline_webhook_requests_total", provider="sendgrid", outcome="spooled") > 0
+        )
 
 
 async def test_spool_full_answers_503_and_loses_nothing_acknowledged(
@@ -154,7 +161,9 @@ async def test_spool_full_answers_503_and_loses_nothing_acknowledged(
         own_pg.stop("immediate")
         for seed in range(30):
             body, headers = signed(1000 + seed)
-            response = await gw.client.post("/webhooks/sendgrid/main", content=body, headers=headers)
+            response = await gw.client.post(
+                "/webhooks/sendgrid/main", content=body, headers=headers
+            )
             statuses.append(response.status_code)
             if response.status_code == 200:
                 acked.extend(event_ids(body))
@@ -222,7 +231,7 @@ def test_sigkill_with_a_full_spool_then_restart_drains_without_duplicates(
 [database]
 url = "{own_pg.url()}"
 [storage]
-data_dir = "{tmp_path / 'data'}"
+data_dir = "{tmp_path / "data"}"
 breaker_fail_max = 1
 breaker_reset_seconds = 0.5
 [logging]

@@ -46,18 +46,21 @@ async def test_sendgrid_batch_is_stored_and_acknowledged(gateway_factory: Any) -
     async with gateway_factory(sources=SOURCES) as gw:
         body = sendgrid.example_body(5, seed=1)
         response = await post(
-            gw, sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now()),
+            gw,
+            sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now()),
             "/webhooks/sendgrid/main",
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"accepted": 5, "duplicates": 0}
         assert await count_rows(gw) == 5
-        assert gw.metric(
-            "hookline_events_received_total", provider="sendgrid", event_type="delivered"
-        ) == 5
-        assert gw.metric(
-            "hookline_webhook_requests_total", provider="sendgrid", outcome="accepted"
-        ) == 1
+        assert (
+            gw.metric("hookline_events_received_total", provider="sendgrid", event_type="delivered")
+            == 5
+        )
+        assert (
+            gw.metric("hookline_webhook_requests_total", provider="sendgrid", outcome="accepted")
+            == 1
+        )
 
 
 async def test_redelivered_batch_stores_nothing_new(gateway_factory: Any) -> None:
@@ -70,9 +73,10 @@ async def test_redelivered_batch_stores_nothing_new(gateway_factory: Any) -> Non
             assert response.status_code == 200
         assert response.json() == {"accepted": 3, "duplicates": 3}
         assert await count_rows(gw) == 3
-        assert gw.metric(
-            "hookline_events_received_total", provider="sendgrid", event_type="delivered"
-        ) == 3
+        assert (
+            gw.metric("hookline_events_received_total", provider="sendgrid", event_type="delivered")
+            == 3
+        )
         assert gw.metric("hookline_events_duplicate_total", provider="sendgrid") == 3
 
 
@@ -98,15 +102,13 @@ async def test_sendgrid_authentication_failures_are_401(
             content = content.replace(b"user3", b"user4")
         if tamper == "drop_signature":
             headers.pop(sendgrid.SIGNATURE_HEADER)
-        response = await gw.client.post(
-            "/webhooks/sendgrid/main", content=content, headers=headers
-        )
+        response = await gw.client.post("/webhooks/sendgrid/main", content=content, headers=headers)
         assert response.status_code == 401
         assert response.headers["content-type"].startswith("application/problem+json")
         assert "key" not in response.text.lower()
-        assert gw.metric(
-            "hookline_signature_failures_total", provider="sendgrid", reason=reason
-        ) == 1
+        assert (
+            gw.metric("hookline_signature_failures_total", provider="sendgrid", reason=reason) == 1
+        )
         assert await count_rows(gw) == 0
 
 
@@ -139,9 +141,10 @@ async def test_body_over_the_limit_is_413(gateway_factory: Any) -> None:
         request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now())
         response = await post(gw, request, "/webhooks/sendgrid/main")
         assert response.status_code == 413
-        assert gw.metric(
-            "hookline_webhook_requests_total", provider="sendgrid", outcome="too_large"
-        ) == 1
+        assert (
+            gw.metric("hookline_webhook_requests_total", provider="sendgrid", outcome="too_large")
+            == 1
+        )
         assert await count_rows(gw) == 0
 
 
@@ -178,9 +181,10 @@ async def test_mailgun_redelivery_is_a_duplicate_but_token_reuse_is_a_forgery(
             headers=dict(request.headers),
         )
         assert response.status_code == 401
-        assert gw.metric(
-            "hookline_signature_failures_total", provider="mailgun", reason="replayed"
-        ) == 1
+        assert (
+            gw.metric("hookline_signature_failures_total", provider="mailgun", reason="replayed")
+            == 1
+        )
         assert await count_rows(gw) == 1
 
 
@@ -213,7 +217,7 @@ async def test_health_readiness_and_metrics_exposition(gateway_factory: Any) -> 
             "hookline_events_duplicate_total",
             "hookline_signature_failures_total",
         ):
-            assert f'{name}{{' in exposition, name
+            assert f"{name}{{" in exposition, name
         assert 'hookline_events_received_total{event_type="bounced",provider="ses"} 0.0' in (
             exposition
         )
