@@ -27,8 +27,14 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 run: $(STAMP)
 	exec $(VENV)/bin/hookline serve
 
-system-deps:
+SCHEMA_DIR := tests/observability/schema
+
+system-deps: $(SCHEMA_DIR)/node_modules/.package-lock.json
 	@bash scripts/install-system-deps.sh
+
+# Grafana's published dashboard schema types (npm) for the dashboard type-check
+$(SCHEMA_DIR)/node_modules/.package-lock.json: $(SCHEMA_DIR)/package-lock.json
+	npm ci --prefix $(SCHEMA_DIR) --no-audit --no-fund --loglevel=error
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
