@@ -1,0 +1,338 @@
+"""Mandrill (Mailchimp Transactional) webhooks.
+
+Mandrill POSTs ``application/x-www-form-urlencoded`` with one field, ``mandrill_events``: a
+JSON array of up to 1000 events. ``X-Mandrill-Signature`` is
+``base64(HMAC-SHA1(webhook key, url + name1 + value1 + name2 + value2 ...))`` over the POST
+parameters sorted by name, where ``url`` is the webhook URL exactly as configured in
+Mandrill (``source.url`` when the gateway sits behind a proxy, else the request URL).
+There is no timestamp, so no replay window: dedup keys absorb redeliveries.
+
+Message events (``event``): send, deferral, hard_bounce, soft_bounce, open, click, spam,
+unsub, reject, delivered. Sync events (``type``: whitelist / blacklist) and inbound
+messages are not events about a sent email: stored as ``unknown``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from handlers._extract import (
+    decode_form,
+    decode_json_text,
+    epoch_to_utc,
+    optional_dict,
+    optional_list,
+    optional_str,
+    require_dict,
+    require_list,
+    require_str,
+    smtp_status_from,
+    str_tuple,
+    timestamp_or,
+)
+from handlers.base import (
+    Adapter,
+    AuthError,
+    ParseResult,
+    PayloadError,
+    SourceSpec,
+    VerifyContext,
+    WebhookRequest,
+    constant_time_equals,
+    hmac_digest,
+)
+from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+
+__all__ = [
+    "ADAPTER",
+    "MANDRILL_EVENTS",
+    "MandrillAdapter",
+    "example_body",
+    "make_test_source",
+    "mandrill_signature",
+    "signed_request",
+]
+
+EVENTS_FIELD = "mandrill_events"
+
+_EVENT_TYPES = {
+    "send": EventType.SENT,
+    "delivered": EventType.DELIVERED,
+    "deferral": EventType.DEFERRED,
+    "hard_bounce": EventType.BOUNCED,
+    "soft_bounce": EventType.BOUNCED,
+    "open": EventType.OPENED,
+    "click": EventType.CLICKED,
+    "spam": EventType.COMPLAINED,
+    "unsub": EventType.UNSUBSCRIBED,
+    "reject": EventType.DROPPED,
+}
+_BOUNCE_CLASSES = {"hard_bounce": BounceClass.HARD, "soft_bounce": BounceClass.SOFT}
+
+
+def mandrill_signature(key: str, url: str, params: dict[str, str]) -> str:
+    """The ``X-Mandrill-Signature`` value for a POST of ``params`` to ``url``."""
+    signed = url + "".join(name + params[name] for name in sorted(params))
+    return base64.b64encode(hmac_digest(key.encode(), signed.encode(), "sha1")).decode("ascii")
+
+
+class MandrillAdapter(Adapter):
+    """Mandrill batches: HMAC-SHA1 over URL and form fields, one event per array entry."""
+
+    provider = "mandrill"
+    content_types = ("application/x-www-form-urlencoded",)
+    required_fields = ("signing_key",)
+
+    async def verify(
+        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
+    ) -> None:
+        self.verify_transport_auth(request, source)
+        given = request.headers.get("x-mandrill-signature", "").strip()
+        if not given:
+            raise AuthError("missing", "X-Mandrill-Signature is required")
+        if not source.signing_key:
+            raise AuthError("invalid", "no signing_key configured")
+        try:
+            params = decode_form(request.body)
+        except PayloadError:
+            raise AuthError("invalid", "body is not a form the signature can cover") from None
+        expected = mandrill_signature(source.signing_key, source.url or request.url, params)
+        if not constant_time_equals(given, expected):
+            raise AuthError("invalid")
+
+    def parse(
+        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
+    ) -> ParseResult:
+        params = decode_form(request.body)
+        if EVENTS_FIELD not in params:
+            raise PayloadError(f"{EVENTS_FIELD} is required", EVENTS_FIELD)
+        batch = require_list(decode_json_text(params[EVENTS_FIELD], EVENTS_FIELD), EVENTS_FIELD)
+        events = [
+            _normalize(
+                require_dict(item, f"{EVENTS_FIELD}[{index}]"),
+                path=f"{EVENTS_FIELD}[{index}]",
+                source=source,
+                received_at=received_at,
+            )
+            for index, item in enumerate(batch)
+        ]
+        return ParseResult(events=events)
+
+
+def _dedup_key(raw: dict[str, Any], esp_event: str, url: str | None) -> str:
+    event_id = raw.get("_id")
+    if isinstance(event_id, str) and event_id:
+        identity = {"_id": event_id, "event": esp_event, "ts": raw.get("ts")}
+        return content_dedup_key(ADAPTER.provider, identity, url or "")
+    return content_dedup_key(ADAPTER.provider, raw)
+
+
+def _normalize(
+    raw: dict[str, Any], *, path: str, source: SourceSpec, received_at: datetime
+) -> EmailEvent:
+    esp_event = optional_str(raw, "event")
+    if esp_event is None:
+        sync_type = optional_str(raw, "type")
+        if sync_type is None:
+            raise PayloadError(f"{path}.event is required", f"{path}.event")
+        return _sync_event(raw, sync_type, source=source, received_at=received_at)
+    event_type = _EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
+    msg = (
+        require_dict(raw.get("msg"), f"{path}.msg")
+        if event_type is not EventType.UNKNOWN
+        else optional_dict(raw, "msg") or {}
+    )
+    recipient = (
+        require_str(msg, "email", f"{path}.msg.email")
+        if event_type is not EventType.UNKNOWN
+        else optional_str(msg, "email")
+    )
+    reason = optional_str(msg, "bounce_description")
+    if esp_event in ("deferral", "delivered"):
+        # the latest SMTP attempt is what happened now; msg.diag may be an older verdict
+        diagnostic = _last_smtp_diag(msg) or optional_str(msg, "diag")
+    else:
+        diagnostic = optional_str(msg, "diag") or _last_smtp_diag(msg)
+    if esp_event == "reject":
+        reject = optional_dict(msg, "reject") or {}
+        reason = optional_str(reject, "reason") or optional_str(msg, "reject_reason") or reason
+    url = optional_str(raw, "url") if esp_event == "click" else None
+    metadata = optional_dict(msg, "metadata") or {}
+    return EmailEvent(
+        provider=ADAPTER.provider,
+        source=source.name,
+        event_type=event_type,
+        occurred_at=timestamp_or(received_at, epoch_to_utc(raw.get("ts"))),
+        received_at=received_at,
+        recipient=recipient,
+        message_id=optional_str(msg, "_id") or optional_str(raw, "_id"),
+        dedup_key=_dedup_key(raw, esp_event, url),
+        esp_event=esp_event,
+        bounce_class=_BOUNCE_CLASSES.get(esp_event),
+        reason=reason,
+        smtp_status=smtp_status_from(diagnostic),
+        diagnostic=diagnostic,
+        url=url,
+        user_agent=optional_str(raw, "user_agent"),
+        ip=optional_str(raw, "ip"),
+        campaign=_campaign(metadata),
+        tags=str_tuple(msg.get("tags")),
+        metadata=dict(metadata),
+        raw=raw,
+    )
+
+
+def _campaign(metadata: dict[str, Any]) -> str | None:
+    """Mandrill has no campaigns; a ``campaign`` metadata value is the convention."""
+    value = metadata.get("campaign")
+    return value if isinstance(value, str) and value else None
+
+
+def _last_smtp_diag(msg: dict[str, Any]) -> str | None:
+    attempts = [e for e in optional_list(msg, "smtp_events") or [] if isinstance(e, dict)]
+    for attempt in reversed(attempts):
+        diag = optional_str(attempt, "diag")
+        if diag:
+            return diag
+    return None
+
+
+def _sync_event(
+    raw: dict[str, Any], sync_type: str, *, source: SourceSpec, received_at: datetime
+) -> EmailEvent:
+    """A whitelist/blacklist sync: not about one sent email, stored as ``unknown``."""
+    reject = optional_dict(raw, "reject") or optional_dict(raw, "entry") or {}
+    action = optional_str(raw, "action")
+    return EmailEvent(
+        provider=ADAPTER.provider,
+        source=source.name,
+        event_type=EventType.UNKNOWN,
+        occurred_at=timestamp_or(received_at, epoch_to_utc(raw.get("ts"))),
+        received_at=received_at,
+        recipient=optional_str(reject, "email"),
+        message_id=None,
+        dedup_key=content_dedup_key(ADAPTER.provider, raw),
+        esp_event=f"{sync_type}:{action}" if action else sync_type,
+        reason=optional_str(reject, "reason"),
+        diagnostic=optional_str(reject, "detail"),
+        raw=raw,
+    )
+
+
+ADAPTER = MandrillAdapter()
+
+# --- test, integration-test and load-test helpers ------------------------------------------
+#: every message event Mandrill documents (sync events carry ``type`` instead of ``event``)
+MANDRILL_EVENTS = tuple(_EVENT_TYPES)
+
+
+def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
+    """A source with a fresh webhook key; the material is that key (a string)."""
+    key = secrets.token_urlsafe(16)
+    source = SourceSpec(provider="mandrill", name=name, signing_key=key)
+    return replace(source, **overrides), key
+
+
+def _example_event(event: str, *, seed: int, index: int) -> dict[str, Any]:
+    message_id = f"{seed:016x}{index:016x}"
+    ts = 1_700_000_000 + seed * 1000 + index
+    msg: dict[str, Any] = {
+        "ts": ts - 60,
+        "subject": "Your order has shipped",
+        "email": f"recipient{index}.{seed}@example.com",
+        "sender": "orders@example.com",
+        "tags": ["shipping", "transactional"],
+        "opens": [],
+        "clicks": [],
+        "state": "sent",
+        "metadata": {"user_id": str(1000 + index), "campaign": f"campaign-{seed}"},
+        "subaccount": None,
+        "_id": message_id,
+        "_version": f"v{seed}-{index}",
+    }
+    raw: dict[str, Any] = {"event": event, "msg": msg, "_id": message_id, "ts": ts}
+    if event == "deferral":
+        msg["state"] = "deferred"
+        msg["smtp_events"] = [
+            {
+                "destination_ip": "192.0.2.25",
+                "diag": "451 4.3.5 Temporarily unavailable, try again later.",
+                "source_ip": "198.51.100.10",
+                "ts": ts,
+                "type": "deferred",
+                "size": 0,
+            }
+        ]
+    elif event in ("hard_bounce", "soft_bounce"):
+        hard = event == "hard_bounce"
+        msg["state"] = "bounced" if hard else "soft-bounced"
+        msg["bounce_description"] = "bad_mailbox" if hard else "mailbox_full"
+        msg["bgtools_code"] = 10 if hard else 22
+        msg["diag"] = (
+            "smtp;550 5.1.1 The email account that you tried to reach does not exist."
+            if hard
+            else "smtp;552 5.2.2 Over Quota"
+        )
+    elif event == "reject":
+        msg["state"] = "rejected"
+    elif event in ("open", "click"):
+        msg["opens"] = [{"ts": ts}]
+        raw["ip"] = "203.0.113.7"
+        raw["location"] = {"country_short": "US", "country": "United States", "city": "Boston"}
+        raw["user_agent"] = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Thunderbird/115.0"
+        raw["user_agent_parsed"] = {"type": "Email Client", "ua_family": "Thunderbird"}
+        if event == "click":
+            msg["clicks"] = [{"ts": ts, "url": "https://example.com/orders/42"}]
+            raw["url"] = "https://example.com/orders/42"
+    elif event == "delivered":
+        msg["smtp_events"] = [
+            {
+                "destination_ip": "192.0.2.25",
+                "diag": "250 2.0.0 OK 1700000000 a1si123 - gsmtp",
+                "source_ip": "198.51.100.10",
+                "ts": ts,
+                "type": "sent",
+                "size": 4312,
+            }
+        ]
+    return raw
+
+
+def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+    """A ``mandrill_events`` form body with ``count`` events of ``event`` (default
+    ``delivered``), distinct per ``seed``."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    kind = event or "delivered"
+    batch = [_example_event(kind, seed=seed, index=i) for i in range(count)]
+    return urlencode({EVENTS_FIELD: json.dumps(batch)}).encode("ascii")
+
+
+def signed_request(
+    source: SourceSpec,
+    material: Any,
+    body: bytes,
+    *,
+    now: datetime,
+    url: str | None = None,
+) -> WebhookRequest:
+    """The POST Mandrill would send: form body and ``X-Mandrill-Signature`` (no timestamp:
+    ``now`` is unused). The signed URL is ``source.url`` when set, else ``url``."""
+    url = url or f"http://127.0.0.1:8000/webhooks/mandrill/{source.name}"
+    params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    return WebhookRequest(
+        method="POST",
+        url=url,
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "user-agent": "Mandrill-Webhook/1.0",
+            "x-mandrill-signature": mandrill_signature(str(material), source.url or url, params),
+        },
+        body=body,
+    )

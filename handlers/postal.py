@@ -1,0 +1,352 @@
+"""Postal webhooks (self-hosted mail server).
+
+Postal signs the raw body with the mail server's RSA key: ``X-Postal-Signature-256`` is
+base64 RSA-SHA256 (PKCS#1 v1.5) and is what we verify when present;
+``X-Postal-Signature`` (RSA-SHA1) is accepted only when the 256 header is absent (older
+Postal). ``signing_key`` is the public key as PEM, or as the bare base64 DER Postal shows
+(SubjectPublicKeyInfo, or PKCS#1 RSAPublicKey).
+
+There is no signed timestamp (Postal retries for about 36 minutes), so no replay window:
+the envelope ``uuid`` is the same for every attempt and is the dedup key. One event per
+request: ``{"event": ..., "timestamp": ..., "uuid": ..., "payload": {...}}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from handlers._extract import (
+    decode_json,
+    epoch_to_utc,
+    optional_dict,
+    optional_str,
+    optional_text,
+    require_dict,
+    require_str,
+    smtp_status_from,
+    str_tuple,
+    timestamp_or,
+)
+from handlers.base import (
+    Adapter,
+    AuthError,
+    ParseResult,
+    SourceSpec,
+    VerifyContext,
+    WebhookRequest,
+)
+from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key, id_dedup_key
+
+__all__ = [
+    "ADAPTER",
+    "POSTAL_EVENTS",
+    "PostalAdapter",
+    "example_body",
+    "load_public_key",
+    "make_test_source",
+    "signed_request",
+]
+
+_EVENT_TYPES = {
+    "MessageSent": EventType.DELIVERED,
+    "MessageDelayed": EventType.DEFERRED,
+    "MessageDeliveryFailed": EventType.BOUNCED,
+    # held for review (suppression list, spam, send limit): not sent unless someone
+    # releases it, in which case a MessageSent follows
+    "MessageHeld": EventType.DROPPED,
+    "MessageBounced": EventType.BOUNCED,
+    "MessageLinkClicked": EventType.CLICKED,
+    "MessageLoaded": EventType.OPENED,
+}
+_MESSAGE_KEY = {"MessageBounced": "original_message"}
+
+
+@lru_cache(maxsize=64)
+def load_public_key(signing_key: str) -> rsa.RSAPublicKey:
+    """The RSA public key in ``signing_key`` (PEM, or base64 DER: SPKI or PKCS#1)."""
+    text = signing_key.strip()
+    loaders: list[Any]
+    if text.startswith("-----BEGIN"):
+        data = text.encode("ascii", errors="replace")
+        loaders = [serialization.load_pem_public_key]
+    else:
+        try:
+            data = base64.b64decode("".join(text.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("signing_key is neither PEM nor base64 DER") from None
+        loaders = [serialization.load_der_public_key, _load_pkcs1_der]
+    for loader in loaders:
+        try:
+            key = loader(data)
+        except (ValueError, UnsupportedAlgorithm):
+            continue
+        if isinstance(key, rsa.RSAPublicKey):
+            return key
+    raise ValueError("signing_key is not an RSA public key")
+
+
+def _load_pkcs1_der(data: bytes) -> Any:
+    pem = (
+        b"-----BEGIN RSA PUBLIC KEY-----\n"
+        + base64.encodebytes(data)
+        + b"-----END RSA PUBLIC KEY-----\n"
+    )
+    return serialization.load_pem_public_key(pem)
+
+
+class PostalAdapter(Adapter):
+    """Postal: RSA signatures over the raw body, one event per request."""
+
+    provider = "postal"
+    required_fields = ("signing_key",)
+
+    async def verify(
+        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
+    ) -> None:
+        self.verify_transport_auth(request, source)
+        header = request.headers.get("x-postal-signature-256")
+        algorithm: hashes.HashAlgorithm = hashes.SHA256()
+        if header is None:
+            header = request.headers.get("x-postal-signature")
+            algorithm = hashes.SHA1()  # noqa: S303 - Postal's legacy header is RSA-SHA1
+        if not header:
+            raise AuthError("missing", "X-Postal-Signature-256 is required")
+        if not source.signing_key:
+            raise AuthError("invalid", "no signing_key configured")
+        try:
+            key = load_public_key(source.signing_key)
+        except ValueError:
+            raise AuthError("invalid", "configured signing_key is not an RSA public key") from None
+        try:
+            signature = base64.b64decode("".join(header.split()), validate=True)
+            key.verify(signature, request.body, padding.PKCS1v15(), algorithm)
+        except (binascii.Error, ValueError, InvalidSignature):
+            raise AuthError("invalid") from None
+
+    def parse(
+        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
+    ) -> ParseResult:
+        body = require_dict(decode_json(request.body), "body")
+        esp_event = require_str(body, "event", "event")
+        payload = require_dict(body.get("payload"), "payload")
+        event_type = _EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
+        message_key = _MESSAGE_KEY.get(esp_event, "message")
+        if event_type is EventType.UNKNOWN:
+            message = optional_dict(payload, message_key) or {}
+        else:
+            message = require_dict(payload.get(message_key), f"payload.{message_key}")
+            require_str(message, "to", f"payload.{message_key}.to")
+        event_uuid = optional_text(body, "uuid")
+        details = optional_str(payload, "details")
+        output = optional_str(payload, "output")
+        event = EmailEvent(
+            provider=self.provider,
+            source=source.name,
+            event_type=event_type,
+            occurred_at=timestamp_or(
+                received_at,
+                epoch_to_utc(payload.get("timestamp")),
+                epoch_to_utc(body.get("timestamp")),
+            ),
+            received_at=received_at,
+            recipient=optional_str(message, "to"),
+            message_id=optional_str(message, "message_id"),
+            dedup_key=(
+                id_dedup_key(self.provider, event_uuid)
+                if event_uuid
+                else content_dedup_key(self.provider, body)
+            ),
+            provider_event_id=event_uuid,
+            esp_event=esp_event,
+            bounce_class=_bounce_class(esp_event, payload),
+            reason=optional_str(payload, "status") if details is None else details,
+            smtp_status=smtp_status_from(output),
+            diagnostic=output,
+            url=optional_str(payload, "url"),
+            user_agent=optional_str(payload, "user_agent"),
+            ip=optional_str(payload, "ip_address"),
+            tags=str_tuple(message.get("tag")),
+            raw=body,
+        )
+        return ParseResult(events=[event])
+
+
+def _bounce_class(esp_event: str, payload: dict[str, Any]) -> BounceClass | None:
+    if esp_event == "MessageDeliveryFailed":
+        return BounceClass.HARD
+    if esp_event != "MessageBounced":
+        return None
+    # stock Postal does not classify bounces; some builds add bounce.bounce_type
+    bounce_type = optional_str(optional_dict(payload, "bounce") or {}, "bounce_type")
+    return {"hard": BounceClass.HARD, "soft": BounceClass.SOFT}.get(
+        (bounce_type or "").lower(), BounceClass.UNDETERMINED
+    )
+
+
+ADAPTER = PostalAdapter()
+
+# --- test, integration-test and load-test helpers ------------------------------------------
+#: every webhook event Postal documents
+POSTAL_EVENTS = (
+    *_EVENT_TYPES,
+    "DomainDNSError",
+    "SendLimitApproaching",
+    "SendLimitExceeded",
+)
+_NAMESPACE = uuid.UUID("0f4f1c55-2a4e-4d8e-8b8c-6f0d7f3c9a21")
+_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
+    """A source holding a fresh RSA public key the way Postal shows it (bare base64 DER);
+    the material is the private key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    source = SourceSpec(
+        provider="postal", name=name, signing_key=base64.b64encode(der).decode("ascii")
+    )
+    return replace(source, **overrides), key
+
+
+def _message(seed: int, at: datetime, **fields: Any) -> dict[str, Any]:
+    message = {
+        "id": 12345 + seed,
+        "token": f"tok{seed:06d}",
+        "direction": "outgoing",
+        "message_id": f"{uuid.uuid5(_NAMESPACE, f'message:{seed}').hex}@mail.example.com",
+        "to": f"recipient0.{seed}@example.com",
+        "from": "sales@example.com",
+        "subject": "Welcome to AwesomeApp",
+        "timestamp": at.timestamp() - 2,
+        "spam_status": "NotSpam",
+        "tag": "welcome",
+    }
+    message.update(fields)
+    return message
+
+
+_STATUS = {
+    "MessageSent": ("Sent", "250 2.0.0 OK 1477944899 ly2si31746747wjb.95 - gsmtp"),
+    "MessageDelayed": ("SoftFail", "421 4.7.0 Try again later, closing connection."),
+    "MessageDeliveryFailed": ("HardFail", "550 5.1.1 The email account does not exist."),
+    "MessageHeld": ("Held", ""),
+}
+
+
+def _payload(event: str, seed: int, at: datetime) -> dict[str, Any]:
+    message = _message(seed, at)
+    if event in _STATUS:
+        status, output = _STATUS[event]
+        return {
+            "status": status,
+            "details": f"{status}: message to mx.example.net (192.0.2.25)",
+            "output": output,
+            "time": 0.22,
+            "sent_with_ssl": True,
+            "timestamp": at.timestamp(),
+            "message": message,
+        }
+    if event == "MessageBounced":
+        bounce = _message(
+            seed + 1_000_000,
+            at,
+            direction="incoming",
+            to="abcde@psrp.postal.example.com",
+            subject="Delivery Error",
+            tag=None,
+        )
+        return {"original_message": message, "bounce": bounce}
+    if event == "MessageLinkClicked":
+        return {
+            "url": "https://example.com/welcome",
+            "token": "VJzsFA0S",
+            "ip_address": "185.22.208.2",
+            "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_6)",
+            "message": message,
+        }
+    if event == "MessageLoaded":
+        return {
+            "ip_address": "185.22.208.2",
+            "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_6)",
+            "message": message,
+        }
+    server = {
+        "uuid": "54529725-8807-4069-ab29-a3746c1bbd98",
+        "name": "AwesomeApp Mail Server",
+        "permalink": "awesomeapp",
+        "organization": "atech",
+    }
+    if event == "DomainDNSError":
+        return {
+            "domain": "example.com",
+            "uuid": str(uuid.uuid5(_NAMESPACE, f"domain:{seed}")),
+            "dns_checked_at": at.timestamp(),
+            "spf_status": "OK",
+            "spf_error": None,
+            "dkim_status": "Invalid",
+            "dkim_error": "The DKIM record at example.com does not match.",
+            "mx_status": "Missing",
+            "mx_error": None,
+            "return_path_status": "OK",
+            "return_path_error": None,
+            "server": server,
+        }
+    if event in ("SendLimitApproaching", "SendLimitExceeded"):
+        return {"server": server, "volume": 950, "limit": 1000}
+    raise ValueError(f"unknown Postal event {event!r} (known: {', '.join(POSTAL_EVENTS)})")
+
+
+def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+    """One Postal webhook (default ``MessageSent``); Postal sends one event per request."""
+    if count != 1:
+        raise ValueError("Postal sends one event per request")
+    kind = event or "MessageSent"
+    at = _EPOCH + timedelta(minutes=seed)
+    body = {
+        "event": kind,
+        "timestamp": at.timestamp(),
+        "uuid": str(uuid.uuid5(_NAMESPACE, f"webhook:{seed}:{kind}")),
+        "payload": _payload(kind, seed, at),
+    }
+    return json.dumps(body).encode("utf-8")
+
+
+def signed_request(
+    source: SourceSpec,
+    material: Any,
+    body: bytes,
+    *,
+    now: datetime,
+    url: str | None = None,
+) -> WebhookRequest:
+    """The POST Postal would send: both signature headers over ``body`` (no timestamp:
+    ``now`` is unused)."""
+    key: rsa.RSAPrivateKey = material
+    return WebhookRequest(
+        method="POST",
+        url=url or f"http://127.0.0.1:8000/webhooks/postal/{source.name}",
+        headers={
+            "content-type": "application/json",
+            "user-agent": "Postal/3.3.7",
+            "x-postal-signature-256": base64.b64encode(
+                key.sign(body, padding.PKCS1v15(), hashes.SHA256())
+            ).decode("ascii"),
+            "x-postal-signature": base64.b64encode(
+                key.sign(body, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303 - Postal's legacy header
+            ).decode("ascii"),
+        },
+        body=body,
+    )

@@ -1,0 +1,390 @@
+"""Resend webhooks, delivered and signed by Svix.
+
+Headers ``svix-id``, ``svix-timestamp`` and ``svix-signature`` (a space-separated list of
+``v1,<base64>`` entries: any match passes, which is how Svix rotates secrets). The
+signature is ``base64(HMAC-SHA256(key, f"{id}.{timestamp}.{body}"))`` where the key is the
+base64-decoded part of the ``whsec_...`` signing secret. Timestamps more than five minutes
+away (or the source's replay window, if smaller) are refused: Svix re-signs every retry.
+
+One event per request; ``data.to`` lists the recipients (one ``EmailEvent`` each). The Svix
+message id is the same for every retry, so it is the event id (with the recipient when
+there are several).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from handlers._extract import (
+    decode_json,
+    iso_to_utc,
+    optional_bool,
+    optional_dict,
+    optional_list,
+    optional_str,
+    require_dict,
+    require_str,
+    smtp_status_from,
+    timestamp_or,
+)
+from handlers.base import (
+    Adapter,
+    AuthError,
+    ParseResult,
+    PayloadError,
+    SourceSpec,
+    VerifyContext,
+    WebhookRequest,
+    check_replay_window,
+    constant_time_equals,
+    hmac_digest,
+    parse_timestamp_header,
+)
+from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key, id_dedup_key
+
+__all__ = [
+    "ADAPTER",
+    "RESEND_EVENTS",
+    "ResendAdapter",
+    "example_body",
+    "make_test_source",
+    "signed_request",
+    "svix_signature",
+]
+
+#: Svix's own tolerance; a source may only narrow it
+TOLERANCE_SECONDS = 300
+
+_EVENT_TYPES = {
+    "email.scheduled": EventType.QUEUED,
+    "email.sent": EventType.SENT,
+    "email.delivered": EventType.DELIVERED,
+    "email.delivery_delayed": EventType.DEFERRED,
+    "email.bounced": EventType.BOUNCED,
+    "email.complained": EventType.COMPLAINED,
+    "email.opened": EventType.OPENED,
+    "email.clicked": EventType.CLICKED,
+    "email.failed": EventType.DROPPED,
+    "email.suppressed": EventType.DROPPED,
+}
+_BOUNCE_CLASSES = {"Permanent": BounceClass.HARD, "Transient": BounceClass.SOFT}
+
+
+def _secret_bytes(signing_key: str) -> bytes:
+    """The HMAC key inside a ``whsec_<base64>`` secret (the prefix is optional)."""
+    try:
+        return base64.b64decode(signing_key.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise AuthError("invalid", "configured signing_key is not a whsec_ secret") from None
+
+
+def svix_signature(signing_key: str, msg_id: str, timestamp: str, body: bytes) -> str:
+    """The ``v1`` signature (base64, without the ``v1,`` prefix) of one message."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return base64.b64encode(hmac_digest(_secret_bytes(signing_key), signed)).decode("ascii")
+
+
+def _header(request: WebhookRequest, name: str) -> str | None:
+    """A Svix header, or its Standard Webhooks twin (``webhook-*``)."""
+    return request.headers.get(f"svix-{name}") or request.headers.get(f"webhook-{name}")
+
+
+class ResendAdapter(Adapter):
+    """Resend: Svix HMAC-SHA256 signatures with a five-minute window."""
+
+    provider = "resend"
+    required_fields = ("signing_key",)
+
+    async def verify(
+        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
+    ) -> None:
+        self.verify_transport_auth(request, source)
+        msg_id = _header(request, "id")
+        signatures = _header(request, "signature")
+        if not msg_id or not signatures:
+            raise AuthError("missing", "svix-id and svix-signature are required")
+        timestamp = _header(request, "timestamp")
+        signed_at = parse_timestamp_header(timestamp)
+        window = min(TOLERANCE_SECONDS, source.replay_window_seconds)
+        check_replay_window(signed_at, context.now, window)
+        if not source.signing_key:
+            raise AuthError("invalid", "no signing_key configured")
+        expected = svix_signature(source.signing_key, msg_id, str(timestamp).strip(), request.body)
+        matched = False
+        for entry in signatures.split():
+            version, _, value = entry.partition(",")
+            if version == "v1" and constant_time_equals(value, expected):
+                matched = True
+        if not matched:
+            raise AuthError("invalid")
+
+    def parse(
+        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
+    ) -> ParseResult:
+        body = require_dict(decode_json(request.body), "body")
+        esp_event = require_str(body, "type", "type")
+        data = require_dict(body.get("data"), "data")
+        occurred = iso_to_utc(body.get("created_at"))
+        msg_id = _header(request, "id")
+        if esp_event.startswith("contact."):
+            details = [_contact(esp_event, data)]
+        elif esp_event.startswith("email."):
+            details = _email(esp_event, data)
+        else:
+            details = [_Detail(EventType.UNKNOWN, None)]
+        several = len(details) > 1
+        tags = _tags(data.get("tags"))
+        events = []
+        for detail in details:
+            event_id = f"{msg_id}:{detail.recipient}" if msg_id and several else msg_id
+            events.append(
+                EmailEvent(
+                    provider=self.provider,
+                    source=source.name,
+                    event_type=detail.event_type,
+                    occurred_at=timestamp_or(received_at, detail.occurred_at, occurred),
+                    received_at=received_at,
+                    recipient=detail.recipient,
+                    message_id=optional_str(data, "email_id"),
+                    dedup_key=(
+                        id_dedup_key(self.provider, event_id)
+                        if event_id
+                        else content_dedup_key(self.provider, body, detail.recipient or "")
+                    ),
+                    provider_event_id=event_id,
+                    esp_event=esp_event,
+                    bounce_class=detail.bounce_class,
+                    reason=detail.reason,
+                    smtp_status=smtp_status_from(detail.diagnostic),
+                    diagnostic=detail.diagnostic,
+                    url=detail.url,
+                    user_agent=detail.user_agent,
+                    ip=detail.ip,
+                    campaign=optional_str(data, "broadcast_id") or _text(tags.get("campaign")),
+                    metadata=dict(tags),
+                    raw=body,
+                )
+            )
+        return ParseResult(events=events)
+
+
+@dataclass(slots=True)
+class _Detail:
+    """What a Resend event says about one recipient."""
+
+    event_type: EventType
+    recipient: str | None
+    bounce_class: BounceClass | None = None
+    reason: str | None = None
+    diagnostic: str | None = None
+    url: str | None = None
+    user_agent: str | None = None
+    ip: str | None = None
+    occurred_at: datetime | None = None
+
+
+def _recipients(data: dict[str, Any]) -> list[str]:
+    to = data.get("to")
+    if isinstance(to, str) and to:
+        return [to]
+    if not isinstance(to, list) or not to:
+        raise PayloadError("data.to must be a non-empty array of addresses", "data.to")
+    for index, address in enumerate(to):
+        if not isinstance(address, str) or not address:
+            raise PayloadError(f"data.to[{index}] must be a non-empty string", f"data.to[{index}]")
+    return list(to)
+
+
+def _email(esp_event: str, data: dict[str, Any]) -> list[_Detail]:
+    event_type = _EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
+    if event_type is EventType.UNKNOWN:
+        # e.g. email.received (inbound): keep it, with whatever recipients it names
+        to = optional_list(data, "to") or []
+        addresses: list[str | None] = [a for a in to if isinstance(a, str) and a] or [None]
+        return [_Detail(EventType.UNKNOWN, address) for address in addresses]
+    require_str(data, "email_id", "data.email_id")
+    fields: dict[str, Any] = {}
+    if esp_event == "email.bounced":
+        bounce = optional_dict(data, "bounce") or {}
+        bounce_type = optional_str(bounce, "type")
+        fields["bounce_class"] = _BOUNCE_CLASSES.get(bounce_type or "", BounceClass.UNDETERMINED)
+        fields["reason"] = (
+            "/".join(p for p in (bounce_type, optional_str(bounce, "subType")) if p) or None
+        )
+        fields["diagnostic"] = optional_str(bounce, "message")
+    elif esp_event == "email.failed":
+        fields["reason"] = optional_str(optional_dict(data, "failed") or {}, "reason")
+    elif esp_event == "email.suppressed":
+        suppressed = optional_dict(data, "suppressed") or {}
+        fields["reason"] = optional_str(suppressed, "type")
+        fields["diagnostic"] = optional_str(suppressed, "message")
+    elif esp_event in ("email.clicked", "email.opened"):
+        action = optional_dict(data, "click" if esp_event == "email.clicked" else "open") or {}
+        fields["url"] = optional_str(action, "link")
+        fields["ip"] = optional_str(action, "ipAddress")
+        fields["user_agent"] = optional_str(action, "userAgent")
+        fields["occurred_at"] = iso_to_utc(action.get("timestamp"))
+    return [_Detail(event_type, address, **fields) for address in _recipients(data)]
+
+
+def _contact(esp_event: str, data: dict[str, Any]) -> _Detail:
+    """contact.updated says whether the contact is unsubscribed; other contact.* are
+    not email events."""
+    unsubscribed = optional_bool(data, "unsubscribed")
+    if esp_event == "contact.updated" and unsubscribed is not None:
+        event_type = EventType.UNSUBSCRIBED if unsubscribed else EventType.RESUBSCRIBED
+    else:
+        event_type = EventType.UNKNOWN
+    return _Detail(event_type, optional_str(data, "email"))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _tags(value: Any) -> dict[str, Any]:
+    """Resend tags: an object, or a list of ``{"name": ..., "value": ...}``."""
+    if isinstance(value, dict):
+        return dict(value)
+    tags: dict[str, Any] = {}
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                tags[item["name"]] = item.get("value")
+    return tags
+
+
+ADAPTER = ResendAdapter()
+
+# --- test, integration-test and load-test helpers ------------------------------------------
+#: every event type Resend documents for emails and contacts
+RESEND_EVENTS = (
+    *_EVENT_TYPES,
+    "email.received",
+    "contact.created",
+    "contact.updated",
+    "contact.deleted",
+    "domain.created",
+    "domain.updated",
+    "domain.deleted",
+)
+_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
+    """A source with a fresh ``whsec_`` secret; the material is that secret (a string)."""
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+    source = SourceSpec(provider="resend", name=name, signing_key=secret)
+    return replace(source, **overrides), secret
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _example_data(event: str, *, seed: int, recipients: list[str], at: datetime) -> dict[str, Any]:
+    if event.startswith("contact."):
+        return {
+            "id": f"e169aa45-1ecf-4183-9955-b1499d5701d{seed % 10}",
+            "audience_id": "78261eea-8f8b-4381-83c6-79fa7120f1cf",
+            "segment_ids": ["78261eea-8f8b-4381-83c6-79fa7120f1cf"],
+            "created_at": _iso(at - timedelta(days=30)),
+            "updated_at": _iso(at),
+            "email": recipients[0],
+            "first_name": "Steve",
+            "last_name": "Wozniak",
+            "unsubscribed": event == "contact.updated",
+        }
+    if event.startswith("domain."):
+        return {
+            "id": "d91cd9bd-1176-453e-8fc1-35364d380206",
+            "name": "example.com",
+            "status": "not_started",
+            "created_at": _iso(at),
+            "region": "us-east-1",
+            "records": [],
+        }
+    data: dict[str, Any] = {
+        "broadcast_id": f"8b146471-e88e-4322-86af-{seed:012x}",
+        "created_at": _iso(at - timedelta(seconds=5)),
+        "email_id": f"56761188-7520-42d8-8898-{seed:012x}",
+        "from": "Acme <onboarding@example.com>",
+        "to": recipients,
+        "subject": "Sending this example",
+        "tags": {"category": "confirm_email", "campaign": f"campaign-{seed}"},
+    }
+    if event == "email.bounced":
+        data["bounce"] = {
+            "message": (
+                "The recipient's email provider sent a hard bounce message: "
+                "550 5.1.1 The email account that you tried to reach does not exist."
+            ),
+            "subType": "General",
+            "type": "Permanent",
+        }
+    elif event == "email.clicked":
+        data["click"] = {
+            "ipAddress": "122.115.53.11",
+            "link": "https://resend.com",
+            "timestamp": _iso(at),
+            "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)",
+        }
+    elif event == "email.failed":
+        data["failed"] = {"reason": "reached_daily_quota"}
+    elif event == "email.suppressed":
+        data["suppressed"] = {
+            "message": "This recipient is on the suppression list because of a past bounce.",
+            "type": "OnAccountSuppressionList",
+        }
+    return data
+
+
+def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+    """One Resend event (default ``email.delivered``) addressed to ``count`` recipients."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    kind = event or "email.delivered"
+    if count > 1 and not kind.startswith("email."):
+        raise ValueError(f"{kind} names one contact or domain, not {count} recipients")
+    at = _EPOCH + timedelta(minutes=seed)
+    recipients = [f"recipient{i}.{seed}@example.com" for i in range(count)]
+    body = {
+        "type": kind,
+        "created_at": _iso(at),
+        "data": _example_data(kind, seed=seed, recipients=recipients, at=at),
+    }
+    return json.dumps(body).encode("utf-8")
+
+
+def signed_request(
+    source: SourceSpec,
+    material: Any,
+    body: bytes,
+    *,
+    now: datetime,
+    url: str | None = None,
+) -> WebhookRequest:
+    """The POST Svix would send, signed at ``now``. ``svix-id`` is derived from the body,
+    so the same body always carries the same id (as a Svix retry does)."""
+    msg_id = "msg_" + hashlib.sha256(body).hexdigest()[:27]
+    timestamp = str(int(now.timestamp()))
+    signature = svix_signature(str(material), msg_id, timestamp, body)
+    return WebhookRequest(
+        method="POST",
+        url=url or f"http://127.0.0.1:8000/webhooks/resend/{source.name}",
+        headers={
+            "content-type": "application/json",
+            "user-agent": "Svix-Webhooks/1.0",
+            "svix-id": msg_id,
+            "svix-timestamp": timestamp,
+            "svix-signature": f"v1,{signature}",
+        },
+        body=body,
+    )

@@ -1,0 +1,260 @@
+"""The adapter contract, checked the same way for every provider module that exists.
+
+Each provider's own test helpers (``make_test_source``, ``example_body``,
+``signed_request``) produce the traffic; the gateway's call sequence
+(``check_content_type`` -> ``verify`` -> ``parse``) consumes it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from handlers.base import (
+    Adapter,
+    AuthError,
+    ContentTypeError,
+    ParseResult,
+    PayloadError,
+    SourceSpec,
+    VerifyContext,
+    WebhookRequest,
+)
+from handlers.events import EmailEvent, EventType
+from handlers.registry import PROVIDERS, available_providers, get_adapter
+
+#: decided at collection time: every provider whose module is importable
+AVAILABLE = available_providers()
+
+
+def module(provider: str) -> ModuleType:
+    return importlib.import_module(f"handlers.{provider}")
+
+
+@functools.cache
+def credentials(provider: str) -> tuple[SourceSpec, Any]:
+    """One test source per provider for the whole module (key generation is slow)."""
+    source, material = module(provider).make_test_source(name="contract")
+    return source, material
+
+
+def request_for(provider: str, body: bytes, now: datetime) -> WebhookRequest:
+    source, material = credentials(provider)
+    request = module(provider).signed_request(source, material, body, now=now)
+    assert isinstance(request, WebhookRequest)
+    return request
+
+
+async def accept(provider: str, request: WebhookRequest, now: datetime) -> ParseResult:
+    """What the gateway does with a request, in order."""
+    adapter = get_adapter(provider)
+    source, _ = credentials(provider)
+    adapter.check_content_type(request)
+    await adapter.verify(request, source, VerifyContext(now=now))
+    return adapter.parse(request, source, now)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def test_every_known_provider_is_available() -> None:
+    """All providers the registry knows have an adapter module (the suite covers each)."""
+    assert set(AVAILABLE) <= set(PROVIDERS)
+    assert AVAILABLE, "no adapter modules found"
+
+
+@pytest.mark.parametrize("provider", AVAILABLE)
+def test_module_exposes_the_adapter_and_test_helpers(provider: str) -> None:
+    """ADAPTER is an Adapter for this provider; the three helpers exist."""
+    mod = module(provider)
+    assert isinstance(mod.ADAPTER, Adapter)
+    assert mod.ADAPTER.provider == provider
+    assert get_adapter(provider) is mod.ADAPTER
+    for helper in ("make_test_source", "example_body", "signed_request"):
+        assert callable(getattr(mod, helper))
+    source, _ = credentials(provider)
+    assert source.provider == provider
+    for field in mod.ADAPTER.required_fields:
+        assert getattr(source, field) not in (None, "", (), {}), field
+    if not mod.ADAPTER.signs_requests:
+        assert source.basic_auth is not None or source.bearer_token is not None
+
+
+@pytest.mark.parametrize("provider", AVAILABLE)
+async def test_example_traffic_verifies_and_normalizes(provider: str) -> None:
+    """example_body -> signed_request -> check_content_type -> verify -> parse yields
+    well-formed events for this provider and source."""
+    at = now()
+    result = await accept(provider, request_for(provider, module(provider).example_body(), at), at)
+    assert result.events
+    source, _ = credentials(provider)
+    for event in result.events:
+        assert isinstance(event, EmailEvent)
+        assert event.provider == provider
+        assert event.source == source.name
+        assert isinstance(event.event_type, EventType)
+        assert event.occurred_at.tzinfo is not None
+        assert event.occurred_at.utcoffset() == timedelta(0)
+        assert event.received_at == at
+        assert event.dedup_key.startswith(f"{provider}:")
+        assert isinstance(event.tags, tuple) and all(isinstance(t, str) for t in event.tags)
+        assert isinstance(event.metadata, dict)
+        assert event.raw is not None
+
+
+@pytest.mark.parametrize("provider", AVAILABLE)
+async def test_dedup_keys_are_unique_per_seed_and_stable_per_body(provider: str) -> None:
+    """Distinct seeds give distinct dedup keys; the same body (re-signed later, as an ESP
+    retry would be) gives identical keys."""
+    mod = module(provider)
+    at = now()
+    body = mod.example_body(seed=11)
+    first = await accept(provider, request_for(provider, body, at), at)
+    later = at + timedelta(seconds=5)
+    again = await accept(provider, request_for(provider, body, later), later)
+    other = await accept(provider, request_for(provider, mod.example_body(seed=12), at), at)
+    keys = [e.dedup_key for e in first.events]
+    assert keys == [e.dedup_key for e in again.events]
+    assert set(keys).isdisjoint(e.dedup_key for e in other.events)
+
+
+@pytest.mark.parametrize("provider", AVAILABLE)
+async def test_batching_providers_give_one_event_per_batched_item(provider: str) -> None:
+    """example_body(5) gives five events with five dedup keys where the provider batches;
+    one-event-per-request providers refuse count=5 with ValueError."""
+    mod = module(provider)
+    try:
+        body = mod.example_body(5, seed=21)
+    except ValueError:
+        return
+    at = now()
+    events = (await accept(provider, request_for(provider, body, at), at)).events
+    assert len(events) == 5
+    assert len({e.dedup_key for e in events}) == 5
+
+
+def _flip(data: bytes, index: int) -> bytes:
+    return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
+
+
+def _flip_signature_in_body(body: bytes) -> bytes | None:
+    """The body with one character changed inside its signature field, for schemes that
+    carry the signature in the body (SNS, Mailgun); None if there is none."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+
+    def visit(node: Any) -> bool:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key.lower() == "signature" and isinstance(value, str) and value:
+                    swapped = "A" if value[0] != "A" else "B"
+                    node[key] = swapped + value[1:]
+                    return True
+                if visit(value):
+                    return True
+        if isinstance(node, list):
+            return any(visit(item) for item in node)
+        return False
+
+    return json.dumps(document).encode() if visit(document) else None
+
+
+@pytest.mark.parametrize("provider", AVAILABLE)
+async def test_tampering_or_missing_credentials_is_an_auth_error(provider: str) -> None:
+    """Signing providers: a changed signature is refused, and so is a changed body unless
+    the scheme signs only a nonce (then the nonce digest changes with the content).
+    Basic-auth providers: no credentials is AuthError('missing')."""
+    adapter = get_adapter(provider)
+    source, _ = credentials(provider)
+    at = now()
+    request = request_for(provider, module(provider).example_body(seed=31), at)
+    context = VerifyContext(now=at)
+    if not adapter.signs_requests:
+        headers = {k: v for k, v in request.headers.items() if k != "authorization"}
+        with pytest.raises(AuthError) as caught:
+            await adapter.verify(replace(request, headers=headers), source, context)
+        assert caught.value.reason == "missing"
+        return
+    signature_headers = {
+        name: _flip_text(value) for name, value in request.headers.items() if "signature" in name
+    }
+    tampered = (
+        [replace(request, headers={**request.headers, **signature_headers})]
+        if signature_headers
+        else []
+    )
+    in_body = _flip_signature_in_body(request.body)
+    if in_body is not None:
+        tampered.append(replace(request, body=in_body))
+    assert tampered, "no signature found to tamper with"
+    for forged in tampered:
+        with pytest.raises(AuthError):
+            await adapter.verify(forged, source, context)
+
+    original = adapter.parse(request, source, at)
+    changed = replace(request, body=_flip(request.body, len(request.body) // 2))
+    try:
+        await adapter.verify(changed, source, context)
+    except AuthError:
+        return
+    # the signature does not cover the body: the gateway's nonce memory must see the change
+    assert original.nonce is not None
+    try:
+        after = adapter.parse(changed, source, at)
+    except PayloadError:
+        return
+    assert after.nonce_digest != original.nonce_digest
+
+
+def _flip_text(value: str) -> str:
+    index = len(value) // 2
+    swapped = "A" if value[index] != "A" else "B"
+    return value[:index] + swapped + value[index + 1 :]
+
+
+@pytest.mark.parametrize("provider", AVAILABLE)
+def test_wrong_content_type_is_refused(provider: str) -> None:
+    """A content type the provider never sends is a ContentTypeError (HTTP 415)."""
+    request = request_for(provider, module(provider).example_body(), now())
+    for content_type in ("image/png", ""):
+        headers = {**request.headers, "content-type": content_type}
+        with pytest.raises(ContentTypeError):
+            get_adapter(provider).check_content_type(replace(request, headers=headers))
+
+
+def _broken_bodies(body: bytes) -> list[bytes]:
+    middle = len(body) // 2
+    return [
+        body[:middle],
+        body[: max(len(body) - 3, 1)],
+        b"\xff\xfe" + body,
+        body[:middle] + b"\xc3\x28" + body[middle:],
+    ]
+
+
+@pytest.mark.parametrize("provider", AVAILABLE)
+async def test_truncated_and_non_utf8_bodies_are_typed_errors(provider: str) -> None:
+    """Truncated and non-UTF-8 bodies, signed where the helper can sign them, end in
+    PayloadError or AuthError: never any other exception."""
+    adapter = get_adapter(provider)
+    source, _ = credentials(provider)
+    at = now()
+    valid = request_for(provider, module(provider).example_body(seed=41), at)
+    for broken in _broken_bodies(valid.body):
+        try:
+            request = request_for(provider, broken, at)
+        except Exception:  # the helper could not sign it: send it with the old signature
+            request = replace(valid, body=broken)
+        with pytest.raises((PayloadError, AuthError)):
+            await adapter.verify(request, source, VerifyContext(now=at))
+            adapter.parse(request, source, at)
