@@ -25,7 +25,7 @@ from gateway.storage.database import Database
 from handlers.base import ControlMessage
 from observability.metrics import Metrics
 
-__all__ = ["BackgroundTask", "Runtime"]
+__all__ = ["BackgroundTask", "CertificateUnavailableError", "Runtime"]
 
 log = structlog.get_logger("hookline.runtime")
 
@@ -34,6 +34,10 @@ BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 _DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class CertificateUnavailableError(Exception):
+    """An SNS signing certificate could not be fetched now (the request may be retried)."""
 
 
 @dataclass
@@ -115,7 +119,7 @@ class Runtime:
             return cached
         parts = urlsplit(url)
         if parts.scheme != "https" or not _SNS_HOST.match(parts.hostname or ""):
-            raise ValueError("not an SNS certificate URL")
+            raise CertificateUnavailableError("not an SNS certificate URL")
 
         async def get() -> bytes:
             response = await self.http.get(url, timeout=5.0)
@@ -125,7 +129,7 @@ class Runtime:
         try:
             pem = await self.certificate_breaker.call(get)
         except (httpx.HTTPError, CircuitOpenError) as exc:
-            raise ValueError(f"certificate fetch failed: {type(exc).__name__}") from exc
+            raise CertificateUnavailableError(type(exc).__name__) from exc
         self._certificates[url] = pem
         return pem
 

@@ -22,7 +22,7 @@ from opentelemetry import trace
 
 from gateway.errors import problem_response
 from gateway.ingest.pipeline import StorageUnavailableError
-from gateway.runtime import Runtime
+from gateway.runtime import CertificateUnavailableError, Runtime
 from gateway.storage.store import NonceConflictError
 from handlers.base import (
     AuthError,
@@ -154,6 +154,17 @@ async def _handle(
             )
         except AuthError as exc:
             raise _auth_failure(runtime, provider, exc) from None
+        except CertificateUnavailableError as exc:
+            log.warning("webhook.certificate_unavailable", provider=provider, error=str(exc))
+            raise _Reply(
+                "unavailable",
+                problem_response(
+                    503,
+                    "Service Unavailable",
+                    "the signing certificate cannot be fetched right now; retry later",
+                    headers={"Retry-After": str(runtime.settings.ingest.retry_after_seconds)},
+                ),
+            ) from None
     with tracer.start_as_current_span("webhook.parse"):
         try:
             result = entry.adapter.parse(webhook, entry.spec, received_at)
