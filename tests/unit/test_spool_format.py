@@ -1,0 +1,74 @@
+"""The spool's record format: round trip, and damaged stretches found and isolated."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.ingest.spool import MAGIC, Spool, SpoolUnavailableError, encode_record, read_segment
+from handlers.events import BounceClass, EmailEvent, EventType
+from observability.metrics import Metrics
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def event(key: str) -> EmailEvent:
+    return EmailEvent(
+        provider="ses",
+        source="prod",
+        event_type=EventType.BOUNCED,
+        bounce_class=BounceClass.HARD,
+        occurred_at=NOW,
+        received_at=NOW,
+        recipient="a@example.com",
+        message_id="m",
+        dedup_key=key,
+        tags=("t",),
+        metadata={"k": [1, 2]},
+        raw={"nested": {"x": None}},
+    )
+
+
+def test_records_round_trip_exactly() -> None:
+    events = [event("a"), event("b")]
+    result = read_segment(encode_record(events) + encode_record([event("c")]))
+    assert result.events == [*events, event("c")]
+    assert result.records == 2 and result.corrupt == []
+
+
+def test_flipped_byte_isolates_only_that_record() -> None:
+    good1, bad, good2 = (encode_record([event(k)]) for k in "xyz")
+    damaged = bytearray(bad)
+    damaged[-1] ^= 0x01
+    result = read_segment(good1 + bytes(damaged) + good2)
+    assert [e.dedup_key for e in result.events] == ["x", "z"]
+    assert result.corrupt == [(len(good1), bytes(damaged))]
+
+
+def test_garbage_before_a_record_is_skipped_to_the_next_marker() -> None:
+    record = encode_record([event("ok")])
+    result = read_segment(b"\x00garbage" + record)
+    assert [e.dedup_key for e in result.events] == ["ok"]
+    assert result.corrupt[0][1] == b"\x00garbage"
+    assert MAGIC not in result.corrupt[0][1]
+
+
+def test_spool_refuses_appends_beyond_its_limit(tmp_path: Path) -> None:
+    import asyncio
+
+    spool = Spool(tmp_path, Metrics(), max_bytes=600, segment_bytes=10_000)
+
+    async def fill() -> int:
+        accepted = 0
+        try:
+            for i in range(100):
+                await spool.append([event(f"e{i}")])
+                accepted += 1
+        except SpoolUnavailableError:
+            return accepted
+        return accepted
+
+    accepted = asyncio.run(fill())
+    assert 0 < accepted < 100
+    assert spool.events == accepted
+    assert not spool.writable() or spool.total_bytes < 600
