@@ -1,0 +1,121 @@
+"""Locust load test for Hookline's webhook endpoints: one task per provider.
+
+    python -m loadtests.traffic write-config --out /tmp/lt
+    HOOKLINE_CONFIG=/tmp/lt/hookline.toml .venv/bin/hookline serve
+    LOADTEST_CREDENTIALS=/tmp/lt/credentials.json \\
+        .venv/bin/locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 60s \\
+        --host http://127.0.0.1:8000
+
+Knobs are ``LOADTEST_*`` environment variables (see ``loadtests/options.py``). Every request
+is checked: fresh and duplicate requests must be acknowledged with 200 and the right
+``accepted`` count, bad-signature requests must get 401. Anything else is a Locust failure,
+so a clean run exits 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gevent  # type: ignore[import-untyped]  # no stubs; Locust depends on it
+from locust import HttpUser, constant, events
+from locust.runners import WorkerRunner
+
+if __package__ in (None, ""):  # run by path: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from loadtests.credentials import LoadSource, load_credentials
+from loadtests.options import LoadOptions, OptionsError
+from loadtests.traffic import SEED_SPACE, TrafficGenerator
+
+#: seeds reserved per Locust worker process when LOADTEST_SEED is fixed
+_SEEDS_PER_WORKER = 1_000_000
+
+
+def _load() -> tuple[LoadOptions, list[LoadSource], dict[str, int]]:
+    try:
+        options = LoadOptions.from_env()
+    except OptionsError as exc:
+        raise SystemExit(f"loadtests: {exc}") from None
+    try:
+        sources = load_credentials(options.credentials)
+        weights = options.task_weights(sorted({source.provider for source in sources}))
+    except FileNotFoundError:
+        raise SystemExit(
+            f"loadtests: no credentials at {options.credentials}: run "
+            "`python -m loadtests.traffic write-config --out DIR` and set "
+            "LOADTEST_CREDENTIALS=DIR/credentials.json"
+        ) from None
+    except (ValueError, KeyError) as exc:
+        raise SystemExit(f"loadtests: {options.credentials}: {exc}") from None
+    return options, sources, weights
+
+
+OPTIONS, SOURCES, TASK_WEIGHTS = _load()
+
+
+def _refresh_clock(**_: Any) -> None:
+    """gevent caches the loop's clock; after a slow start-up (imports on a busy machine)
+    ``-t/--run-time`` would be counted from that stale time and end the run early."""
+    gevent.get_hub().loop.update_now()
+
+
+_add_init_listener: Callable[..., Any] = events.init.add_listener
+_add_init_listener(_refresh_clock)
+_generators: dict[str, TrafficGenerator] = {}
+
+
+def traffic(host: str, runner: object) -> TrafficGenerator:
+    """This process's generator for ``host``, shared by its users (one seed sequence).
+
+    With a fixed ``LOADTEST_SEED``, each Locust worker process starts its own range."""
+    generator = _generators.get(host)
+    if generator is None:
+        seed = None
+        if OPTIONS.seed is not None:
+            worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+            seed = (OPTIONS.seed + worker * _SEEDS_PER_WORKER) % SEED_SPACE
+        generator = TrafficGenerator(
+            [s for s in SOURCES if s.provider in TASK_WEIGHTS],
+            base_url=host,
+            batch_size=OPTIONS.batch_size,
+            duplicate_ratio=OPTIONS.duplicate_ratio,
+            bad_signature_ratio=OPTIONS.bad_signature_ratio,
+            weights=OPTIONS.event_weights,
+            seed_start=seed,
+        )
+        _generators[host] = generator
+    return generator
+
+
+def _task(provider: str) -> Callable[[WebhookUser], None]:
+    def send(user: WebhookUser) -> None:
+        user.send(provider)
+
+    send.__name__ = f"send_{provider}"
+    return send
+
+
+class WebhookUser(HttpUser):
+    """An ESP posting signed webhooks back to back (``LOADTEST_WAIT_SECONDS`` apart)."""
+
+    wait_time = constant(OPTIONS.wait_seconds)
+    tasks = [task for p, weight in TASK_WEIGHTS.items() for task in [_task(p)] * weight]
+
+    def send(self, provider: str) -> None:
+        host = (self.host or "").rstrip("/")
+        request = traffic(host, self.environment.runner).next(provider)
+        with self.client.post(
+            request.path,
+            data=request.body,
+            headers=dict(request.headers),
+            name=request.name,
+            catch_response=True,
+        ) as response:
+            problem = request.check(response.status_code, response.content or b"")
+            if problem is None:
+                response.success()
+            else:
+                response.failure(problem)
