@@ -140,6 +140,10 @@ class Adapter:
     #: config fields this provider needs (checked at start-up), e.g. ("signing_key",)
     required_fields: ClassVar[tuple[str, ...]] = ()
 
+    def check_source(self, source: SourceSpec) -> None:
+        """Validate a source's credentials at start-up; ``ValueError`` names the problem.
+        Default: nothing to check beyond ``required_fields``."""
+
     def check_content_type(self, request: WebhookRequest) -> None:
         if request.content_type not in self.content_types:
             raise ContentTypeError(

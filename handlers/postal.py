@@ -111,6 +111,10 @@ class PostalAdapter(Adapter):
     provider = "postal"
     required_fields = ("signing_key",)
 
+    def check_source(self, source: SourceSpec) -> None:
+        if source.signing_key is not None:
+            load_public_key(source.signing_key)
+
     async def verify(
         self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
     ) -> None:

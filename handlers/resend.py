@@ -102,6 +102,13 @@ class ResendAdapter(Adapter):
     provider = "resend"
     required_fields = ("signing_key",)
 
+    def check_source(self, source: SourceSpec) -> None:
+        if source.signing_key is not None:
+            try:
+                _secret_bytes(source.signing_key)
+            except AuthError:
+                raise ValueError("not a whsec_ secret (base64 after the prefix)") from None
+
     async def verify(
         self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
     ) -> None:

@@ -173,6 +173,10 @@ class SendGridAdapter(Adapter):
     signs_requests: ClassVar[bool] = True
     required_fields: ClassVar[tuple[str, ...]] = ("signing_key",)
 
+    def check_source(self, source: SourceSpec) -> None:
+        if source.signing_key is not None:
+            load_verification_key(source.signing_key)
+
     async def verify(
         self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
     ) -> None:
