@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Tracer
 
 __all__ = ["configure_tracing", "current_trace_id", "exemplar", "shutdown_tracing"]
@@ -28,10 +29,15 @@ def configure_tracing(environ: Mapping[str, str] | None = None) -> Tracer:
     environ = os.environ if environ is None else environ
     if _provider is None:
         resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", "hookline")})
-        provider = TracerProvider(resource=resource)
-        if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-        ):
+        exporting = bool(
+            environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        )
+        # Without an exporter nothing would ever leave the process, so spans are not
+        # recorded (ALWAYS_OFF): they still carry trace and span ids for logs and
+        # ``traceparent``, at a fraction of the cost of recording them.
+        provider = TracerProvider(resource=resource, sampler=None if exporting else ALWAYS_OFF)
+        if exporting:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -51,6 +57,9 @@ def current_trace_id() -> str | None:
 
 
 def exemplar() -> dict[str, str] | None:
-    """An exemplar for the current span, for histogram observations (OpenMetrics)."""
-    trace_id = current_trace_id()
-    return {"trace_id": trace_id} if trace_id else None
+    """An exemplar for the current span, for histogram observations (OpenMetrics); only for
+    sampled spans, whose trace can actually be found in the tracing backend."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return {"trace_id": format(context.trace_id, "032x")}
