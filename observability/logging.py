@@ -21,6 +21,10 @@ _SECRET_KEYS = frozenset(
 )
 
 
+#: libraries that log full request URLs at info level
+_URL_LOGGERS = ("httpx", "httpcore")
+
+
 def mask_address(address: str | None) -> str | None:
     """``jane@example.com`` -> ``j***@example.com`` (the domain helps debugging)."""
     if not address:
@@ -56,6 +60,9 @@ def _redact(mask_recipients: bool) -> Any:
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", mask_recipients: bool = True) -> None:
+    """Configure structlog and route the standard library's logging (uvicorn, asyncpg,
+    httpx, ...) through the same processors and renderer, so every stderr line is one JSON
+    object with the same fields (and the same redaction)."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
@@ -65,13 +72,16 @@ def configure_logging(level: str = "info", fmt: str = "auto", mask_recipients: b
         if use_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace_ids,
+        _redact(mask_recipients),
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _add_trace_ids,
-            _redact(mask_recipients),
+            *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
@@ -80,6 +90,24 @@ def configure_logging(level: str = "info", fmt: str = "auto", mask_recipients: b
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(
-        level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
     )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
+    # httpx logs every request line at INFO with the full URL: a sink URL may carry
+    # credentials (user info, a query token), so only its warnings are let through
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True

@@ -35,6 +35,7 @@ REQUEST_OUTCOMES = (
     "unavailable",
     "control",
 )
+CONTROL_KINDS = ("subscription_confirmation", "unsubscribe_confirmation")
 SIGNATURE_FAILURE_REASONS = ("missing", "invalid", "stale", "replayed", "untrusted")
 DELIVERY_OUTCOMES = ("success", "retry", "permanent_failure", "dead_lettered", "breaker_open")
 SUPPRESSION_REASONS = ("hard_bounce", "complaint", "unsubscribe", "soft_bounce", "manual")
@@ -215,6 +216,9 @@ class Metrics:
             self.event_delay.labels(provider)
             for reason in SIGNATURE_FAILURE_REASONS:
                 self.signature_failures.labels(provider, reason)
+            if provider == "ses":
+                for kind in CONTROL_KINDS:
+                    self.control_messages.labels(provider, kind)
         for sink in sinks:
             for outcome in DELIVERY_OUTCOMES:
                 self.delivery_attempts.labels(sink, outcome)
