@@ -97,6 +97,8 @@ class LoggingSettings(_Section):
 class SuppressionSettings(_Section):
     soft_bounce_threshold: int = 3
     soft_bounce_window_seconds: int = 7 * 86400
+    #: how long a soft-bounce quarantine lasts (0: until removed)
+    soft_bounce_quarantine_seconds: int = 7 * 86400
 
 
 class SourceSettings(_Section):
@@ -212,10 +214,12 @@ def _where(path: str, raw: Mapping[str, Any]) -> str:
     return f"field '{path}'" if path else "the file"
 
 
-def _resolve_secrets(node: Any, where: str, errors: list[str]) -> Any:
+def _resolve_secrets(node: Any, where: str, errors: list[str], environ: Mapping[str, str]) -> Any:
     """Replace every ``X_env`` / ``X_file`` with ``X`` (recursively)."""
     if isinstance(node, list):
-        return [_resolve_secrets(item, f"{where}[{i}]", errors) for i, item in enumerate(node)]
+        return [
+            _resolve_secrets(item, f"{where}[{i}]", errors, environ) for i, item in enumerate(node)
+        ]
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
@@ -229,7 +233,7 @@ def _resolve_secrets(node: Any, where: str, errors: list[str]) -> Any:
                 errors.append(f"{where}: '{key}' must be a string")
                 continue
             if suffix == "env":
-                secret = os.environ.get(value)
+                secret = environ.get(value)
                 if secret is None:
                     errors.append(f"{where}: '{key}' names ${value}, which is not set")
                     continue
@@ -241,7 +245,7 @@ def _resolve_secrets(node: Any, where: str, errors: list[str]) -> Any:
                     continue
             out[base] = secret
         else:
-            out[key] = _resolve_secrets(value, where, errors)
+            out[key] = _resolve_secrets(value, where, errors, environ)
     return out
 
 
@@ -299,6 +303,10 @@ def _validate(settings: Settings) -> list[str]:
                     f"{label}, field '{field}': required for {source.provider} "
                     f"(or '{field}_env' / '{field}_file')"
                 )
+        try:
+            adapter.check_source(source.spec())
+        except ValueError as exc:
+            errors.append(f"{label}, field 'signing_key': {exc}")
         if (
             not adapter.signs_requests
             and source.basic_auth is None
@@ -327,8 +335,43 @@ def _validate(settings: Settings) -> list[str]:
                 errors.append(f"{label}, field 'event_types': unknown event type '{event_type}'")
         if sink.max_attempts < 1:
             errors.append(f"{label}, field 'max_attempts': must be at least 1")
+        errors.extend(_sink_errors(label, sink))
+    errors.extend(_suppression_errors(settings.suppressions))
     if settings.ingest.max_body_bytes <= 0:
         errors.append("field 'ingest.max_body_bytes': must be positive")
+    return errors
+
+
+def _sink_errors(label: str, sink: SinkSettings) -> list[str]:
+    """Delivery fields of one sink (see gateway/delivery)."""
+    from gateway.delivery.signing import decode_secret
+
+    errors: list[str] = []
+    if sink.secret is not None:
+        try:
+            decode_secret(sink.secret)
+        except ValueError as exc:
+            errors.append(f"{label}, field 'secret': {exc}")
+    for field in ("timeout_seconds", "backoff_base_seconds", "breaker_reset_seconds"):
+        if getattr(sink, field) <= 0:
+            errors.append(f"{label}, field '{field}': must be positive")
+    if sink.backoff_cap_seconds < sink.backoff_base_seconds:
+        errors.append(f"{label}, field 'backoff_cap_seconds': must be >= backoff_base_seconds")
+    if sink.retry_after_max_seconds < 0:
+        errors.append(f"{label}, field 'retry_after_max_seconds': must not be negative")
+    if sink.breaker_fail_max < 1:
+        errors.append(f"{label}, field 'breaker_fail_max': must be at least 1")
+    return errors
+
+
+def _suppression_errors(section: SuppressionSettings) -> list[str]:
+    errors: list[str] = []
+    if section.soft_bounce_threshold < 1:
+        errors.append("field 'suppressions.soft_bounce_threshold': must be at least 1")
+    if section.soft_bounce_window_seconds <= 0:
+        errors.append("field 'suppressions.soft_bounce_window_seconds': must be positive")
+    if section.soft_bounce_quarantine_seconds < 0:
+        errors.append("field 'suppressions.soft_bounce_quarantine_seconds': must not be negative")
     return errors
 
 
@@ -357,14 +400,14 @@ def load_settings(
         entries = raw.get(kind, [])
         if isinstance(entries, list):
             raw[kind] = [
-                _resolve_secrets(entry, _entry_label(kind, entry, i), errors)
+                _resolve_secrets(entry, _entry_label(kind, entry, i), errors, environ)
                 if isinstance(entry, dict)
                 else entry
                 for i, entry in enumerate(entries)
             ]
     for section in _SECTIONS:
         if isinstance(raw.get(section), dict):
-            raw[section] = _resolve_secrets(raw[section], f"[{section}]", errors)
+            raw[section] = _resolve_secrets(raw[section], f"[{section}]", errors, environ)
     if errors:
         raise ConfigError(f"{origin}: " + "; ".join(errors))
     try:

@@ -1,0 +1,172 @@
+"""Delivery assembled from settings, and its wiring into a gateway runtime.
+
+``install_delivery`` is the runtime extension (see ``gateway.app._extensions``): it always
+registers the outbox write hook (events written by this process get their outbox rows), and
+when the process runs workers (``hookline serve`` by default, ``hookline worker``) it adds
+the dispatcher loops, the LISTEN wake-up, the gauges refresher and housekeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random as _random
+from collections.abc import Callable
+
+import asyncpg
+import httpx
+import structlog
+from opentelemetry.trace import Tracer
+
+from gateway.delivery.breaker import sink_breaker
+from gateway.delivery.clock import Clock, SystemClock
+from gateway.delivery.dispatcher import Dispatcher
+from gateway.delivery.dlq import DeadLetterQueue
+from gateway.delivery.gauges import GaugeRefresher
+from gateway.delivery.listener import OutboxListener
+from gateway.delivery.outbox import OutboxWriter
+from gateway.delivery.processors.sinks import SinkDeliverer
+from gateway.delivery.processors.suppressions import SuppressionProcessor
+from gateway.delivery.queue import OutboxQueue
+from gateway.delivery.retry import RetryPolicy
+from gateway.delivery.suppression_list import SuppressionList
+from gateway.resilience import AsyncCircuitBreaker
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+from observability.metrics import Metrics
+
+__all__ = ["DISPATCHER_LOOPS", "DeliveryService", "install_delivery", "refresh_gauges"]
+
+log = structlog.get_logger("hookline.delivery")
+
+#: concurrent dispatch loops per worker process (they share the outbox via SKIP LOCKED)
+DISPATCHER_LOOPS = 2
+_HOUSEKEEPING_SECONDS = 600.0
+
+
+class DeliveryService:
+    """Every delivery component for one process, built from the settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pool: asyncpg.Pool,
+        http: httpx.AsyncClient,
+        metrics: Metrics,
+        tracer: Tracer,
+        database_url: str,
+        clock: Clock | None = None,
+        random: Callable[[], float] = _random.random,
+        batch_size: int = 100,
+        concurrency: int = 32,
+        lease_seconds: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.metrics = metrics
+        self.writer = OutboxWriter(settings.sinks)
+        self.queue = OutboxQueue(pool)
+        self.breakers: dict[str, AsyncCircuitBreaker] = {}
+        sinks: list[SinkDeliverer] = []
+        for sink in settings.sinks:
+            breaker = sink_breaker(
+                sink.name,
+                metrics,
+                fail_max=sink.breaker_fail_max,
+                reset_timeout=sink.breaker_reset_seconds,
+                clock=self.clock,
+            )
+            self.breakers[sink.name] = breaker
+            policy = RetryPolicy(
+                max_attempts=sink.max_attempts,
+                base_seconds=sink.backoff_base_seconds,
+                cap_seconds=sink.backoff_cap_seconds,
+                retry_after_max_seconds=sink.retry_after_max_seconds,
+                random=random,
+            )
+            sinks.append(
+                SinkDeliverer(
+                    sink,
+                    http=http,
+                    breaker=breaker,
+                    policy=policy,
+                    metrics=metrics,
+                    tracer=tracer,
+                    clock=self.clock,
+                )
+            )
+            if sink.secret is None:
+                log.warning("delivery.unsigned_sink", sink=sink.name)
+        self.suppressions = SuppressionProcessor(pool, settings.suppressions, metrics, self.clock)
+        self.gauges = GaugeRefresher(pool, metrics, [s.name for s in settings.sinks], self.clock)
+        self.dispatcher = Dispatcher(
+            self.queue,
+            sinks=sinks,
+            suppressions=self.suppressions,
+            metrics=metrics,
+            clock=self.clock,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            lease_seconds=lease_seconds,
+            on_dead_letter=self._dead_lettered,
+        )
+        self.listener = OutboxListener(database_url, self.dispatcher.wake)
+        self.dlq = DeadLetterQueue(pool, self.clock)
+        self.suppression_list = SuppressionList(pool, metrics, self.clock)
+
+    @classmethod
+    def for_runtime(cls, runtime: Runtime) -> DeliveryService:
+        return cls(
+            runtime.settings,
+            pool=runtime.database.pool,
+            http=runtime.http,
+            metrics=runtime.metrics,
+            tracer=runtime.tracer,
+            database_url=runtime.database.url,
+        )
+
+    async def _dead_lettered(self) -> None:
+        """Keep the DLQ gauge current as soon as something is dead-lettered."""
+        with contextlib.suppress(OSError, TimeoutError, asyncpg.PostgresError):
+            await self.gauges.refresh()
+
+    async def housekeeping(self, stop: asyncio.Event) -> None:
+        """Periodically forget soft bounces that left the counting window."""
+        while not stop.is_set():
+            try:
+                pruned = await self.suppressions.prune()
+                if pruned:
+                    log.info("suppressions.soft_bounces_pruned", rows=pruned)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("suppressions.prune_failed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=_HOUSEKEEPING_SECONDS)
+
+
+def install_delivery(runtime: Runtime) -> None:
+    """The runtime extension: outbox hook always, workers when this process runs them."""
+    service = DeliveryService.for_runtime(runtime)
+    runtime.database.store.add_hook(service.writer)
+    if not runtime.serve_workers:
+        return
+    for index in range(DISPATCHER_LOOPS):
+        runtime.add_background(f"delivery-dispatcher-{index}", service.dispatcher.run)
+    runtime.add_background("delivery-listener", service.listener.run)
+    runtime.add_background("delivery-gauges", service.gauges.run)
+    runtime.add_background("delivery-housekeeping", service.housekeeping)
+
+
+async def refresh_gauges(runtime: Runtime) -> None:
+    """Refresh the delivery gauges now (after an admin change), where this process exports
+    them (only processes that run the workers do, so replicas do not double-count)."""
+    if not runtime.serve_workers:
+        return
+    refresher = GaugeRefresher(
+        runtime.database.pool,
+        runtime.metrics,
+        [sink.name for sink in runtime.settings.sinks],
+        SystemClock(),
+    )
+    with contextlib.suppress(OSError, TimeoutError, asyncpg.PostgresError):
+        await refresher.refresh()

@@ -1,0 +1,230 @@
+"""Admin API: the dead-letter queue (``/v1/dlq``), behind the admin bearer token.
+
+* ``GET /v1/dlq?sink=&limit=&cursor=``: entries, newest first, keyset-paginated
+* ``GET /v1/dlq/{id}``: one entry, with the event payload
+* ``POST /v1/dlq/{id}/replay``: move one entry back to the outbox
+* ``POST /v1/dlq/replay`` ``{"sink", "since"?, "until"?}``: bulk replay in the background
+  (202 with a job id; ``GET /v1/dlq/replay/{job_id}`` shows its progress)
+* ``DELETE /v1/dlq/{id}``: discard an entry
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Router, delete, get, post
+from litestar.params import FromPath, JSONBody, Parameter
+
+from gateway.delivery.clock import SystemClock
+from gateway.delivery.dlq import DeadLetterQueue, DlqEntry, RangeSelection
+from gateway.delivery.service import refresh_gauges
+from gateway.errors import ProblemError
+from gateway.routes.admin_auth import require_admin_token
+from gateway.runtime import Runtime
+
+__all__ = ["dlq_router"]
+
+log = structlog.get_logger("hookline.admin")
+
+
+class DlqPage(msgspec.Struct, kw_only=True):
+    items: list[DlqEntry]
+    #: pass as ``cursor`` for the next page; null on the last page
+    next_cursor: str | None
+
+
+class Replayed(msgspec.Struct, kw_only=True):
+    id: int
+    status: str = "replayed"
+
+
+class BulkReplay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Replay every entry of ``sink`` dead-lettered in ``[since, until)``."""
+
+    sink: str
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class ReplayJob(msgspec.Struct, kw_only=True):
+    job_id: str
+    sink: str
+    since: datetime | None
+    until: datetime | None
+    matched: int
+    replayed: int = 0
+    #: "running", "done" or "failed"
+    status: str = "running"
+    error: str | None = None
+
+
+class _Jobs:
+    """Bulk replays running in this process (cancelled at shutdown; each chunk is atomic)."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, ReplayJob] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, runtime: Runtime, dlq: DeadLetterQueue, selection: RangeSelection) -> ReplayJob:
+        job = ReplayJob(
+            job_id=uuid.uuid4().hex,
+            sink=selection.sink,
+            since=selection.since,
+            until=selection.until,
+            matched=selection.count,
+        )
+        self.jobs[job.job_id] = job
+        task = asyncio.create_task(self._run(runtime, dlq, selection, job))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return job
+
+    async def _run(
+        self, runtime: Runtime, dlq: DeadLetterQueue, selection: RangeSelection, job: ReplayJob
+    ) -> None:
+        try:
+            job.replayed = await dlq.replay_range(selection)
+            job.status = "done"
+        except Exception as exc:
+            job.status, job.error = "failed", type(exc).__name__
+            log.error("dlq.bulk_replay_failed", job_id=job.job_id, error=job.error)
+        else:
+            log.info("dlq.bulk_replayed", job_id=job.job_id, sink=job.sink, count=job.replayed)
+        await refresh_gauges(runtime)
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        for task in list(self.tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _runtime(request: Request[Any, Any, Any]) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _dlq(request: Request[Any, Any, Any]) -> DeadLetterQueue:
+    return DeadLetterQueue(_runtime(request).database.pool, SystemClock())
+
+
+def _jobs(request: Request[Any, Any, Any]) -> _Jobs:
+    state = request.app.state
+    jobs: _Jobs | None = state.get("delivery_replay_jobs")
+    if jobs is None:
+        jobs = _Jobs()
+        state["delivery_replay_jobs"] = jobs
+        _runtime(request).closers.append(jobs.close)
+    return jobs
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _configured(request: Request[Any, Any, Any], sink: str) -> bool:
+    return any(s.name == sink for s in _runtime(request).settings.sinks)
+
+
+@get("/dlq", summary="List dead-lettered deliveries", tags=["dlq"])
+async def list_dlq(
+    request: Request[Any, Any, Any],
+    sink: str | None = Parameter(default=None, description="only this sink"),
+    limit: int = Parameter(default=50, ge=1, le=500),
+    cursor: str | None = Parameter(default=None, description="next_cursor of the last page"),
+) -> DlqPage:
+    """Newest first. ``cursor`` continues from ``next_cursor`` of the previous page."""
+    before: int | None = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise ProblemError(400, "Bad Request", "cursor: not a value this API returned")
+        before = int(cursor)
+    items = await _dlq(request).list(sink=sink, before_id=before, limit=limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return DlqPage(items=items, next_cursor=str(items[-1].id) if more and items else None)
+
+
+@get("/dlq/{entry_id:int}", summary="One dead-lettered delivery, with its event", tags=["dlq"])
+async def get_dlq_entry(request: Request[Any, Any, Any], entry_id: FromPath[int]) -> DlqEntry:
+    entry = await _dlq(request).get(entry_id)
+    if entry is None:
+        raise ProblemError(404, "Not Found", f"no DLQ entry {entry_id}")
+    return entry
+
+
+@post(
+    "/dlq/{entry_id:int}/replay",
+    status_code=200,
+    summary="Replay one dead-lettered delivery",
+    tags=["dlq"],
+)
+async def replay_dlq_entry(request: Request[Any, Any, Any], entry_id: FromPath[int]) -> Replayed:
+    """Moves the entry back to the outbox; it is delivered again (once) with the same
+    webhook-id. 404 if there is no such entry (e.g. it was already replayed)."""
+    dlq = _dlq(request)
+    entry = await dlq.get(entry_id)
+    if entry is None:
+        raise ProblemError(404, "Not Found", f"no DLQ entry {entry_id}")
+    if not _configured(request, entry.sink):
+        raise ProblemError(409, "Conflict", f"sink '{entry.sink}' is not configured; cannot replay")
+    if not await dlq.replay(entry_id):
+        raise ProblemError(404, "Not Found", f"no DLQ entry {entry_id}")
+    log.info("dlq.replayed", id=entry_id, sink=entry.sink)
+    await refresh_gauges(_runtime(request))
+    return Replayed(id=entry_id)
+
+
+@post("/dlq/replay", status_code=202, summary="Replay DLQ entries in bulk", tags=["dlq"])
+async def replay_dlq_range(
+    request: Request[Any, Any, Any], data: JSONBody[BulkReplay]
+) -> ReplayJob:
+    """Replays, in the background, the entries of one sink dead-lettered in
+    ``[since, until)`` (both optional)."""
+    if not _configured(request, data.sink):
+        raise ProblemError(400, "Bad Request", f"sink: '{data.sink}' is not configured")
+    since, until = _utc(data.since), _utc(data.until)
+    if since is not None and until is not None and since >= until:
+        raise ProblemError(400, "Bad Request", "since: must be before until")
+    dlq = _dlq(request)
+    selection = await dlq.select_range(data.sink, since, until)
+    return _jobs(request).start(_runtime(request), dlq, selection)
+
+
+@get("/dlq/replay/{job_id:str}", summary="Progress of a bulk replay", tags=["dlq"])
+async def replay_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> ReplayJob:
+    job = _jobs(request).jobs.get(job_id)
+    if job is None:
+        raise ProblemError(404, "Not Found", f"no replay job {job_id} in this process")
+    return job
+
+
+@delete("/dlq/{entry_id:int}", status_code=204, summary="Discard a DLQ entry", tags=["dlq"])
+async def delete_dlq_entry(request: Request[Any, Any, Any], entry_id: FromPath[int]) -> None:
+    if not await _dlq(request).delete(entry_id):
+        raise ProblemError(404, "Not Found", f"no DLQ entry {entry_id}")
+    log.info("dlq.discarded", id=entry_id)
+    await refresh_gauges(_runtime(request))
+
+
+dlq_router = Router(
+    path="/v1",
+    route_handlers=[
+        list_dlq,
+        get_dlq_entry,
+        replay_dlq_entry,
+        replay_dlq_range,
+        replay_job,
+        delete_dlq_entry,
+    ],
+    guards=[require_admin_token],
+)
