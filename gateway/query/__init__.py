@@ -1,0 +1,50 @@
+"""The read side (issue #7): event search, message timelines, recipient history, inactive
+recipients, deliverability stats from hourly rollups, and retention by partition."""
+
+from __future__ import annotations
+
+from gateway.query.compaction import RollupCompactor
+from gateway.query.cursor import EventCursor
+from gateway.query.errors import QueryError
+from gateway.query.extension import install_read_side
+from gateway.query.filters import (
+    EventFilter,
+    InactiveQuery,
+    MessageQuery,
+    RecipientQuery,
+    StatsQuery,
+    parse_event_filter,
+    parse_inactive_query,
+    parse_message_query,
+    parse_recipient_query,
+    parse_stats_query,
+    parse_time,
+)
+from gateway.query.rates import compute_rates
+from gateway.query.reads import ReadService
+from gateway.query.retention import Retention, RetentionReport
+from gateway.query.status import STATUS_PRECEDENCE, furthest_status
+
+__all__ = [
+    "STATUS_PRECEDENCE",
+    "EventCursor",
+    "EventFilter",
+    "InactiveQuery",
+    "MessageQuery",
+    "QueryError",
+    "ReadService",
+    "RecipientQuery",
+    "Retention",
+    "RetentionReport",
+    "RollupCompactor",
+    "StatsQuery",
+    "compute_rates",
+    "furthest_status",
+    "install_read_side",
+    "parse_event_filter",
+    "parse_inactive_query",
+    "parse_message_query",
+    "parse_recipient_query",
+    "parse_stats_query",
+    "parse_time",
+]
