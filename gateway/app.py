@@ -33,7 +33,7 @@ from gateway.storage.database import open_database
 from handlers.registry import PROVIDERS
 from observability.logging import configure_logging
 from observability.metrics import Metrics
-from observability.tracing import configure_tracing
+from observability.tracing import configure_tracing, shutdown_tracing
 
 __all__ = ["build_runtime", "create_app"]
 
@@ -54,11 +54,17 @@ def _extensions() -> list[RuntimeExtension]:
 
 def _admin_routes() -> list[ControllerRouterHandler]:
     """The admin API (/v1) routers."""
+    from gateway.routes.admin_control import control_router
     from gateway.routes.admin_dlq import dlq_router
     from gateway.routes.admin_query import query_router
     from gateway.routes.admin_suppressions import suppressions_router
 
-    routes: list[ControllerRouterHandler] = [query_router, dlq_router, suppressions_router]
+    routes: list[ControllerRouterHandler] = [
+        query_router,
+        dlq_router,
+        suppressions_router,
+        control_router,
+    ]
     return routes
 
 
@@ -167,6 +173,7 @@ def create_app(
         finally:
             log.info("gateway.stopping")
             await runtime.close()
+            shutdown_tracing()
             log.info("gateway.stopped")
 
     handlers: list[ControllerRouterHandler] = [healthz, readyz, metrics]
@@ -180,5 +187,6 @@ def create_app(
             title="Hookline", version="0.1.0", path="/schema", description=__doc__
         ),
         request_max_body_size=settings.ingest.max_body_bytes,
+        logging_config=None,  # observability.logging routes stdlib logs through structlog
         debug=False,
     )
