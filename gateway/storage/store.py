@@ -66,31 +66,38 @@ def _json_text(value: Any) -> str:
 
 
 def event_record(event: EmailEvent) -> tuple[Any, ...]:
-    """One ``events`` row, in ``EVENT_COLUMNS`` order."""
-    return (
+    """One ``events`` row, in ``EVENT_COLUMNS`` order (NUL characters replaced)."""
+    row = (
         event.dedup_key,
         event.provider,
         event.source,
         event.event_type.value,
-        _text(event.esp_event),
+        event.esp_event,
         event.occurred_at,
         event.received_at,
-        _text(event.recipient),
-        _text(event.message_id),
-        _text(event.provider_event_id),
+        event.recipient,
+        event.message_id,
+        event.provider_event_id,
         event.bounce_class.value if event.bounce_class is not None else None,
-        _text(event.reason),
-        _text(event.smtp_status),
-        _text(event.diagnostic),
-        _text(event.url),
-        _text(event.user_agent),
-        _text(event.ip),
+        event.reason,
+        event.smtp_status,
+        event.diagnostic,
+        event.url,
+        event.user_agent,
+        event.ip,
         event.machine_open,
-        _text(event.campaign),
-        [_text(tag) for tag in event.tags],
+        event.campaign,
+        list(event.tags),
         _json_text(event.metadata),
         _json_text(event.raw) if event.raw is not None else None,
     )
+    # one C-level scan for the rare NUL instead of a check per field
+    if "\x00" in "".join([v for v in row[:19] if isinstance(v, str)] + list(event.tags)):
+        return tuple(
+            [_text(t) for t in v] if isinstance(v, list) else _text(v) if isinstance(v, str) else v
+            for v in row
+        )
+    return row
 
 
 class EventStore:
