@@ -25,23 +25,17 @@ from typing import Any, ClassVar
 import msgspec
 
 from handlers._common import (
-    decode_json,
     default_url,
     epoch_to_utc,
-    expect_object,
     opt_bool,
     opt_str,
     req_str,
-    require_transport_auth,
     smtp_status_from_text,
     transport_auth_headers,
 )
+from handlers._unsigned import UnsignedBatchAdapter
 from handlers.base import (
-    Adapter,
-    ParseResult,
-    PayloadError,
     SourceSpec,
-    VerifyContext,
     WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
@@ -77,32 +71,10 @@ def _metadata(raw: dict[str, Any], path: str) -> dict[str, Any]:
     return metadata
 
 
-class MailjetAdapter(Adapter):
+class MailjetAdapter(UnsignedBatchAdapter):
     """Mailjet's Event API webhooks (unsigned: basic auth or bearer token)."""
 
     provider: ClassVar[str] = "mailjet"
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
-    signs_requests: ClassVar[bool] = False
-    required_fields: ClassVar[tuple[str, ...]] = ()
-
-    async def verify(
-        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
-    ) -> None:
-        require_transport_auth(self, request, source)
-
-    def parse(
-        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
-    ) -> ParseResult:
-        decoded = decode_json(request.body)
-        if isinstance(decoded, dict):
-            return ParseResult(events=[self._event(decoded, "", source, received_at)])
-        if not isinstance(decoded, list):
-            raise PayloadError("body must be a JSON array of events or one event object", "body")
-        events = [
-            self._event(expect_object(item, f"[{i}]"), f"[{i}]", source, received_at)
-            for i, item in enumerate(decoded)
-        ]
-        return ParseResult(events=events)
 
     def _event(
         self, raw: dict[str, Any], path: str, source: SourceSpec, received_at: datetime

@@ -39,16 +39,14 @@ from handlers._common import (
     opt_object,
     opt_str,
     req_str,
-    require_transport_auth,
     smtp_status_from_text,
     tags_from,
     transport_auth_headers,
 )
+from handlers._unsigned import UnsignedAdapter
 from handlers.base import (
-    Adapter,
     ParseResult,
     SourceSpec,
-    VerifyContext,
     WebhookRequest,
 )
 from handlers.events import (
@@ -116,18 +114,10 @@ def _timestamp(value: Any, field: str) -> datetime:
     return iso_to_utc(value, field)
 
 
-class SparkPostAdapter(Adapter):
+class SparkPostAdapter(UnsignedAdapter):
     """SparkPost's webhooks (unsigned: basic auth or bearer token)."""
 
     provider: ClassVar[str] = "sparkpost"
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
-    signs_requests: ClassVar[bool] = False
-    required_fields: ClassVar[tuple[str, ...]] = ()
-
-    async def verify(
-        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
-    ) -> None:
-        require_transport_auth(self, request, source)
 
     def parse(
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime

@@ -1,0 +1,57 @@
+"""The shared base of ESPs that sign nothing (Postmark, SparkPost, Mailjet, Brevo): their
+requests are authenticated by the source's basic auth or bearer token alone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from handlers._common import decode_json, expect_object, require_transport_auth
+from handlers.base import (
+    Adapter,
+    ParseResult,
+    PayloadError,
+    SourceSpec,
+    VerifyContext,
+    WebhookRequest,
+)
+from handlers.events import EmailEvent
+
+__all__ = ["UnsignedAdapter", "UnsignedBatchAdapter"]
+
+
+class UnsignedAdapter(Adapter):
+    """Transport authentication only (refused at start-up without credentials unless
+    ``allow_unauthenticated``)."""
+
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    signs_requests: ClassVar[bool] = False
+    required_fields: ClassVar[tuple[str, ...]] = ()
+
+    async def verify(
+        self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
+    ) -> None:
+        require_transport_auth(self, request, source)
+
+
+class UnsignedBatchAdapter(UnsignedAdapter):
+    """Bodies that are one event object or a JSON array of them (Mailjet, Brevo)."""
+
+    def parse(
+        self, request: WebhookRequest, source: SourceSpec, received_at: datetime
+    ) -> ParseResult:
+        decoded = decode_json(request.body)
+        if isinstance(decoded, dict):
+            return ParseResult(events=[self._event(decoded, "", source, received_at)])
+        if not isinstance(decoded, list):
+            raise PayloadError("body must be a JSON object or an array of events", "body")
+        events = [
+            self._event(expect_object(item, f"[{i}]"), f"[{i}]", source, received_at)
+            for i, item in enumerate(decoded)
+        ]
+        return ParseResult(events=events)
+
+    def _event(
+        self, raw: dict[str, Any], path: str, source: SourceSpec, received_at: datetime
+    ) -> EmailEvent:
+        raise NotImplementedError
