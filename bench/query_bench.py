@@ -523,7 +523,9 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
     seconds = await seed(store, generator, args.events)
     started = time.perf_counter()
     folded = await RollupCompactor(pool).run_once()  # what the worker does every 5 s
-    print(f"folded {folded:,} rollup facts in {time.perf_counter() - started:.1f} s", flush=True)
+    print(
+        f"folded {folded:,} rollup delta rows in {time.perf_counter() - started:.1f} s", flush=True
+    )
     async with pool.acquire() as conn:
         await conn.execute("VACUUM ANALYZE")
         sizes = await conn.fetchrow(

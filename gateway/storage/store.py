@@ -118,7 +118,10 @@ class EventStore:
             for offset in range(-1, days_ahead + 1):
                 day = today + timedelta(days=offset)
                 if day not in self._partitions:
-                    await conn.execute("SELECT hookline_ensure_event_partition($1)", day)
+                    # never queue ingest behind a long read for the partition lock
+                    async with conn.transaction():
+                        await conn.execute("SET LOCAL lock_timeout = '2s'")
+                        await conn.execute("SELECT hookline_ensure_event_partition($1)", day)
                     self._partitions.add(day)
 
     async def write_events(self, events: Sequence[EmailEvent]) -> set[str]:
