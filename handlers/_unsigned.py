@@ -3,6 +3,7 @@ requests are authenticated by the source's basic auth or bearer token alone."""
 
 from __future__ import annotations
 
+import abc
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -51,7 +52,8 @@ class UnsignedBatchAdapter(UnsignedAdapter):
         ]
         return ParseResult(events=events)
 
+    @abc.abstractmethod
     def _event(
         self, raw: dict[str, Any], path: str, source: SourceSpec, received_at: datetime
     ) -> EmailEvent:
-        raise NotImplementedError
+        """One ESP event object (at JSON ``path``) as an ``EmailEvent``."""

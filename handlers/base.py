@@ -7,6 +7,7 @@ fetching) is injected by the gateway, which keeps adapters pure and fast to test
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import hashlib
@@ -130,7 +131,7 @@ class VerifyContext:
     fetch_certificate: CertificateLoader | None = None
 
 
-class Adapter:
+class Adapter(abc.ABC):
     """Base class for ESP adapters: ``verify`` then ``parse``; both raise typed errors."""
 
     provider: ClassVar[str]
@@ -143,6 +144,7 @@ class Adapter:
     def check_source(self, source: SourceSpec) -> None:
         """Validate a source's credentials at start-up; ``ValueError`` names the problem.
         Default: nothing to check beyond ``required_fields``."""
+        return
 
     def check_content_type(self, request: WebhookRequest) -> None:
         if request.content_type not in self.content_types:
@@ -175,11 +177,11 @@ class Adapter:
         """Raise ``AuthError`` unless the request is authentic. Default: transport auth."""
         self.verify_transport_auth(request, source)
 
+    @abc.abstractmethod
     def parse(
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
         """Decode and normalize a verified body. Raise ``PayloadError`` on a bad shape."""
-        raise NotImplementedError
 
 
 def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
