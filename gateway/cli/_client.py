@@ -81,3 +81,26 @@ def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> No
     print("  ".join(col.upper().ljust(widths[i]) for i, col in enumerate(columns)).rstrip())
     for r in cells:
         print("  ".join(r[i].ljust(widths[i]) for i in range(len(columns))).rstrip())
+
+
+def list_command(
+    args: argparse.Namespace, path: str, filters: Mapping[str, Any], columns: Sequence[str]
+) -> int:
+    """A list sub-command: one page (or every page with ``--all``), as a table or JSON."""
+    cursor = args.cursor
+    items: list[dict[str, Any]] = []
+    while True:
+        page = admin_request(
+            args, "GET", path, params={**filters, "limit": args.limit, "cursor": cursor}
+        )
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+        if not args.all or cursor is None:
+            break
+    if args.json:
+        print(json.dumps({"items": items, "next_cursor": cursor}, indent=2))
+        return 0
+    print_table(items, columns)
+    if cursor is not None:
+        print(f"more: --cursor {cursor}")
+    return 0

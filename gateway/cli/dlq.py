@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any
 
-from gateway.cli._client import add_client_arguments, admin_request, print_table
+from gateway.cli._client import add_client_arguments, admin_request, list_command
 
 __all__ = ["register"]
 
@@ -70,26 +70,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    cursor = args.cursor
-    items: list[dict[str, Any]] = []
-    while True:
-        page = admin_request(
-            args,
-            "GET",
-            "/v1/dlq",
-            params={"sink": args.sink, "limit": args.limit, "cursor": cursor},
-        )
-        items.extend(page["items"])
-        cursor = page["next_cursor"]
-        if not args.all or cursor is None:
-            break
-    if args.json:
-        print(json.dumps({"items": items, "next_cursor": cursor}, indent=2))
-        return 0
-    print_table(items, _COLUMNS)
-    if cursor is not None:
-        print(f"more: --cursor {cursor}")
-    return 0
+    return list_command(args, "/v1/dlq", {"sink": args.sink}, _COLUMNS)
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from gateway.cli._client import add_client_arguments, admin_request, print_table
+from gateway.cli._client import add_client_arguments, admin_request, list_command
 
 __all__ = ["register"]
 
@@ -57,26 +57,7 @@ def _path(address: str) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    cursor = args.cursor
-    items: list[dict[str, Any]] = []
-    while True:
-        page = admin_request(
-            args,
-            "GET",
-            "/v1/suppressions",
-            params={"reason": args.reason, "limit": args.limit, "cursor": cursor},
-        )
-        items.extend(page["items"])
-        cursor = page["next_cursor"]
-        if not args.all or cursor is None:
-            break
-    if args.json:
-        print(json.dumps({"items": items, "next_cursor": cursor}, indent=2))
-        return 0
-    print_table(items, _COLUMNS)
-    if cursor is not None:
-        print(f"more: --cursor {cursor}")
-    return 0
+    return list_command(args, "/v1/suppressions", {"reason": args.reason}, _COLUMNS)
 
 
 def run_get(args: argparse.Namespace) -> int:
