@@ -17,8 +17,9 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """
 
 
-def _encode_jsonb(value: str) -> bytes:
-    return b"\x01" + value.encode()  # jsonb binary format: version 1, then the JSON text
+def _encode_jsonb(value: str | bytes) -> bytes:
+    # jsonb binary format: version 1, then the JSON text
+    return b"\x01" + (value if isinstance(value, bytes) else value.encode())
 
 
 def _decode_jsonb(value: bytes) -> str:

@@ -49,7 +49,7 @@ EVENT_COLUMNS = (
     "raw",
 )
 
-_json = msgspec.json.Encoder()
+_encode = msgspec.json.Encoder().encode
 
 
 class NonceConflictError(Exception):
@@ -61,8 +61,10 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
 
 
-def _json_text(value: Any) -> str:
-    return _json.encode(value).decode().replace("\\u0000", "\\ufffd")
+def _json(value: Any) -> bytes:
+    """JSON for a jsonb column (the pool's codec takes bytes); jsonb rejects the NUL escape."""
+    data = _encode(value)
+    return data.replace(b"\\u0000", b"\\ufffd") if b"\\u0000" in data else data
 
 
 def event_record(event: EmailEvent) -> tuple[Any, ...]:
@@ -71,14 +73,14 @@ def event_record(event: EmailEvent) -> tuple[Any, ...]:
         event.dedup_key,
         event.provider,
         event.source,
-        event.event_type.value,
+        event.event_type,  # a StrEnum is its value, and asyncpg encodes it as text
         event.esp_event,
         event.occurred_at,
         event.received_at,
         event.recipient,
         event.message_id,
         event.provider_event_id,
-        event.bounce_class.value if event.bounce_class is not None else None,
+        event.bounce_class,
         event.reason,
         event.smtp_status,
         event.diagnostic,
@@ -88,11 +90,16 @@ def event_record(event: EmailEvent) -> tuple[Any, ...]:
         event.machine_open,
         event.campaign,
         list(event.tags),
-        _json_text(event.metadata),
-        _json_text(event.raw) if event.raw is not None else None,
+        _json(event.metadata),
+        _json(event.raw) if event.raw is not None else None,
     )
-    # one C-level scan for the rare NUL instead of a check per field
-    if "\x00" in "".join([v for v in row[:19] if isinstance(v, str)] + list(event.tags)):
+    # one C-level scan of every text field for the rare NUL (None formats as "None")
+    text = (
+        f"{event.dedup_key}{event.provider}{event.source}{event.esp_event}{event.recipient}"
+        f"{event.message_id}{event.provider_event_id}{event.reason}{event.smtp_status}"
+        f"{event.diagnostic}{event.url}{event.user_agent}{event.ip}{event.campaign}"
+    )
+    if "\x00" in text or any("\x00" in tag for tag in event.tags):
         return tuple(
             [_text(t) for t in v] if isinstance(v, list) else _text(v) if isinstance(v, str) else v
             for v in row
@@ -201,7 +208,7 @@ class EventStore:
                 provider,
                 source,
                 kind,
-                _json_text(detail),
+                _json(detail),
                 confirm_url,
             )
         return message_id
