@@ -25,7 +25,7 @@ from gateway.ingest.pipeline import Ingestor
 from gateway.ingest.spool import Spool
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.routes.health import healthz, metrics, readyz
-from gateway.routes.webhooks import webhook_head, webhook_post
+from gateway.routes.webhooks import webhook_endpoint
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.sources import SourceTable
@@ -178,7 +178,7 @@ def create_app(
 
     handlers: list[ControllerRouterHandler] = [healthz, readyz, metrics]
     if role == "gateway":
-        handlers += [webhook_post, webhook_head, *_admin_routes()]
+        handlers += [webhook_endpoint, *_admin_routes()]
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],

@@ -9,7 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-__all__ = ["ProblemError", "exception_handlers", "problem_response"]
+__all__ = ["ProblemError", "exception_handlers", "problem_body", "problem_response"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -34,6 +34,18 @@ class ProblemError(Exception):
         self.extra = extra or {}
 
 
+def problem_body(
+    status: int, title: str, detail: str | None = None, extra: dict[str, Any] | None = None
+) -> bytes:
+    """An RFC 9457 problem document (``application/problem+json``)."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if extra:
+        body.update(extra)
+    return _encode(body)
+
+
 def problem_response(
     status: int,
     title: str,
@@ -41,13 +53,8 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response[bytes]:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
-    if detail:
-        body["detail"] = detail
-    if extra:
-        body.update(extra)
     return Response(
-        content=_encode(body),
+        content=problem_body(status, title, detail, extra),
         status_code=status,
         media_type="application/problem+json",
         headers=headers,

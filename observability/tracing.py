@@ -8,17 +8,26 @@ logs, exemplars and ``traceparent``) but nothing leaves the process. Sampling fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import INVALID_SPAN, Span, Tracer
 
-__all__ = ["configure_tracing", "current_trace_id", "exemplar", "shutdown_tracing"]
+__all__ = [
+    "child_span",
+    "configure_tracing",
+    "current_trace_id",
+    "exemplar",
+    "shutdown_tracing",
+    "trace_id_of",
+]
 
 _provider: TracerProvider | None = None
 
@@ -51,14 +60,30 @@ def shutdown_tracing() -> None:
         _provider.force_flush(timeout_millis=5000)
 
 
-def current_trace_id() -> str | None:
-    context = trace.get_current_span().get_span_context()
+_NOT_RECORDED: AbstractContextManager[Span] = contextlib.nullcontext(INVALID_SPAN)
+
+
+def child_span(tracer: Tracer, parent: Span, name: str) -> AbstractContextManager[Span]:
+    """A child of ``parent`` made current, or, when ``parent`` is not recorded (nothing under
+    it would be), a shared no-op that yields the invalid span: the hot path then pays for
+    one span per request, not one per stage."""
+    if parent.is_recording():
+        return tracer.start_as_current_span(name)
+    return _NOT_RECORDED
+
+
+def trace_id_of(span: Span) -> str | None:
+    context = span.get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-def exemplar() -> dict[str, str] | None:
-    """An exemplar for the current span, for histogram observations (OpenMetrics). Also for
-    unsampled spans: the trace id is in the request's log lines, so a slow bucket still
-    leads to its ``webhook.processed`` line."""
-    trace_id = current_trace_id()
+def current_trace_id() -> str | None:
+    return trace_id_of(trace.get_current_span())
+
+
+def exemplar(trace_id: str | None = None) -> dict[str, str] | None:
+    """An exemplar for ``trace_id`` (default: the current span's), for histogram
+    observations (OpenMetrics). Also for unsampled spans: the trace id is in the request's
+    log lines, so a slow bucket still leads to its ``webhook.processed`` line."""
+    trace_id = trace_id or current_trace_id()
     return {"trace_id": trace_id} if trace_id else None

@@ -134,6 +134,40 @@ async def test_unknown_provider_or_source_is_404(gateway_factory: Any) -> None:
             assert response.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_paths_and_methods_outside_the_contract(gateway_factory: Any) -> None:
+    """Malformed webhook paths are 404 and other methods 405 (with Allow), as problem+json;
+    HEAD answers 200 for a known source and 404 otherwise (Mandrill's URL check)."""
+    async with gateway_factory(sources=SOURCES) as gw:
+        for path in ("/webhooks", "/webhooks/sendgrid", "/webhooks/sendgrid/main/extra"):
+            response = await gw.client.post(path, content=b"[]")
+            assert response.status_code == 404, path
+            assert response.headers["content-type"].startswith("application/problem+json")
+        response = await gw.client.get("/webhooks/sendgrid/main")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "POST, HEAD"
+        assert response.json()["status"] == 405
+        assert (await gw.client.head("/webhooks/sendgrid/main")).status_code == 200
+        assert (await gw.client.head("/webhooks/sendgrid/nope")).status_code == 404
+        assert await count_rows(gw) == 0
+
+
+async def test_chunked_body_over_the_limit_is_413(gateway_factory: Any) -> None:
+    """A body without Content-Length is counted as it streams in and refused past the limit."""
+    async with gateway_factory(sources=SOURCES, ingest={"max_body_bytes": 2048}) as gw:
+        body = sendgrid.example_body(40, seed=6)
+        request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now())
+
+        async def chunks() -> Any:
+            for start in range(0, len(body), 500):
+                yield body[start : start + 500]
+
+        response = await gw.client.post(
+            "/webhooks/sendgrid/main", content=chunks(), headers=dict(request.headers)
+        )
+        assert response.status_code == 413
+        assert await count_rows(gw) == 0
+
+
 async def test_body_over_the_limit_is_413(gateway_factory: Any) -> None:
     async with gateway_factory(sources=SOURCES, ingest={"max_body_bytes": 2048}) as gw:
         body = sendgrid.example_body(40, seed=4)
