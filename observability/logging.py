@@ -10,6 +10,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import msgspec
 import structlog
 from opentelemetry import trace
 
@@ -33,6 +34,19 @@ def mask_address(address: str | None) -> str | None:
     if not at:
         return "***"
     return f"{local[:1]}***@{domain}"
+
+
+_json = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _json_bytes(event_dict: Any, **_: Any) -> bytes:
+    """structlog's JSONRenderer serializer: msgspec writes the line several times faster than
+    the standard library (non-JSON values become their ``repr``)."""
+    return _json.encode(event_dict)
+
+
+def _json_text(event_dict: Any, **_: Any) -> str:
+    return _json.encode(event_dict).decode()
 
 
 def _add_trace_ids(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any:
@@ -68,7 +82,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", mask_recipients: b
         numeric = logging.INFO
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_text)
         if use_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
@@ -84,10 +98,14 @@ def configure_logging(level: str = "info", fmt: str = "auto", mask_recipients: b
             *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
-            renderer,
+            structlog.processors.JSONRenderer(serializer=_json_bytes) if use_json else renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=(
+            structlog.BytesLoggerFactory(file=sys.stderr.buffer)
+            if use_json
+            else structlog.PrintLoggerFactory(file=sys.stderr)
+        ),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
