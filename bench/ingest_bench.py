@@ -31,6 +31,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -38,7 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
+from gateway.storage.pool import create_pool  # noqa: E402
+from gateway.storage.store import EventStore  # noqa: E402
 from handlers import sendgrid  # noqa: E402
+from handlers.base import WebhookRequest  # noqa: E402
 
 PYTHON = sys.executable
 
@@ -150,6 +154,40 @@ async def reset_database(url: str) -> None:
         await conn.close()
 
 
+async def storage_alone(url: str, spec: Any, duration: int, batch: int = 2000) -> float:
+    """Events/s that ``EventStore.write_events`` alone gets into PostgreSQL (same schema,
+    indexes and rollup trigger; two writers, like the batcher's two flushes in flight; events
+    parsed beforehand): the ceiling for the gateway's stored events/s on this machine."""
+    received = datetime.now(UTC)
+    pool = await create_pool(url, min_size=2, max_size=2, command_timeout=600)
+    store = EventStore(pool)
+    await store.ensure_partitions(received.date())
+    request = WebhookRequest("POST", "", {}, sendgrid.example_body(batch, seed=10**6))
+    template = sendgrid.ADAPTER.parse(request, spec, received).events
+    counter = iter(range(10**9))
+
+    def next_batch() -> list[Any]:  # fresh dedup keys: ~1 µs per event
+        n = next(counter)
+        return [msgspec.structs.replace(e, dedup_key=f"{e.dedup_key}:{n}") for e in template]
+
+    written = 0
+    deadline = time.monotonic() + duration
+
+    async def writer() -> None:
+        nonlocal written
+        while time.monotonic() < deadline:
+            events = next_batch()
+            await store.write_events(events)
+            written += len(events)
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(writer(), writer())
+    finally:
+        await pool.close()
+    return written / (time.perf_counter() - started)
+
+
 def uvicorn_cmd(app: str, port: int) -> list[str]:
     return [
         PYTHON,
@@ -250,6 +288,9 @@ def main() -> int:
         print(f"case: Hookline, {args.batch}-event batches", flush=True)
         case("hookline_batch", hookline_cmd, path, "batch", hookline_env)
         stored_batch = asyncio.run(count_rows(db_url, "events"))
+        asyncio.run(reset_database(db_url))
+        print("case: PostgreSQL alone (EventStore.write_events, no HTTP)", flush=True)
+        storage_rate = asyncio.run(storage_alone(db_url, spec, args.duration))
 
         soak: tuple[float, float] | None = None
         if args.soak:
@@ -294,6 +335,11 @@ def main() -> int:
         f"Hookline, {args.batch}-event batches: {batch['rps'] * args.batch:,.0f} events/s "
         f"acknowledged (= committed); {stored_batch} rows in PostgreSQL after warm-up + run; "
         f"replay wrap-arounds: {batch['wraps']} (0 means every event was unique)"
+    )
+    print(
+        f"PostgreSQL alone (EventStore.write_events, batches of 2000, 2 writers, events "
+        f"parsed beforehand): {storage_rate:,.0f} events/s; Hookline "
+        f"stored {batch['rps'] * args.batch / storage_rate:.2f}x of that"
     )
     print(
         f"Hookline RSS: {hook['rss_before_mb']:.0f} MB -> {hook['rss_mb']:.0f} MB over the single-event run"
