@@ -71,6 +71,8 @@ __all__ = [
     "signed_request",
 ]
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
 
@@ -199,7 +201,7 @@ class SendGridAdapter(Adapter):
         except ValueError:
             raise AuthError("invalid", "signing_key is not a valid verification key") from None
         try:
-            key.verify(signature, timestamp.encode() + request.body, ec.ECDSA(hashes.SHA256()))
+            key.verify(signature, timestamp.encode() + request.body, _ECDSA_SHA256)
         except (InvalidSignature, ValueError):
             raise AuthError("invalid") from None
         check_replay_window(signed_at, context.now, source.replay_window_seconds)

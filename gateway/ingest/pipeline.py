@@ -112,9 +112,9 @@ def count_stored(metrics: Metrics, new: Sequence[EmailEvent]) -> None:
     by_bounce: Counter[tuple[str, str]] = Counter()
     delays: dict[str, list[float]] = {}
     for event in new:
-        by_type[(event.provider, event.event_type.value)] += 1
+        by_type[(event.provider, event.event_type)] += 1  # a StrEnum is its value
         if event.bounce_class is not None:
-            by_bounce[(event.provider, event.bounce_class.value)] += 1
+            by_bounce[(event.provider, event.bounce_class)] += 1
         delay = (event.received_at - event.occurred_at).total_seconds()
         if delay >= 0:
             delays.setdefault(event.provider, []).append(delay)
