@@ -33,6 +33,7 @@ from gateway.storage.database import open_database
 from handlers.registry import PROVIDERS
 from observability.logging import configure_logging
 from observability.metrics import Metrics
+from observability.gc_tuning import tune_garbage_collector
 from observability.tracing import configure_tracing, shutdown_tracing
 
 __all__ = ["build_runtime", "create_app"]
@@ -160,6 +161,7 @@ def create_app(
         )
         app.state.runtime = runtime
         runtime.start()
+        tune_garbage_collector()
         log.info(
             "gateway.started",
             role=role,

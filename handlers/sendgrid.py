@@ -221,7 +221,7 @@ class SendGridAdapter(Adapter):
         return ParseResult(events=[_event(fields, raw, name, received_at) for fields, raw in pairs])
 
 
-class _Fields(msgspec.Struct):
+class _Fields(msgspec.Struct, gc=False):
     """The SendGrid fields Hookline reads, typed as a well-formed event has them."""
 
     email: str
