@@ -112,6 +112,12 @@ def run_wrk(url: str, requests_dir: Path, duration: int, connections: int) -> di
     raise RuntimeError(f"wrk printed no result:\n{result.stdout}\n{result.stderr}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (less sensitive to other load than req/s)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -249,11 +255,15 @@ def main() -> int:
                 # warm up, then measure
                 run_wrk(f"http://127.0.0.1:{port}{path}", work / requests, 2, args.connections)
                 rss_before = rss_mb(process.pid)
+                cpu_before = cpu_seconds(process.pid)
                 results[name] = run_wrk(
                     f"http://127.0.0.1:{port}{path}",
                     work / requests,
                     args.duration,
                     args.connections,
+                )
+                results[name]["cpu_ms"] = (
+                    (cpu_seconds(process.pid) - cpu_before) * 1000 / results[name]["requests"]
                 )
                 results[name]["rss_mb"] = rss_mb(process.pid)
                 results[name]["rss_before_mb"] = rss_before
@@ -263,6 +273,14 @@ def main() -> int:
         path = "/webhooks/sendgrid/main"
         print("case: bare ASGI ceiling", flush=True)
         case("bare", lambda port: uvicorn_cmd("bench.apps.bare:app", port), path, "single", {})
+        print("case: Litestar + signature check only (a floor)", flush=True)
+        case(
+            "verify",
+            lambda port: uvicorn_cmd("bench.apps.verify_only:app", port),
+            path,
+            "single",
+            {"BENCH_SIGNING_KEY": spec.signing_key or ""},
+        )
         print("case: naive per-request INSERT", flush=True)
         asyncio.run(reset_database(db_url))
         case("naive", lambda port: uvicorn_cmd("bench.apps.naive:app", port), path, "single", {})
@@ -313,13 +331,17 @@ def main() -> int:
     finally:
         pg.stop()
 
-    bare, naive, hook, batch = (results[k] for k in ("bare", "naive", "hookline", "hookline_batch"))
+    bare, verify, naive, hook, batch = (
+        results[k] for k in ("bare", "verify", "naive", "hookline", "hookline_batch")
+    )
     print()
     print(
-        f"{'case':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'x ceiling':>11}{'x naive':>9}"
+        f"{'case':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'x ceiling':>11}"
+        f"{'x naive':>9}{'CPU ms/req':>12}"
     )
     for label, data in (
         ("bare ASGI (ceiling)", bare),
+        ("Litestar + signature only (floor)", verify),
         ("naive per-request INSERT", naive),
         ("Hookline, 1 event/request", hook),
         (f"Hookline, {args.batch} events/request", batch),
@@ -328,6 +350,7 @@ def main() -> int:
         print(
             f"{label:<34}{data['rps']:>10.0f}{data['p50_us'] / 1000:>9.1f}{data['p99_us'] / 1000:>9.1f}"
             f"{errors:>8}{data['rps'] / bare['rps']:>11.2f}{data['rps'] / naive['rps']:>9.2f}"
+            f"{data['cpu_ms']:>12.3f}"
         )
     print()
     print(f"naive rows stored: {naive_rows}; Hookline single-event rows stored: {stored_single}")
