@@ -112,26 +112,35 @@ class ReadService:
         args: list[Any] = [message_id] if query.provider is None else [message_id, query.provider]
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                f"SELECT {event_select(query.include_raw)} FROM events "  # noqa: S608
-                f"WHERE message_id = $1{provider_clause} "
+                f"SELECT {event_select(query.include_raw)}, lower(recipient) AS address "  # noqa: S608
+                f"FROM events WHERE message_id = $1{provider_clause} "
                 f"ORDER BY occurred_at, id LIMIT {query.limit + 1}",
                 *args,
             )
             if not rows:
                 return None
-            summary = await conn.fetch(
-                "SELECT lower(recipient) AS address, array_agg(DISTINCT event_type) AS types, "  # noqa: S608
-                "array_agg(DISTINCT provider) AS providers FROM events "
-                f"WHERE message_id = $1{provider_clause} GROUP BY 1",
-                *args,
-            )
+            if len(rows) <= query.limit:
+                # every event is in hand (the usual case): no second pass over the partitions
+                types: dict[str, set[str]] = {}
+                for row in rows:
+                    if row["address"] is not None:
+                        types.setdefault(row["address"], set()).add(row["event_type"])
+                status = {address: furthest_status(seen) for address, seen in types.items()}
+                providers = sorted({row["provider"] for row in rows})
+            else:
+                summary = await conn.fetch(
+                    "SELECT lower(recipient) AS address, array_agg(DISTINCT event_type) AS types, "  # noqa: S608
+                    "array_agg(DISTINCT provider) AS providers FROM events "
+                    f"WHERE message_id = $1{provider_clause} GROUP BY 1",
+                    *args,
+                )
+                status = {
+                    row["address"]: furthest_status(row["types"])
+                    for row in summary
+                    if row["address"] is not None
+                }
+                providers = sorted({p for row in summary for p in row["providers"]})
         events = [event_item(row) for row in rows[: query.limit]]
-        status = {
-            row["address"]: furthest_status(row["types"])
-            for row in summary
-            if row["address"] is not None
-        }
-        providers = sorted({p for row in summary for p in row["providers"]})
         return MessageTimeline(
             message_id=message_id,
             provider=events[0].provider,
