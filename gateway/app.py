@@ -31,9 +31,9 @@ from gateway.settings import Settings
 from gateway.sources import SourceTable
 from gateway.storage.database import open_database
 from handlers.registry import PROVIDERS
+from observability.gc_tuning import tune_garbage_collector
 from observability.logging import configure_logging
 from observability.metrics import Metrics
-from observability.gc_tuning import tune_garbage_collector
 from observability.tracing import configure_tracing, shutdown_tracing
 
 __all__ = ["build_runtime", "create_app"]
