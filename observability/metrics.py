@@ -8,13 +8,14 @@ dashboards and ``rate()`` never see gaps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from handlers.events import BounceClass, EventType
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "observe_many"]
 
 #: receive -> ack; the tail matters most, so the buckets are dense below 100 ms
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -232,3 +233,24 @@ class Metrics:
             self.breaker_state.labels(breaker).set(0)
             for state in BREAKER_STATES:
                 self.breaker_transitions.labels(breaker, state)
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for every ``v`` (a labelled child), in one pass.
+
+    A 100-event batch observes 100 event delays; one ``observe`` each (a bucket scan and a
+    lock per value) was ~9% of the gateway's CPU on such batches. prometheus-client has no
+    batch API, so this adds per bucket through its bucket list (non-cumulative, as
+    ``observe`` keeps it); tests/unit/test_metrics_observe_many.py pins the equivalence
+    for the pinned version."""
+    if not values:
+        return
+    bounds = histogram._upper_bounds
+    buckets = histogram._buckets
+    counts: dict[int, int] = {}
+    for value in values:
+        index = bisect_left(bounds, value)
+        counts[index] = counts.get(index, 0) + 1
+    histogram._sum.inc(sum(values))
+    for index, count in counts.items():
+        buckets[index].inc(count)

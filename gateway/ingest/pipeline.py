@@ -17,7 +17,7 @@ import structlog
 from gateway.ingest.batcher import Batcher, QueueFullError
 from gateway.resilience import AsyncCircuitBreaker
 from handlers.events import EmailEvent
-from observability.metrics import Metrics
+from observability.metrics import Metrics, observe_many
 
 __all__ = ["IngestResult", "Ingestor", "Spool", "StorageUnavailableError"]
 
@@ -123,6 +123,4 @@ def count_stored(metrics: Metrics, new: Sequence[EmailEvent]) -> None:
     for labels, count in by_bounce.items():
         metrics.bounces.labels(*labels).inc(count)
     for provider, values in delays.items():
-        histogram = metrics.event_delay.labels(provider)
-        for value in values:
-            histogram.observe(value)
+        observe_many(metrics.event_delay.labels(provider), values)
