@@ -9,33 +9,12 @@ import msgspec
 
 from gateway.query.counters import COUNTER_COLUMNS, EVENT_TYPE_COLUMNS
 from gateway.query.filters import EventFilter, StatsQuery
+from gateway.storage.store import EVENT_COLUMNS
 
 __all__ = ["event_search_sql", "event_select", "stats_sql"]
 
-_EVENT_FIELDS = (
-    "id",
-    "provider",
-    "source",
-    "event_type",
-    "esp_event",
-    "occurred_at",
-    "received_at",
-    "recipient",
-    "message_id",
-    "provider_event_id",
-    "dedup_key",
-    "bounce_class",
-    "reason",
-    "smtp_status",
-    "diagnostic",
-    "url",
-    "user_agent",
-    "ip",
-    "machine_open",
-    "campaign",
-    "tags",
-    "metadata",
-)
+#: an event row as the read side returns it: its id and the stored columns (raw only on request)
+_EVENT_FIELDS = ("id", *(column for column in EVENT_COLUMNS if column != "raw"))
 
 
 def event_select(include_raw: bool) -> str:
