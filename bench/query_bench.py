@@ -262,14 +262,16 @@ class Generator:
             events.append(self._event(message, EventType.COMPLAINED, at + timedelta(hours=31)))
         return events
 
-    def batches(self, total: int, size: int, first_index: int = 0) -> Iterator[list[EmailEvent]]:
+    def batches(
+        self, total: int, size: int, first_index: int = 0, sent_at: datetime | None = None
+    ) -> Iterator[list[EmailEvent]]:
+        """``total`` events of whole messages from ``first_index`` on, ``size`` at a time."""
         batch: list[EmailEvent] = []
-        produced = 0
         index = first_index
-        while produced < total:
-            events = self.message_events(index)[: total - produced]
+        while total > 0:
+            events = self.message_events(index, sent_at=sent_at)[:total]
             index += 1
-            produced += len(events)
+            total -= len(events)
             batch.extend(events)
             if len(batch) >= size:
                 yield batch
@@ -279,19 +281,7 @@ class Generator:
 
     def live_batches(self, total: int, size: int, first_index: int) -> Iterator[list[EmailEvent]]:
         """New events received now (the current partition), for the ingest measurement."""
-        batch: list[EmailEvent] = []
-        index = first_index
-        while total > 0:
-            events = self.message_events(index, sent_at=self.now - timedelta(minutes=5))
-            index += 1
-            events = events[:total]
-            total -= len(events)
-            batch.extend(events)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        return self.batches(total, size, first_index, sent_at=self.now - timedelta(minutes=5))
 
 
 async def seed(store: EventStore, generator: Generator, total: int) -> float:
