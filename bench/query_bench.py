@@ -3,7 +3,7 @@ throughput with the rollups on vs off, in one invocation, with ratios.
 
     .venv/bin/python bench/query_bench.py [--events 10000000] [--queries 200]
         [--ingest-events 100000] [--http-events 60000] [--rounds 3] [--durable]
-        [--keep EMPTY_DIR]
+        [--keep DIR]
 
 It starts its own embedded PostgreSQL under a temporary directory (127.0.0.1 only), applies
 the migrations and seeds N events spread over the last 90 days (90 daily partitions) through
@@ -34,7 +34,9 @@ measured after seeding (large indexes), in alternating rounds, two ways:
   batches of 2000 (the batcher's default): the trigger's cost relative to the bare
   dedup + COPY path, the strictest view.
 
-The default server is non-durable (fsync off), which makes the rollups' share of the
+``--keep DIR`` keeps the cluster; a later run with the same DIR skips the seeding and
+measures on it again (the seed's samples are saved with it in ``DIR/seed.json``), with new
+live events. The default server is non-durable (fsync off), which makes the rollups' share of the
 ingest cost look larger, not smaller; ``--durable`` runs it with fsync on.
 """
 
@@ -149,6 +151,27 @@ class Samples:
                 recipient,
                 our_id,
             )
+
+
+@dataclass
+class SeedRecord:
+    """What a kept cluster (``--keep``) was seeded with, so a later run reuses it."""
+
+    now: datetime
+    events: int
+    seconds: float
+    samples: Samples
+    runs: int = 0
+
+    @staticmethod
+    def load(base_dir: Path) -> SeedRecord | None:
+        path = base_dir / "seed.json"
+        if not path.exists():
+            return None
+        return msgspec.json.decode(path.read_bytes(), type=SeedRecord)
+
+    def save(self, base_dir: Path) -> None:
+        (base_dir / "seed.json").write_bytes(msgspec.json.encode(self))
 
 
 class Generator:
@@ -505,17 +528,29 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
         await conn.close()
     pool = await create_pool(url, min_size=2, max_size=4, command_timeout=600)
     store = EventStore(pool)
-    now = datetime.now(UTC).replace(microsecond=0)
-    generator = Generator(args.events, now)
-    await store.ensure_partitions(now.date())
+    seeded = SeedRecord.load(base_dir)
+    now = seeded.now if seeded else datetime.now(UTC).replace(microsecond=0)
+    generator = Generator(seeded.events if seeded else args.events, now)
+    await store.ensure_partitions(datetime.now(UTC).date())
 
-    print(f"seeding {args.events:,} events over {DAYS} days ...", flush=True)
-    seconds = await seed(store, generator, args.events)
-    started = time.perf_counter()
-    folded = await RollupCompactor(pool).run_once()  # what the worker does every 5 s
-    print(
-        f"folded {folded:,} rollup delta rows in {time.perf_counter() - started:.1f} s", flush=True
-    )
+    if seeded is None:
+        print(f"seeding {args.events:,} events over {DAYS} days ...", flush=True)
+        seconds = await seed(store, generator, args.events)
+        started = time.perf_counter()
+        folded = await RollupCompactor(pool).run_once()  # what the worker does every 5 s
+        print(
+            f"folded {folded:,} rollup delta rows in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        seeded = SeedRecord(now=now, events=args.events, seconds=seconds, samples=generator.samples)
+    else:
+        generator.samples = seeded.samples
+        print(f"reusing the {seeded.events:,} events seeded in {base_dir} (run {seeded.runs})")
+    seeded.runs += 1
+    if args.keep:
+        seeded.save(base_dir)
+    seconds = seeded.seconds
+    run_tag = f"x{seeded.runs}"  # live events of a reused cluster must be new events
     async with pool.acquire() as conn:
         await conn.execute("VACUUM ANALYZE")
         sizes = await conn.fetchrow(
@@ -528,7 +563,7 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
             "(SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass) AS parts"
         )
     print(
-        f"seeded in {seconds:,.0f} s ({args.events / seconds:,.0f} events/s incl. rollups); "
+        f"seeded in {seconds:,.0f} s ({seeded.events / seconds:,.0f} events/s incl. rollups); "
         f"events {sizes['events']} in {sizes['parts']} partitions, "
         f"{sizes['rollup_rows']:,} hourly rollup rows (+{sizes['tag_rollup_rows']:,} per tag), "
         f"{sizes['recipients']:,} recipients\n",
@@ -639,7 +674,7 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
         f"\ningest, storage stage (EventStore.write_events, batches of {INGEST_BATCH}): "
         f"{args.rounds} alternating rounds of {args.ingest_events:,} new events"
     )
-    index = 10**9
+    index = 10**9 + seeded.runs * 10**7
     stage: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     for round_number in range(args.rounds):
         for hooks in (True, False) if round_number % 2 == 0 else (False, True):
@@ -660,7 +695,7 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
     http: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     for round_number in range(args.rounds):
         for hooks in (True, False) if round_number % 2 == 0 else (False, True):
-            tag = f"r{round_number}{'on' if hooks else 'off'}"
+            tag = f"{run_tag}r{round_number}{'on' if hooks else 'off'}"
             result = await _http_round(args, url, base_dir, hooks, tag, generator.recipient_pool)
             http[hooks].append(result)
             print(
@@ -714,9 +749,14 @@ def main() -> None:
     )
     parser.add_argument("--http-batch", type=int, default=100, help="events per webhook request")
     parser.add_argument("--durable", action="store_true", help="fsync on")
-    parser.add_argument("--keep", metavar="DIR", help="put the cluster in DIR and keep it")
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="put the cluster in DIR and keep it; a later run with the same DIR reuses it",
+    )
     args = parser.parse_args()
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="hookline-qbench-"))
+    base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o755)
     server = EmbeddedPostgres(base / "data", durable=args.durable)
     url = server.start()
