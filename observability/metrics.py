@@ -31,6 +31,7 @@ REQUEST_OUTCOMES = (
     "bad_request",
     "not_found",
     "too_large",
+    "disconnected",
     "unsupported_media_type",
     "rate_limited",
     "unavailable",

@@ -175,22 +175,30 @@ def _headers(scope: Scope) -> dict[str, str]:
     }
 
 
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes | None:
-    """The whole body, or None when it is (or declares to be) over ``limit`` bytes."""
+def _too_large(limit: int) -> _Reply:
+    return _Reply("too_large", _problem(413, "Payload Too Large", f"body over {limit} bytes"))
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    """The whole body. 413 when it is (or declares to be) over ``limit`` bytes; when the
+    client leaves before its last chunk there is nothing to process and nobody to answer."""
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _Reply(
+                "disconnected",
+                _problem(400, "Bad Request", "the client closed the connection mid-body"),
+            )
         chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
         if chunk:
             size += len(chunk)
             if size > limit:
-                return None
+                raise _too_large(limit)
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -224,8 +232,6 @@ async def _handle(
         ) from None
     limit = runtime.settings.ingest.max_body_bytes
     body = await _read_body(receive, headers, limit)
-    if body is None:
-        raise _Reply("too_large", _problem(413, "Payload Too Large", f"body over {limit} bytes"))
     received_at = datetime.now(UTC)
     webhook = WebhookRequest("POST", _public_url(scope, headers, provider, name), headers, body)
     tracer = runtime.tracer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -165,6 +166,36 @@ async def test_chunked_body_over_the_limit_is_413(gateway_factory: Any) -> None:
             "/webhooks/sendgrid/main", content=chunks(), headers=dict(request.headers)
         )
         assert response.status_code == 413
+        assert await count_rows(gw) == 0
+
+
+async def test_client_gone_mid_body_is_not_processed(gateway_factory: Any) -> None:
+    """A client that closes its connection before the last byte of its body gets nothing
+    processed: no event stored, the request counted as ``disconnected``."""
+    async with gateway_factory(sources=SOURCES) as gw:
+        body = sendgrid.example_body(3, seed=8)
+        request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now())
+        head = "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
+        port = int(gw.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"POST /webhooks/sendgrid/main HTTP/1.1\r\nHost: x\r\n{head}"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[: len(body) // 2]
+        )
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the gateway has the headers and half the body
+        writer.close()
+        await writer.wait_closed()
+        assert await reader.read() == b"", "nobody is left to answer"
+        for _ in range(100):
+            counted = gw.metric(
+                "hookline_webhook_requests_total", provider="sendgrid", outcome="disconnected"
+            )
+            if counted:
+                break
+            await asyncio.sleep(0.05)
+        assert counted == 1
         assert await count_rows(gw) == 0
 
 
