@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.types import ExceptionHandlersMap
@@ -12,6 +13,7 @@ from litestar.types import ExceptionHandlersMap
 __all__ = ["ProblemError", "exception_handlers", "problem_body", "problem_response"]
 
 _encode = msgspec.json.Encoder().encode
+log = structlog.get_logger("hookline.http")
 
 
 class ProblemError(Exception):
@@ -80,8 +82,16 @@ def _not_found(_: Request[Any, Any, Any], exc: NotFoundException) -> Response[by
     return problem_response(404, "Not Found", exc.detail if isinstance(exc.detail, str) else None)
 
 
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """A bug or an unexpected failure: logged with its traceback, answered with a problem
+    document that says nothing about the internals."""
+    log.error("http.unhandled_error", method=request.method, path=request.url.path, exc_info=exc)
+    return problem_response(500, "Internal Server Error")
+
+
 exception_handlers: ExceptionHandlersMap = {
     ProblemError: _problem,
     NotFoundException: _not_found,
     HTTPException: _http,
+    Exception: _internal,
 }
