@@ -670,18 +670,21 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
     print(f"\nquery latency over {args.events:,} events ({args.queries} runs each, ms)")
     print_table(["shape", "p50", "p95", "max", "target p95", "", "p95/target"], rows)
 
-    print(
-        f"\ningest, storage stage (EventStore.write_events, batches of {INGEST_BATCH}): "
-        f"{args.rounds} alternating rounds of {args.ingest_events:,} new events"
-    )
-    index = 10**9 + seeded.runs * 10**7
-    stage: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-    for round_number in range(args.rounds):
-        for hooks in (True, False) if round_number % 2 == 0 else (False, True):
-            batches = list(generator.live_batches(args.ingest_events, INGEST_BATCH, index))
-            index += args.ingest_events
-            stage[hooks].append(await ingest_round(store, url, batches, hooks, base_dir / "data"))
-    report_cost(stage, "storage stage (bench process + PostgreSQL CPU)")
+    if args.ingest_events > 0:
+        print(
+            f"\ningest, storage stage (EventStore.write_events, batches of {INGEST_BATCH}): "
+            f"{args.rounds} alternating rounds of {args.ingest_events:,} new events"
+        )
+        index = 10**9 + seeded.runs * 10**7
+        stage: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+        for round_number in range(args.rounds):
+            for hooks in (True, False) if round_number % 2 == 0 else (False, True):
+                batches = list(generator.live_batches(args.ingest_events, INGEST_BATCH, index))
+                index += args.ingest_events
+                stage[hooks].append(
+                    await ingest_round(store, url, batches, hooks, base_dir / "data")
+                )
+        report_cost(stage, "storage stage (bench process + PostgreSQL CPU)")
     await RollupCompactor(pool).run_once()
     await pool.close()
 
@@ -742,13 +745,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--queries", type=int, default=200, help="runs per query shape")
-    parser.add_argument("--ingest-events", type=int, default=100_000)
+    parser.add_argument(
+        "--ingest-events",
+        type=int,
+        default=100_000,
+        help="events per storage-stage round (0: skip)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--http-events", type=int, default=60_000, help="events per HTTP ingest round (0: skip)"
     )
     parser.add_argument("--http-batch", type=int, default=100, help="events per webhook request")
     parser.add_argument("--durable", action="store_true", help="fsync on")
+    parser.add_argument(
+        "--shared-buffers",
+        default="128MB",
+        help="PostgreSQL's shared_buffers (its default 128MB; a production server holding "
+        "10M events would give it a good share of its memory)",
+    )
     parser.add_argument(
         "--keep",
         metavar="DIR",
@@ -758,8 +772,15 @@ def main() -> None:
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="hookline-qbench-"))
     base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o755)
-    server = EmbeddedPostgres(base / "data", durable=args.durable)
+    server = EmbeddedPostgres(
+        base / "data", durable=args.durable, shared_buffers=args.shared_buffers
+    )
     url = server.start()
+    print(
+        f"PostgreSQL: shared_buffers {args.shared_buffers}, "
+        f"{'durable (fsync on)' if args.durable else 'fsync off'}",
+        flush=True,
+    )
     try:
         asyncio.run(run(args, url, base))
     finally:

@@ -140,13 +140,22 @@ def _unprivileged_user() -> _RunAs | None:
 class EmbeddedPostgres:
     """Start, reuse and stop a private PostgreSQL cluster under ``data_dir``."""
 
-    def __init__(self, data_dir: Path, *, durable: bool = True, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        durable: bool = True,
+        port: int | None = None,
+        shared_buffers: str = "128MB",
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.cluster_dir = self.data_dir / "postgres"
         self.log_file = self.data_dir / "postgres.log"
         self.password_file = self.data_dir / "postgres.password"
         self.durable = durable
         self.port = port
+        #: PostgreSQL's own default; a benchmark over a large data set sizes it to the data
+        self.shared_buffers = shared_buffers
         self._run_as = _unprivileged_user()
         self._bin = find_pg_bin()
         if self._run_as is not None and not _traversable(self._bin):
@@ -258,7 +267,7 @@ class EmbeddedPostgres:
             "-c listen_addresses=127.0.0.1",
             "-c unix_socket_directories=''",
             "-c max_connections=200",
-            "-c shared_buffers=128MB",
+            f"-c shared_buffers={self.shared_buffers}",
         ]
         if not self.durable:  # throwaway test clusters only
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
