@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.proc_stats import cpu_seconds  # noqa: E402
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
 from gateway.storage.pool import create_pool  # noqa: E402
 from gateway.storage.store import EventStore  # noqa: E402
@@ -110,12 +111,6 @@ def run_wrk(url: str, requests_dir: Path, duration: int, connections: int) -> di
             data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
             return data
     raise RuntimeError(f"wrk printed no result:\n{result.stdout}\n{result.stderr}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (less sensitive to other load than req/s)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -255,7 +250,7 @@ def main() -> int:
                 # warm up, then measure
                 run_wrk(f"http://127.0.0.1:{port}{path}", work / requests, 2, args.connections)
                 rss_before = rss_mb(process.pid)
-                cpu_before = cpu_seconds(process.pid)
+                cpu_before = cpu_seconds([process.pid])
                 results[name] = run_wrk(
                     f"http://127.0.0.1:{port}{path}",
                     work / requests,
@@ -263,7 +258,7 @@ def main() -> int:
                     args.connections,
                 )
                 results[name]["cpu_ms"] = (
-                    (cpu_seconds(process.pid) - cpu_before) * 1000 / results[name]["requests"]
+                    (cpu_seconds([process.pid]) - cpu_before) * 1000 / results[name]["requests"]
                 )
                 results[name]["rss_mb"] = rss_mb(process.pid)
                 results[name]["rss_before_mb"] = rss_before

@@ -65,6 +65,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.proc_stats import cpu_seconds  # noqa: E402
 from gateway.query.compaction import RollupCompactor  # noqa: E402
 from gateway.query.cursor import EventCursor  # noqa: E402
 from gateway.query.filters import (  # noqa: E402
@@ -91,7 +92,6 @@ GENERATOR_VERSION = 2
 INGEST_BATCH = 2000
 
 
-_TICKS = os.sysconf("SC_CLK_TCK")
 #: live traffic mostly concerns a few recent campaigns: Zipf weights over 300 campaigns
 _CAMPAIGN_WEIGHTS = [1 / (rank + 1) for rank in range(300)]
 
@@ -107,18 +107,6 @@ def recipient_address(number: int) -> str:
     """The mailing list's recipient ``number``: the same address every time it is drawn,
     so live traffic goes mostly to known recipients, as a sender's does."""
     return f"user{number}@example{number % 50}.com"
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of the given processes (those that have exited count 0)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICKS
 
 
 def postgres_pids(data_dir: Path) -> list[int]:
@@ -343,12 +331,12 @@ async def ingest_round(
     await set_rollups(url, rollups)
     count = sum(len(batch) for batch in batches)
     pids = postgres_pids(pg_dir)
-    cpu_before = time.process_time() + _cpu_seconds(pids)
+    cpu_before = time.process_time() + cpu_seconds(pids)
     started = time.perf_counter()
     for batch in batches:
         await store.write_events(batch)
     elapsed = time.perf_counter() - started
-    cpu = time.process_time() + _cpu_seconds(pids) - cpu_before
+    cpu = time.process_time() + cpu_seconds(pids) - cpu_before
     await set_rollups(url, True)
     return count / elapsed, cpu / count * 1e6
 
@@ -517,12 +505,12 @@ async def _http_round(
                 raise RuntimeError("gateway did not become ready")
         await _post_all(f"http://127.0.0.1:{port}", requests[: max(1, count // 10)], 8)  # warm
         pg = postgres_pids(base / "data")
-        cpu_before = (_cpu_seconds([process.pid]), _cpu_seconds(pg))
+        cpu_before = (cpu_seconds([process.pid]), cpu_seconds(pg))
         seconds = await _post_all(f"http://127.0.0.1:{port}", requests[count // 10 :], 8)
         await asyncio.sleep(6)  # with the read side on, its compactor folds this round
         events = (count - count // 10) * args.http_batch
-        gateway_cpu = _cpu_seconds([process.pid]) - cpu_before[0]
-        postgres_cpu = _cpu_seconds(pg) - cpu_before[1]
+        gateway_cpu = cpu_seconds([process.pid]) - cpu_before[0]
+        postgres_cpu = cpu_seconds(pg) - cpu_before[1]
         if os.environ.get("QBENCH_CPU_SPLIT"):
             print(
                 f"    gateway {gateway_cpu / events * 1e6:.0f} µs/event, "
@@ -688,7 +676,7 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
             ]
         )
         print(f"  {shape}: p50 {p50:.1f} ms, p95 {p95:.1f} ms", flush=True)
-    print(f"\nquery latency over {args.events:,} events ({args.queries} runs each, ms)")
+    print(f"\nquery latency over {seeded.events:,} events ({args.queries} runs each, ms)")
     print_table(["shape", "p50", "p95", "max", "target p95", "", "p95/target"], rows)
 
     if args.ingest_events > 0:
