@@ -8,8 +8,9 @@ throughput with the rollups on vs off, in one invocation, with ratios.
 It starts its own embedded PostgreSQL under a temporary directory (127.0.0.1 only), applies
 the migrations and seeds N events spread over the last 90 days (90 daily partitions) through
 the production write path, ``EventStore.write_events`` (dedup keys, COPY into ``events``;
-the ``hookline_rollups`` trigger of migration 0003 runs in the same transaction), in
-batches of 5000, then folds the rollup deltas as the worker's compactor does. The data:
+the ``hookline_rollups`` trigger runs in the same transaction), in batches of 5000, then
+folds the rollup deltas as the worker's compactor does and the seeded days' recipient
+activity as the worker's ``ActivityFolder`` does. The data:
 about 2.6 events per message (sent, delivered or bounced/dropped/deferred, opens with 30%
 machine opens, clicks, a few complaints and unsubscribes), one recipient per message, a
 recipient pool of N/20 addresses, 4 providers x 2 sources, half the mail in ~300 campaigns
@@ -33,6 +34,9 @@ measured after seeding (large indexes), in alternating rounds, two ways:
 * at the storage stage alone: ``EventStore.write_events`` with the trigger on and off,
   batches of 2000 (the batcher's default): the trigger's cost relative to the bare
   dedup + COPY path, the strictest view.
+
+Last, the work taken off the write path: the folder's fold of today (the live rounds'
+events), as it runs once the day has ended.
 
 ``--keep DIR`` keeps the cluster; a later run with the same DIR skips the seeding and
 measures on it again (the seed's samples are saved with it in ``DIR/seed.json``), with new
@@ -66,6 +70,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.proc_stats import cpu_seconds  # noqa: E402
+from gateway.query.activity import ActivityFolder, fold_day  # noqa: E402
 from gateway.query.compaction import RollupCompactor  # noqa: E402
 from gateway.query.cursor import EventCursor  # noqa: E402
 from gateway.query.filters import (  # noqa: E402
@@ -544,6 +549,13 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
             f"folded {folded:,} rollup delta rows in {time.perf_counter() - started:.1f} s",
             flush=True,
         )
+        started = time.perf_counter()
+        days = await ActivityFolder(pool).run_once()  # the seeded days, received "late"
+        print(
+            f"folded the recipient activity of {len(days)} days "
+            f"in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         seeded = SeedRecord(
             now=now,
             events=args.events,
@@ -555,6 +567,7 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
         generator.samples = seeded.samples
         print(f"reusing the {seeded.events:,} events seeded in {base_dir} (run {seeded.runs})")
         await RollupCompactor(pool).run_once()  # deltas a previous run left unfolded
+        await ActivityFolder(pool).run_once()
     seeded.runs += 1
     if args.keep:
         seeded.save(base_dir)
@@ -716,6 +729,33 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
                 flush=True,
             )
     report_cost(http, "end to end (gateway + PostgreSQL CPU)", limit=True)
+    await report_fold_cost(url)
+
+
+async def report_fold_cost(url: str) -> None:
+    """The recipient activity work taken off the write path: what the worker's fold of
+    today (every event received today, the live rounds included) costs once the day ends."""
+    conn = await asyncpg.connect(url)
+    try:
+        today = datetime.now(UTC).date()
+        received = await conn.fetchval(
+            "SELECT count(*) FROM events WHERE received_at >= $1",
+            datetime.combine(today, datetime.min.time(), tzinfo=UTC),
+        )
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        cpu_before = cpu_seconds([backend])
+        started = time.perf_counter()
+        async with conn.transaction():
+            changed = await fold_day(conn, today)
+        seconds = time.perf_counter() - started
+        cpu = cpu_seconds([backend]) - cpu_before
+    finally:
+        await conn.close()
+    print(
+        f"\nrecipient activity, folded by the worker once the day has ended (not on the "
+        f"write path): today's {received:,} events in {seconds:.1f} s, "
+        f"{cpu / max(1, received) * 1e6:.1f} CPU µs/event, {changed:,} rows changed"
+    )
 
 
 def report_cost(

@@ -1,12 +1,14 @@
 """Wires the read side into a runtime where the background workers run: the rollup
-compactor and the retention worker. (The rollups themselves are kept by the
-``hookline_rollups`` trigger of migration 0003, in the events' own transaction, so every
-writer — the ingest batcher, the spool drainer — feeds them without any hook.)"""
+compactor, the recipient activity folder and the retention worker. (The rollups themselves
+are kept by the ``hookline_rollups`` trigger of migrations 0003 and 0004, in the events' own
+transaction, so every writer — the ingest batcher, the spool drainer — feeds them without
+any hook.)"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gateway.query.activity import ActivityFolder
 from gateway.query.compaction import RollupCompactor
 from gateway.query.retention import Retention
 
@@ -19,8 +21,12 @@ __all__ = ["install_read_side"]
 def install_read_side(runtime: Runtime) -> None:
     """A ``RuntimeExtension`` for ``gateway.app._extensions()``."""
     if runtime.serve_workers:
+        activity = ActivityFolder(runtime.database.pool)
         retention = Retention(
-            runtime.database.store, retention_days=runtime.settings.storage.retention_days
+            runtime.database.store,
+            retention_days=runtime.settings.storage.retention_days,
+            activity=activity,
         )
         runtime.add_background("retention", retention.run)
+        runtime.add_background("activity_folder", activity.run)
         runtime.add_background("rollup_compactor", RollupCompactor(runtime.database.pool).run)

@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 
 from gateway.delivery.processors.suppressions import address_key
+from gateway.query.activity import OPEN_START_SQL, RECIPIENT_ACTIVITY_SQL, inactive_sql
 from gateway.query.counters import COUNTER_COLUMNS, EVENT_TYPE_COLUMNS
 from gateway.query.cursor import EventCursor, encode_address_cursor
 from gateway.query.filters import (
@@ -69,11 +70,12 @@ def event_item(row: Mapping[str, Any]) -> EventItem:
     )
 
 
-def _activity(row: Mapping[str, Any] | None) -> RecipientActivity | None:
-    if row is None:
+def _activity(address: str, row: Mapping[str, Any] | None) -> RecipientActivity | None:
+    """None for an address with no delivery, click or human open (all days NULL)."""
+    if row is None or (row["first_delivered_on"] is None and row["last_engaged_on"] is None):
         return None
     return RecipientActivity(
-        address=row["address"],
+        address=address,
         first_delivered_on=row["first_delivered_on"],
         last_delivered_on=row["last_delivered_on"],
         last_engaged_on=row["last_engaged_on"],
@@ -165,9 +167,7 @@ class ReadService:
                 "WHERE lower(recipient) = lower($1) GROUP BY 1",
                 address,
             )
-            activity = await conn.fetchrow(
-                "SELECT * FROM recipient_activity WHERE address = lower($1)", address
-            )
+            activity = await conn.fetchrow(RECIPIENT_ACTIVITY_SQL, address)
             normalized: str = await conn.fetchval("SELECT lower($1)", address)
             suppression, suppressed = await self._suppression(conn, address)
         by_type = {row["event_type"]: row["n"] for row in counts}
@@ -176,7 +176,7 @@ class ReadService:
             suppressed=suppressed,
             suppression=suppression,
             counts={t: by_type[t] for t in EVENT_TYPE_COLUMNS if t in by_type},
-            activity=_activity(activity),
+            activity=_activity(normalized, activity),
             events=[event_item(row) for row in rows],
         )
 
@@ -194,20 +194,17 @@ class ReadService:
         return entry, bool(row["active"])
 
     async def inactive(self, query: InactiveQuery) -> InactivePage:
-        args: list[Any] = [query.cutoff, query.limit + 1]
-        after = ""
-        if query.after is not None:
-            args.append(query.after)
-            after = " AND address > $3"
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT * FROM recipient_activity "  # noqa: S608
-                "WHERE first_delivered_on <= $1 "
-                "AND (last_engaged_on IS NULL OR last_engaged_on < $1)"
-                f"{after} ORDER BY address LIMIT $2",
-                *args,
-            )
-        items = [item for row in rows[: query.limit] if (item := _activity(row)) is not None]
+            open_start = await conn.fetchval(OPEN_START_SQL)
+            args: list[Any] = [query.cutoff, query.limit + 1, open_start]
+            if query.after is not None:
+                args.append(query.after)
+            rows = await conn.fetch(inactive_sql(after=query.after is not None), *args)
+        items = [
+            item
+            for row in rows[: query.limit]
+            if (item := _activity(row["address"], row)) is not None
+        ]
         next_cursor = encode_address_cursor(items[-1].address) if len(rows) > query.limit else None
         return InactivePage(items=items, next_cursor=next_cursor)
 

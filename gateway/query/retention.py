@@ -1,6 +1,8 @@
 """Retention: drop whole daily ``events`` partitions older than ``[storage] retention_days``,
 prune the dedup keys and first engagements of the same age in small batches, and create the
-upcoming daily partitions. Rollups, recipient activity and suppressions are kept.
+upcoming daily partitions. Rollups, recipient activity and suppressions are kept: a pass
+first folds the recipient activity of the days that have ended (``ActivityFolder``), and a
+partition whose day is not folded yet is deferred, not dropped.
 
 Why not ``DETACH PARTITION ... CONCURRENTLY``: it cannot run inside a transaction and
 PostgreSQL refuses it while the table has a default partition (``events_default`` exists
@@ -40,6 +42,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import asyncpg
 import structlog
 
+from gateway.query.activity import ActivityFolder
 from gateway.storage.store import EventStore
 
 __all__ = ["DAYS_AHEAD", "Retention", "RetentionReport", "partition_day"]
@@ -50,6 +53,7 @@ _PARTITION = re.compile(r"^events_(\d{8})$")
 _LOCK_ID = 0x486F6F6C  # "Hool": retention's own advisory lock
 #: daily partitions are kept ready this many days ahead (as ``EventStore`` does at start-up)
 DAYS_AHEAD = 3
+_LATE_DAYS = "SELECT DISTINCT day FROM recipient_activity_late"
 _LIST_PARTITIONS = """
 SELECT c.relname, c.relispartition
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -93,8 +97,11 @@ class Retention:
         lock_timeout_ms: int = 200,
         lock_attempts: int = 5,
         pause_seconds: float = 0.05,
+        activity: ActivityFolder | None = None,
     ) -> None:
         self.store = store
+        #: folds recipient activity before a partition goes (an unfolded day is kept)
+        self.activity = activity or ActivityFolder(store.pool)
         self.pool = store.pool
         self.retention_days = retention_days
         self.interval_seconds = interval_seconds
@@ -169,8 +176,11 @@ class Retention:
         return True
 
     async def _drop_partitions(self, cutoff: datetime, report: RetentionReport) -> None:
+        await self.activity.run_once()
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(_LIST_PARTITIONS)
+            open_from: date = await conn.fetchval("SELECT open_from FROM recipient_activity_fold")
+            late = {r["day"] for r in await conn.fetch(_LATE_DAYS)}
         expired = []
         for row in rows:
             day = partition_day(row["relname"])
@@ -179,8 +189,11 @@ class Retention:
             upper = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
             if upper <= cutoff:
                 expired.append((day, row["relname"], row["relispartition"]))
-        for _, name, attached in sorted(expired):
-            if await self._drop_one(name, attached):
+        for day, name, attached in sorted(expired):
+            if day >= open_from or day in late:
+                log.warning("retention.partition_not_folded", partition=name)
+                report.deferred.append(name)
+            elif await self._drop_one(name, attached):
                 report.dropped.append(name)
             else:
                 report.deferred.append(name)

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from gateway.query.activity import ActivityFolder
 from gateway.query.compaction import RollupCompactor
 from gateway.query.retention import Retention, partition_day
 from gateway.storage.pool import create_pool
@@ -67,6 +68,7 @@ async def test_drops_exactly_the_partitions_past_retention(store: EventStore) ->
     events += [ev(f"o{d}", at(d, 5), "opened") for d in days]
     await store.write_events(events)
     await RollupCompactor(store.pool).run_once()
+    assert await ActivityFolder(store.pool).run_once() == [date.fromisoformat(d) for d in days]
     async with store.pool.acquire() as conn:
         # first engagements recorded long ago, and two recent ones
         await conn.execute("UPDATE first_engagements SET received_at = '2024-03-01T00:00Z'")
