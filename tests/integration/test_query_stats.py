@@ -254,7 +254,7 @@ async def test_stats_come_from_rollups_and_redeliveries_do_not_count(
 async def test_rollups_equal_a_recount_of_random_events(gateway_factory: Any) -> None:
     """Random events in random batches (with redeliveries and machine opens), folded by
     the compactor in small transactions, give rollup sums equal to counting the stored raw
-    events directly."""
+    events directly: in total, per hour, provider and campaign, and per hour and tag."""
     rng = random.Random(1234)
     types = ["delivered", "bounced", "opened", "clicked", "deferred", "complained", "dropped"]
     pool: list[EmailEvent] = []
@@ -318,9 +318,36 @@ async def test_rollups_equal_a_recount_of_random_events(gateway_factory: Any) ->
             raw_tags = await conn.fetchval(
                 "SELECT count(*) FROM events, unnest(tags) WHERE event_type = 'delivered'"
             )
+            per_key = await conn.fetch(
+                "SELECT hour, provider, campaign, sum(delivered)::int, sum(opened)::int, "
+                "sum(machine_opened)::int, sum(hard_bounced)::int FROM stats_hourly "
+                "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            )
+            raw_per_key = await conn.fetch(
+                "SELECT date_trunc('hour', occurred_at, 'UTC'), provider, "
+                "coalesce(campaign, ''), count(*) FILTER (WHERE event_type = 'delivered')::int, "
+                "count(*) FILTER (WHERE event_type = 'opened')::int, "
+                "count(*) FILTER (WHERE machine_open)::int, "
+                "count(*) FILTER (WHERE bounce_class = 'hard')::int "
+                "FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            )
+            per_tag = await conn.fetch(
+                "SELECT hour, tag, sum(delivered)::int, sum(opened)::int FROM stats_hourly_tags "
+                "GROUP BY 1, 2 HAVING sum(delivered) + sum(opened) > 0 ORDER BY 1, 2"
+            )
+            raw_per_tag = await conn.fetch(
+                "SELECT date_trunc('hour', occurred_at, 'UTC'), tag, "
+                "count(*) FILTER (WHERE event_type = 'delivered')::int, "
+                "count(*) FILTER (WHERE event_type = 'opened')::int "
+                "FROM events, LATERAL (SELECT DISTINCT unnest(tags) AS tag) AS t GROUP BY 1, 2 "
+                "HAVING count(*) FILTER (WHERE event_type IN ('delivered', 'opened')) > 0 "
+                "ORDER BY 1, 2"
+            )
         for column, value in dict(raw).items():
             assert sums[column] == value, column
         assert tag_rows == raw_tags
+        assert [tuple(r) for r in per_key] == [tuple(r) for r in raw_per_key]
+        assert [tuple(r) for r in per_tag] == [tuple(r) for r in raw_per_tag]
 
 
 async def test_compaction_while_writing_never_changes_the_numbers(gateway_factory: Any) -> None:
