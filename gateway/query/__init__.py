@@ -1,8 +1,10 @@
 """The read side (issue #7): event search, message timelines, recipient history, inactive
-recipients, deliverability stats from hourly rollups, and retention by partition."""
+recipients (activity folded per day), deliverability stats from hourly rollups, and
+retention by partition."""
 
 from __future__ import annotations
 
+from gateway.query.activity import ActivityFolder
 from gateway.query.compaction import RollupCompactor
 from gateway.query.cursor import EventCursor
 from gateway.query.errors import QueryError
@@ -27,6 +29,7 @@ from gateway.query.status import STATUS_PRECEDENCE, furthest_status
 
 __all__ = [
     "STATUS_PRECEDENCE",
+    "ActivityFolder",
     "EventCursor",
     "EventFilter",
     "InactiveQuery",

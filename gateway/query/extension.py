@@ -1,6 +1,6 @@
 """Wires the read side into a runtime where the background workers run: the rollup
 compactor, the recipient activity folder and the retention worker. (The rollups themselves
-are kept by the ``hookline_rollups`` trigger of migrations 0003 and 0004, in the events' own
+are kept by the ``hookline_rollups`` trigger of migrations 0003 and 0005, in the events' own
 transaction, so every writer — the ingest batcher, the spool drainer — feeds them without
 any hook.)"""
 
