@@ -9,13 +9,13 @@ have workers that know them); they are reported once per refresh as
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 
 import asyncpg
 import structlog
 
 from gateway.delivery.clock import Clock
+from gateway.periodic import run_periodically
 from observability.metrics import Metrics
 
 __all__ = ["GaugeRefresher"]
@@ -81,10 +81,10 @@ class GaugeRefresher:
                 log.warning("delivery.orphaned_rows", sinks=sorted(orphaned))
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.refresh()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("delivery.gauges_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
+        await run_periodically(
+            self.refresh,
+            stop,
+            self.interval_seconds,
+            log=log,
+            failure_event="delivery.gauges_failed",
+        )

@@ -19,11 +19,12 @@ such a transaction may have stamped rows with the day before midnight and not ye
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 import structlog
+
+from gateway.periodic import run_periodically
 
 __all__ = [
     "OPEN_START_SQL",
@@ -179,13 +180,13 @@ class ActivityFolder:
         self.grace = grace
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_once()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("activity.fold_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
+        await run_periodically(
+            self.run_once,
+            stop,
+            self.interval_seconds,
+            log=log,
+            failure_event="activity.fold_failed",
+        )
 
     async def run_once(self, now: datetime | None = None) -> list[date]:
         """Fold what can be folded now (the server's clock, or ``now`` in tests); return the

@@ -10,11 +10,11 @@ the deltas, so a fold never changes what they see.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 import structlog
 
+from gateway.periodic import run_periodically
 from gateway.query.counters import COUNTER_COLUMNS
 
 __all__ = ["RollupCompactor"]
@@ -61,13 +61,13 @@ class RollupCompactor:
         self.batch_rows = batch_rows
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.run_once(wait=False)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("rollups.compaction_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
+        await run_periodically(
+            lambda: self.run_once(wait=False),
+            stop,
+            self.interval_seconds,
+            log=log,
+            failure_event="rollups.compaction_failed",
+        )
 
     async def run_once(self, *, wait: bool = True) -> int:
         """Fold every delta appended so far, ``batch_rows`` per transaction; return how many

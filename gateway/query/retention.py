@@ -33,7 +33,6 @@ keeps everything.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import asyncpg
 import structlog
 
+from gateway.periodic import run_periodically
 from gateway.query.activity import ActivityFolder
 from gateway.storage.store import EventStore
 
@@ -112,13 +112,13 @@ class Retention:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Every ``interval_seconds`` until ``stop``; a failed pass is logged and retried."""
-        while not stop.is_set():
-            try:
-                await self.run_once(stop=stop)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("retention.pass_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
+        await run_periodically(
+            lambda: self.run_once(stop=stop),
+            stop,
+            self.interval_seconds,
+            log=log,
+            failure_event="retention.pass_failed",
+        )
 
     async def run_once(
         self, now: datetime | None = None, stop: asyncio.Event | None = None
