@@ -38,11 +38,17 @@ log = structlog.get_logger("hookline.activity")
 
 _LOCK_ID = 0x486F6F61  # "Hooa": the folder's advisory lock
 
-#: the events that count for activity: deliveries, clicks, human opens
-_ENGAGED_OR_DELIVERED = (
-    "recipient IS NOT NULL AND (event_type IN ('delivered', 'clicked') "
-    "OR (event_type = 'opened' AND NOT machine_open))"
-)
+
+def _activity_events(where: str) -> str:
+    """The events that count for activity (deliveries, clicks, human opens) among those
+    matching ``where`` (constant SQL), with ``day``, the UTC day of occurred_at."""
+    return (
+        "SELECT recipient, event_type, (occurred_at AT TIME ZONE 'UTC')::date AS day "  # noqa: S608
+        f"FROM events WHERE {where} AND recipient IS NOT NULL "
+        "AND (event_type IN ('delivered', 'clicked') "
+        "OR (event_type = 'opened' AND NOT machine_open))"
+    )
+
 
 #: the first received_at not folded yet: the watermark, or an earlier day marked late
 OPEN_START_SQL = (
@@ -60,9 +66,7 @@ _FOLD_DAY = f"""
 INSERT INTO recipient_activity AS a
     (address, first_delivered_on, last_delivered_on, last_engaged_on)
 SELECT lower(recipient), {_DAYS}
-FROM (SELECT recipient, event_type, (occurred_at AT TIME ZONE 'UTC')::date AS day
-      FROM events
-      WHERE received_at >= $1 AND received_at < $2 AND {_ENGAGED_OR_DELIVERED}) AS e
+FROM ({_activity_events("received_at >= $1 AND received_at < $2")}) AS e
 GROUP BY 1 ORDER BY 1
 ON CONFLICT (address) DO UPDATE SET
     first_delivered_on = LEAST(a.first_delivered_on, excluded.first_delivered_on),
@@ -84,8 +88,7 @@ SELECT least(a.first_delivered_on, e.first_delivered_on) AS first_delivered_on,
        greatest(a.last_delivered_on, e.last_delivered_on) AS last_delivered_on,
        greatest(a.last_engaged_on, e.last_engaged_on) AS last_engaged_on
 FROM (SELECT {_DAYS}
-      FROM (SELECT event_type, (occurred_at AT TIME ZONE 'UTC')::date AS day FROM events
-            WHERE lower(recipient) = lower($1) AND {_ENGAGED_OR_DELIVERED}) AS x) AS e
+      FROM ({_activity_events("lower(recipient) = lower($1)")}) AS x) AS e
 LEFT JOIN recipient_activity a ON a.address = lower($1)
 """  # noqa: S608 (constants only)
 
@@ -93,9 +96,7 @@ LEFT JOIN recipient_activity a ON a.address = lower($1)
 #: a candidate's unfolded activity: its events received since $3, read by address
 _OPEN_DAYS = f"""CROSS JOIN LATERAL (
     SELECT {_DAYS}
-    FROM (SELECT event_type, (occurred_at AT TIME ZONE 'UTC')::date AS day FROM events
-          WHERE lower(recipient) = c.address AND received_at >= $3
-            AND {_ENGAGED_OR_DELIVERED}) AS x
+    FROM ({_activity_events("lower(recipient) = c.address AND received_at >= $3")}) AS x
 ) o"""  # noqa: S608 (constants only)
 
 _MERGED = """c.address,
