@@ -42,7 +42,7 @@ import asyncpg
 import structlog
 
 from gateway.periodic import run_periodically
-from gateway.query.activity import ActivityFolder
+from gateway.query.activity import OPEN_START_SQL, ActivityFolder
 from gateway.storage.store import EventStore
 
 __all__ = ["DAYS_AHEAD", "Retention", "RetentionReport", "partition_day"]
@@ -53,7 +53,6 @@ _PARTITION = re.compile(r"^events_(\d{8})$")
 _LOCK_ID = 0x486F6F6C  # "Hool": retention's own advisory lock
 #: daily partitions are kept ready this many days ahead (as ``EventStore`` does at start-up)
 DAYS_AHEAD = 3
-_LATE_DAYS = "SELECT DISTINCT day FROM recipient_activity_late"
 _LIST_PARTITIONS = """
 SELECT c.relname, c.relispartition
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -179,8 +178,7 @@ class Retention:
         await self.activity.run_once()
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(_LIST_PARTITIONS)
-            open_from: date = await conn.fetchval("SELECT open_from FROM recipient_activity_fold")
-            late = {r["day"] for r in await conn.fetch(_LATE_DAYS)}
+            unfolded_from: datetime = await conn.fetchval(OPEN_START_SQL)
         expired = []
         for row in rows:
             day = partition_day(row["relname"])
@@ -188,9 +186,9 @@ class Retention:
                 continue
             upper = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
             if upper <= cutoff:
-                expired.append((day, row["relname"], row["relispartition"]))
-        for day, name, attached in sorted(expired):
-            if day >= open_from or day in late:
+                expired.append((upper, row["relname"], row["relispartition"]))
+        for upper, name, attached in sorted(expired):
+            if upper > unfolded_from:  # some of its rows are not folded into recipient activity
                 log.warning("retention.partition_not_folded", partition=name)
                 report.deferred.append(name)
             elif await self._drop_one(name, attached):
