@@ -389,3 +389,38 @@ async def test_rollups_are_kept_by_the_trigger_for_any_writer(gateway_factory: A
         assert by_tag["news"]["counts"]["delivered"] == 1
         by_campaign = await stats(gw, group_by="campaign")
         assert_rates(by_campaign["autumn"], {"delivery_rate": 1.0, "unique_open_rate": 1.0})
+
+
+async def test_each_kind_of_first_engagement_credits_its_own_first_event(
+    gateway_factory: Any,
+) -> None:
+    """One row per message and recipient holds a bit per kind: a machine open, then a human
+    open an hour later, then a click, each in its own batch, credit the unique open, the
+    unique human open and the unique click to the hour of the event that set the bit;
+    repeats credit nothing. A human open and a click in one batch set both bits at once."""
+    h14 = H13 + timedelta(hours=1)
+    batches = [
+        [ev("m1", "opened", "a@x.com", machine_open=True)],
+        [
+            ev("h1", "opened", "A@x.com", at=H13),
+            ev("m2", "opened", "a@x.com", at=H13, machine_open=True),
+        ],
+        [ev("c1", "clicked", "a@x.com", at=h14), ev("h2", "opened", "a@x.com", at=h14)],
+        [ev("h3", "opened", "b@x.com", at=H13), ev("c2", "clicked", "b@x.com", at=H13)],
+        [ev("c3", "clicked", "b@x.com", at=h14), ev("h4", "opened", "b@x.com", at=h14)],
+    ]
+    async with gateway_factory(admin={"token": TOKEN}) as gw:
+        for batch in batches:
+            await gw.runtime.database.store.write_events(batch)
+        by_hour = await stats(gw, group_by="hour")
+        async with gw.runtime.database.pool.acquire() as conn:
+            kinds = await conn.fetch("SELECT kinds FROM first_engagements ORDER BY kinds")
+
+    def details(hour: datetime) -> tuple[int, int, int]:
+        found = by_hour[hour.strftime("%Y-%m-%dT%H:00:00Z")]["details"]
+        return found["unique_opens"], found["unique_human_opens"], found["unique_clicks"]
+
+    assert details(H12) == (1, 0, 0), "a's machine open"
+    assert details(H13) == (1, 2, 1), "a's human open; b's open, human open and click"
+    assert details(h14) == (0, 0, 1), "a's click; repeats credit nothing"
+    assert [r["kinds"] for r in kinds] == [7, 7], "one row per message and recipient"
