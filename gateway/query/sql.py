@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.query.counters import COUNTER_COLUMNS, EVENT_TYPE_COLUMNS
+from gateway.query.counters import COUNTER_COLUMNS, EVENT_TYPE_COLUMNS, per_tag
 from gateway.query.filters import EventFilter, StatsQuery
 from gateway.storage.store import EVENT_COLUMNS
 
@@ -99,11 +99,16 @@ _GROUP_KEYS = {
 def stats_sql(query: StatsQuery) -> tuple[str, list[Any]]:
     """``GET /v1/stats`` from the hourly rollups: every hour overlapping [since, until)."""
     arg = _Args()
-    table = (  # the rollups plus the deltas not folded in yet
-        "(SELECT * FROM stats_hourly_tags UNION ALL SELECT * FROM stats_hourly_tags_pending)"
-        if query.group_by == "tag" or query.tag
-        else "(SELECT * FROM stats_hourly UNION ALL SELECT * FROM stats_hourly_pending)"
-    )
+    counters = ", ".join(COUNTER_COLUMNS)
+    # the rollups plus the tallies not folded in yet (identifiers only, from constants)
+    if query.group_by == "tag" or query.tag:
+        table = (
+            f"(SELECT hour, tag, provider, source, {counters} FROM stats_hourly_tags "  # noqa: S608
+            f"UNION ALL SELECT * FROM {per_tag('stats_pending')} AS p)"
+        )
+    else:
+        keys = f"hour, provider, source, campaign, {counters}"
+        table = f"(SELECT {keys} FROM stats_hourly UNION ALL SELECT {keys} FROM stats_pending)"  # noqa: S608
     where = [
         f"hour > {arg(query.since)}::timestamptz - interval '1 hour'",
         f"hour < {arg(query.until)}::timestamptz",

@@ -82,6 +82,37 @@ async def test_first_engagements_become_one_row_per_key_with_a_bit_per_kind(
     )
     firsts = await empty_db.fetchrow(
         "SELECT sum(opened) AS opened, sum(unique_opened) AS opens, "
-        "sum(unique_human_opened) AS human FROM stats_hourly_pending"
+        "sum(unique_human_opened) AS human FROM stats_pending"
     )
     assert tuple(firsts) == (1, 0, 1), "the open was claimed before; the human open was not"
+
+
+async def test_pending_rollup_deltas_are_folded_before_their_tables_go(
+    empty_db: asyncpg.Connection,
+) -> None:
+    """0006 replaces the two pending tables by ``stats_pending``: what they held is added
+    to the rollups (summed into existing rows, new rows for new keys), nothing is lost."""
+    await migrate_to(empty_db, 5)
+    await empty_db.execute(
+        "INSERT INTO stats_hourly (hour, provider, source, campaign, delivered, opened) "
+        "VALUES ('2024-05-01T12:00Z', 'sendgrid', 'main', 'spring', 10, 4);"
+        "INSERT INTO stats_hourly_pending (hour, provider, source, campaign, delivered, opened) "
+        "VALUES ('2024-05-01T12:00Z', 'sendgrid', 'main', 'spring', 2, 1), "
+        "('2024-05-01T12:00Z', 'sendgrid', 'main', 'spring', 3, 0), "
+        "('2024-05-01T13:00Z', 'mailgun', 'eu', '', 7, 0);"
+        "INSERT INTO stats_hourly_tags_pending (hour, tag, provider, source, delivered) "
+        "VALUES ('2024-05-01T12:00Z', 'news', 'sendgrid', 'main', 5)"
+    )
+
+    await apply_migrations(empty_db)
+
+    hourly = await empty_db.fetch(
+        "SELECT provider, delivered, opened FROM stats_hourly ORDER BY hour"
+    )
+    assert [tuple(r) for r in hourly] == [("sendgrid", 15, 5), ("mailgun", 7, 0)]
+    tags = await empty_db.fetch("SELECT tag, delivered FROM stats_hourly_tags")
+    assert [tuple(r) for r in tags] == [("news", 5)]
+    gone = await empty_db.fetchval(
+        "SELECT count(*) FROM pg_class WHERE relname LIKE 'stats_hourly%pending'"
+    )
+    assert gone == 0

@@ -55,18 +55,19 @@ def test_no_filters_is_a_plain_newest_first_page() -> None:
     assert ", raw" in event_search_sql(EventFilter(include_raw=True))[0]
 
 
-def test_stats_reads_rollups_plus_pending_deltas_of_the_right_table() -> None:
+def test_stats_reads_rollups_plus_pending_tallies_of_the_right_table() -> None:
     """Campaign, day and hour groupings read the hourly rollups, tag groupings or a tag
-    filter the per-tag rollups; both add the deltas not folded yet; hours overlapping the
-    window count."""
+    filter the per-tag rollups; both add the tallies not folded yet (per distinct tag for
+    the tag rollups); hours overlapping the window count."""
     since, until = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC)
     sql, args = stats_sql(StatsQuery(group_by="campaign", since=since, until=until))
-    assert "stats_hourly UNION ALL SELECT * FROM stats_hourly_pending" in sql
+    assert "FROM stats_hourly UNION ALL SELECT" in sql and "FROM stats_pending)" in sql
     assert "NULLIF(campaign, '')" in sql and args == [since, until, 1000]
     assert "hour > $1::timestamptz - interval '1 hour'" in sql
     tag_sql, tag_args = stats_sql(
         StatsQuery(group_by="day", since=since, until=until, tag=HOSTILE, provider="ses")
     )
-    assert "stats_hourly_tags_pending" in tag_sql and HOSTILE not in tag_sql
+    assert "FROM stats_hourly_tags UNION ALL" in tag_sql and HOSTILE not in tag_sql
+    assert "FROM stats_pending AS p, unnest(p.tags) WITH ORDINALITY" in tag_sql
     assert tag_args == [since, until, "ses", HOSTILE, 1000]
     assert "ORDER BY 1 " in tag_sql, "time groupings are chronological"
