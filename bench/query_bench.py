@@ -19,7 +19,9 @@ sender's own message id.
 
 Query shapes are run through ``ReadService`` (the SQL the admin API runs, plus decoding)
 with random keys drawn from the seeded data. Targets from issue #7: message timeline and
-recipient history p95 < 50 ms, 30-day stats by campaign p95 < 300 ms.
+recipient history p95 < 50 ms, 30-day stats by campaign p95 < 300 ms. The lookups by message
+and by recipient probe one index leaf page per day partition, so they are timed twice: as
+found, and after the two indexes were read into memory once (as pg_prewarm would).
 
 Ingest throughput with the rollups on vs off (issue #7: they may cost at most 10%) is
 measured after seeding (large indexes), in alternating rounds, two ways:
@@ -362,6 +364,48 @@ async def timed(
     return name, statistics.median(durations), p95, max(durations)
 
 
+_LOOKUPS = ("message timeline", "recipient history", "events by recipient")
+
+
+async def latency_rows(
+    shapes: list[tuple[str, Callable[[random.Random], Awaitable[Any]], float | None]],
+    runs: int,
+    rng: random.Random,
+) -> list[list[str]]:
+    """Time each query shape; a table row per shape, with the verdict against its target."""
+    rows = []
+    for name, make, target in shapes:
+        shape, p50, p95, worst = await timed(name, runs, make, rng)
+        verdict = "-" if target is None else ("ok" if p95 < target else "MISSED")
+        rows.append(
+            [
+                shape,
+                f"{p50:.1f}",
+                f"{p95:.1f}",
+                f"{worst:.1f}",
+                "-" if target is None else f"< {target:.0f}",
+                verdict,
+                "-" if target is None else f"{p95 / target:.2f}",
+            ]
+        )
+        print(f"  {shape}: p50 {p50:.1f} ms, p95 {p95:.1f} ms", flush=True)
+    return rows
+
+
+async def prewarm_lookup_indexes(pool: asyncpg.Pool) -> tuple[float, float]:
+    """Read every partition's ``message_id`` and ``lower(recipient)`` index file once, into
+    the operating system's page cache (what pg_prewarm's prefetch mode does; the bench's
+    role is the cluster's superuser). Returns seconds and megabytes read."""
+    started = time.perf_counter()
+    async with pool.acquire() as conn:
+        read = await conn.fetchval(
+            "SELECT coalesce(sum(length(pg_read_binary_file(pg_relation_filepath(inhrelid)))), 0) "
+            "FROM pg_inherits WHERE inhparent IN "
+            "('events_message_id'::regclass, 'events_recipient'::regclass)"
+        )
+    return time.perf_counter() - started, read / 1e6
+
+
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)))
@@ -674,24 +718,24 @@ async def run(args: argparse.Namespace, url: str, base_dir: Path) -> None:
         ),
     ]
     rng = random.Random(99)
-    rows = []
-    for name, make, target in shapes:
-        shape, p50, p95, worst = await timed(name, args.queries, make, rng)
-        verdict = "-" if target is None else ("ok" if p95 < target else "MISSED")
-        rows.append(
-            [
-                shape,
-                f"{p50:.1f}",
-                f"{p95:.1f}",
-                f"{worst:.1f}",
-                "-" if target is None else f"< {target:.0f}",
-                verdict,
-                "-" if target is None else f"{p95 / target:.2f}",
-            ]
-        )
-        print(f"  {shape}: p50 {p50:.1f} ms, p95 {p95:.1f} ms", flush=True)
     print(f"\nquery latency over {seeded.events:,} events ({args.queries} runs each, ms)")
-    print_table(["shape", "p50", "p95", "max", "target p95", "", "p95/target"], rows)
+    print_table(
+        ["shape", "p50", "p95", "max", "target p95", "", "p95/target"],
+        await latency_rows(shapes, args.queries, rng),
+    )
+    # The message and recipient lookups read one index leaf page per day partition, so at
+    # scale they depend on those indexes being in memory. The run above measures them as
+    # found (after the seed, or after the operating system evicted an idle cluster's
+    # pages); this one after reading the two indexes once, as pg_prewarm would.
+    seconds, megabytes = await prewarm_lookup_indexes(pool)
+    print(
+        f"\nthe lookup queries again, with the message-id and recipient indexes read into "
+        f"memory first ({megabytes:,.0f} MB in {seconds:.1f} s)"
+    )
+    print_table(
+        ["shape", "p50", "p95", "max", "target p95", "", "p95/target"],
+        await latency_rows([s for s in shapes if s[0] in _LOOKUPS], args.queries, rng),
+    )
 
     if args.ingest_events > 0:
         print(
