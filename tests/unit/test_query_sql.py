@@ -68,6 +68,6 @@ def test_stats_reads_rollups_plus_pending_tallies_of_the_right_table() -> None:
         StatsQuery(group_by="day", since=since, until=until, tag=HOSTILE, provider="ses")
     )
     assert "FROM stats_hourly_tags UNION ALL" in tag_sql and HOSTILE not in tag_sql
-    assert "FROM stats_pending AS p, unnest(p.tags) WITH ORDINALITY" in tag_sql
+    assert "FROM stats_pending WHERE tags <> '{}' GROUP BY hour, provider, source, tags" in tag_sql
     assert tag_args == [since, until, "ses", HOSTILE, 1000]
     assert "ORDER BY 1 " in tag_sql, "time groupings are chronological"
