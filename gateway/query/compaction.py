@@ -4,8 +4,8 @@ distinct tag, ``stats_hourly_tags``.
 
 One compactor at a time (a transaction-level advisory lock), bounded work per transaction,
 and nothing the ingest path waits on: batches only append tallies; the compactor alone
-updates the rollups. Reads add the rollups and the tallies, and a fold moves
-rows from one to the other in one transaction, so it never changes what they see.
+updates the rollups. Reads add the rollups and the tallies, and a fold moves rows from one
+to the other in one transaction, so it never changes what they see.
 """
 
 from __future__ import annotations

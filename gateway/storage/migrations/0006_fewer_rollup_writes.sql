@@ -35,7 +35,6 @@ ALTER INDEX first_engagement_bits_pkey RENAME TO first_engagements_pkey;
 CREATE INDEX first_engagements_received_at ON first_engagements
     USING brin (received_at) WITH (autosummarize = on);
 
-
 -- The rollup tallies not folded yet: a row per statement and shape. The compactor moves
 -- them into stats_hourly and, per distinct tag, stats_hourly_tags.
 CREATE TABLE stats_pending (
