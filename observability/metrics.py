@@ -192,6 +192,17 @@ class Metrics:
             ["sink"],
             registry=registry,
         )
+        # -- read side ------------------------------------------------------------------
+        self.rollup_pending_rows = Gauge(
+            "hookline_rollup_pending_rows",
+            "Rollup tallies waiting for the compactor (read from the database).",
+            registry=registry,
+        )
+        self.activity_unfolded_seconds = Gauge(
+            "hookline_activity_unfolded_seconds",
+            "Time up to the last UTC midnight not yet folded into recipient activity.",
+            registry=registry,
+        )
         self.suppressions_added = Counter(
             "hookline_suppressions_added",
             "Addresses added to the suppression list, by reason.",

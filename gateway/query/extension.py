@@ -1,8 +1,8 @@
-"""Wires the read side into a runtime where the background workers run: the rollup
-compactor, the recipient activity folder and the retention worker. (The rollups themselves
-are kept by the ``hookline_rollups`` trigger of migrations 0003 and 0005, in the events' own
-transaction, so every writer — the ingest batcher, the spool drainer — feeds them without
-any hook.)"""
+"""Wires the read side into a runtime: the gauges of its backlogs in every process, and
+where the background workers run, the rollup compactor, the recipient activity folder and
+the retention worker. (The rollups themselves are kept by the ``hookline_rollups`` trigger of
+migrations 0003, 0005 and 0006, in the events' own transaction, so every writer — the
+ingest batcher, the spool drainer — feeds them without any hook.)"""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from gateway.query.activity import ActivityFolder
 from gateway.query.compaction import RollupCompactor
+from gateway.query.gauges import ReadSideGauges
 from gateway.query.retention import Retention
 
 if TYPE_CHECKING:
@@ -20,6 +21,9 @@ __all__ = ["install_read_side"]
 
 def install_read_side(runtime: Runtime) -> None:
     """A ``RuntimeExtension`` for ``gateway.app._extensions()``."""
+    # every process reports the backlogs, so they show (and alert) when no worker runs
+    gauges = ReadSideGauges(runtime.database.pool, runtime.metrics)
+    runtime.add_background("read_side_gauges", gauges.run)
     if runtime.serve_workers:
         activity = ActivityFolder(runtime.database.pool)
         retention = Retention(
