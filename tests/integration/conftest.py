@@ -18,6 +18,8 @@ from litestar import Litestar
 from gateway.app import create_app
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.storage.pool import create_pool
+from gateway.storage.store import EventStore
 from observability.metrics import Metrics
 
 
@@ -89,6 +91,16 @@ async def serve(settings: Settings, role: str = "gateway") -> AsyncIterator[Runn
         finally:
             server.should_exit = True
             await asyncio.wait_for(task, timeout=30)
+
+
+@pytest.fixture
+async def store(fresh_db_url: str) -> AsyncIterator[EventStore]:
+    """An ``EventStore`` on this test's fresh database (no gateway around it)."""
+    pool = await create_pool(fresh_db_url, min_size=1, max_size=4)
+    try:
+        yield EventStore(pool)
+    finally:
+        await pool.close()
 
 
 @pytest.fixture

@@ -6,16 +6,12 @@ end is open, and retention keeps a partition whose day is not folded."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
-
-import pytest
 
 from gateway.query.activity import ActivityFolder
 from gateway.query.filters import InactiveQuery, RecipientQuery
 from gateway.query.reads import ReadService
 from gateway.query.retention import Retention
-from gateway.storage.pool import create_pool
 from gateway.storage.store import EventStore
 from handlers.events import EmailEvent, EventType
 
@@ -41,15 +37,6 @@ def ev(
         dedup_key=key,
         **fields,  # type: ignore[arg-type]
     )
-
-
-@pytest.fixture
-async def store(fresh_db_url: str) -> AsyncIterator[EventStore]:
-    pool = await create_pool(fresh_db_url, min_size=1, max_size=4)
-    try:
-        yield EventStore(pool)
-    finally:
-        await pool.close()
 
 
 def oracle(events: list[EmailEvent]) -> dict[str, Days]:

@@ -4,15 +4,11 @@ oldest day still to fold to the last UTC midnight, and is 0 once the folder has 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from gateway.query.activity import ActivityFolder
 from gateway.query.compaction import RollupCompactor
 from gateway.query.gauges import ReadSideGauges
-from gateway.storage.pool import create_pool
 from gateway.storage.store import EventStore
 from handlers.events import EmailEvent, EventType
 from observability.metrics import Metrics
@@ -26,15 +22,6 @@ def pending(metrics: Metrics) -> float | None:
 
 def unfolded(metrics: Metrics) -> float | None:
     return metrics.registry.get_sample_value("hookline_activity_unfolded_seconds")
-
-
-@pytest.fixture
-async def store(fresh_db_url: str) -> AsyncIterator[EventStore]:
-    pool = await create_pool(fresh_db_url, min_size=1, max_size=4)
-    try:
-        yield EventStore(pool)
-    finally:
-        await pool.close()
 
 
 def delivered(key: str, campaign: str) -> EmailEvent:

@@ -6,17 +6,14 @@ wired only where background workers run."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import pytest
 
 from gateway.query.activity import ActivityFolder
 from gateway.query.compaction import RollupCompactor
 from gateway.query.retention import Retention, partition_day
-from gateway.storage.pool import create_pool
 from gateway.storage.store import EventStore
 from handlers.events import EmailEvent, EventType
 
@@ -34,16 +31,6 @@ def ev(key: str, received_at: datetime, event_type: str = "delivered") -> EmailE
         message_id=f"m-{key}",
         dedup_key=key,
     )
-
-
-@pytest.fixture
-async def store(fresh_db_url: str) -> AsyncIterator[EventStore]:
-    pool = await create_pool(fresh_db_url, min_size=1, max_size=4)
-    store = EventStore(pool)
-    try:
-        yield store
-    finally:
-        await pool.close()
 
 
 async def partitions(conn: asyncpg.Connection) -> list[str]:
