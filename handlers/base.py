@@ -26,6 +26,7 @@ __all__ = [
     "ControlMessage",
     "ParseResult",
     "PayloadError",
+    "RejectedItem",
     "SourceSpec",
     "VerifyContext",
     "WebhookRequest",
@@ -105,18 +106,39 @@ class ControlMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedItem:
+    """One item of a well-formed batch body that could not be normalized.
+
+    The rest of the batch is still stored; the gateway quarantines this item (kept with its
+    raw value and the error, replayable through ``Adapter.parse_item`` once fixed)."""
+
+    #: position of the item in the batch body
+    index: int
+    #: the path that was wrong, e.g. ``[3].timestamp``; None when the item as a whole was
+    field: str | None
+    #: what was wrong, for people (never a secret; may be logged)
+    reason: str
+    #: the item as decoded from the body (a JSON value)
+    raw: Any
+
+
+@dataclass(frozen=True, slots=True)
 class ParseResult:
     """What a verified request yields.
 
     ``nonce``/``nonce_digest``: for schemes whose signature does not cover the whole body
     (Mailgun) the gateway remembers the nonce with a digest of the content: the same nonce
     with the same content is a redelivery, with other content a forgery.
+
+    ``rejected``: items of a batch body that were malformed on their own (the body as a
+    whole was well-formed); ``events`` holds the normalized events of all the other items.
     """
 
     events: list[EmailEvent]
     control: ControlMessage | None = None
     nonce: str | None = None
     nonce_digest: str | None = None
+    rejected: list[RejectedItem] = field(default_factory=list)
 
 
 CertificateLoader = Callable[[str], Awaitable[bytes]]
@@ -182,6 +204,12 @@ class Adapter(abc.ABC):
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
         """Decode and normalize a verified body. Raise ``PayloadError`` on a bad shape."""
+
+    def parse_item(self, item: Any, source: SourceSpec, received_at: datetime) -> list[EmailEvent]:
+        """Normalize one batch item as ``ParseResult.rejected`` holds it (``raw``), to replay
+        a quarantined item once the cause is fixed. ``PayloadError`` if it is still invalid.
+        Default: the provider sends no batches, so there are no items to replay."""
+        raise PayloadError(f"{self.provider} sends no batch items to replay", None)
 
 
 def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
