@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 import structlog
@@ -21,6 +20,7 @@ from prometheus_client import (
 from gateway.errors import exception_handlers
 from gateway.ingest.batcher import Batcher
 from gateway.ingest.drainer import SpoolDrainer
+from gateway.ingest.isolation import IsolatingWriter
 from gateway.ingest.pipeline import Ingestor
 from gateway.ingest.spool import Spool
 from gateway.resilience import AsyncCircuitBreaker
@@ -29,7 +29,9 @@ from gateway.routes.webhooks import webhook_endpoint
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.sources import SourceTable
+from gateway.storage.data_errors import is_data_error
 from gateway.storage.database import open_database
+from gateway.storage.quarantine import QuarantineStore
 from handlers.registry import PROVIDERS
 from observability.gc_tuning import tune_garbage_collector
 from observability.logging import configure_logging
@@ -57,6 +59,7 @@ def _admin_routes() -> list[ControllerRouterHandler]:
     """The admin API (/v1) routers."""
     from gateway.routes.admin_control import control_router
     from gateway.routes.admin_dlq import dlq_router
+    from gateway.routes.admin_quarantine import quarantine_router
     from gateway.routes.admin_query import query_router
     from gateway.routes.admin_suppressions import suppressions_router
 
@@ -65,6 +68,7 @@ def _admin_routes() -> list[ControllerRouterHandler]:
         dlq_router,
         suppressions_router,
         control_router,
+        quarantine_router,
     ]
     return routes
 
@@ -81,14 +85,12 @@ async def build_runtime(
         metrics_,
         fail_max=settings.storage.breaker_fail_max,
         reset_timeout=settings.storage.breaker_reset_seconds,
+        exclude=(is_data_error,),  # a record PostgreSQL refuses is quarantined, not an outage
     )
     store = database.store
-
-    async def write(events: Sequence[Any]) -> set[str]:
-        return await storage_breaker.call(store.write_events, events)
-
+    writer = IsolatingWriter(store, QuarantineStore(database.pool), storage_breaker, metrics_)
     batcher = Batcher(
-        write,
+        writer.write,
         metrics_,
         batch_max_events=settings.ingest.batch_max_events,
         max_flushes_in_flight=settings.ingest.max_flushes_in_flight,
@@ -111,7 +113,7 @@ async def build_runtime(
         sources=SourceTable(settings),
         batcher=batcher,
         storage_breaker=storage_breaker,
-        ingestor=Ingestor(batcher, storage_breaker, metrics_, spool),
+        ingestor=Ingestor(batcher, storage_breaker, metrics_, spool, writer),
         http=httpx.AsyncClient(
             timeout=httpx.Timeout(10.0),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
@@ -123,7 +125,7 @@ async def build_runtime(
         serve_workers=serve_workers,
     )
     if spool is not None:
-        drainer = SpoolDrainer(spool, store, storage_breaker, metrics_)
+        drainer = SpoolDrainer(spool, writer, storage_breaker, metrics_)
         runtime.add_background("spool-drainer", drainer.run)
         runtime.closers.append(spool.close)
     for extend in _extensions():

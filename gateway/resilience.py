@@ -53,7 +53,7 @@ class AsyncCircuitBreaker:
         *,
         fail_max: int,
         reset_timeout: float,
-        exclude: tuple[type[BaseException], ...] = (),
+        exclude: tuple[type[BaseException] | Callable[[BaseException], bool], ...] = (),
     ) -> None:
         self.name = name
         self._breaker = pybreaker.CircuitBreaker(

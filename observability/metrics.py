@@ -42,6 +42,10 @@ SIGNATURE_FAILURE_REASONS = ("missing", "invalid", "stale", "replayed", "untrust
 DELIVERY_OUTCOMES = ("success", "retry", "permanent_failure", "dead_lettered", "breaker_open")
 SUPPRESSION_REASONS = ("hard_bounce", "complaint", "unsubscribe", "soft_bounce", "manual")
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
+#: where a record was quarantined: an adapter rejected the item, or PostgreSQL refused it
+QUARANTINE_STAGES = ("parse", "store")
+#: why (bounded): gateway/storage/data_errors.py's codes, and "invalid_item" for parse
+QUARANTINE_REASONS = ("invalid_item", "value_too_large", "invalid_text", "invalid_value")
 #: breaker label values: "storage", "sns_certificates", and "sink:<name>" per sink
 
 
@@ -142,6 +146,17 @@ class Metrics:
             "Spool records that failed their checksum and were set aside.",
             registry=registry,
         )
+        self.spool_oldest_age = Gauge(
+            "hookline_spool_oldest_event_age_seconds",
+            "Age of the oldest record still in the local spool (0 when it is empty).",
+            registry=registry,
+        )
+        self.events_quarantined = Counter(
+            "hookline_events_quarantined",
+            "Records kept in the quarantine table instead of being stored as events.",
+            ["provider", "stage", "reason"],
+            registry=registry,
+        )
         # -- breakers -------------------------------------------------------------------
         self.breaker_state = Gauge(
             "hookline_circuit_breaker_state",
@@ -217,7 +232,8 @@ class Metrics:
         breakers: Iterable[str] = ("storage",),
     ) -> None:
         """Create every known label combination at zero."""
-        for provider in providers:
+        providers_list = list(providers)
+        for provider in providers_list:
             for outcome in REQUEST_OUTCOMES:
                 self.webhook_requests.labels(provider, outcome)
             self.webhook_request_duration.labels(provider)
@@ -241,6 +257,10 @@ class Metrics:
             self.dlq_added.labels(sink)
         for reason in SUPPRESSION_REASONS:
             self.suppressions_added.labels(reason)
+        for provider in providers_list:
+            self.events_quarantined.labels(provider, "parse", "invalid_item")
+            for reason in QUARANTINE_REASONS[1:]:
+                self.events_quarantined.labels(provider, "store", reason)
         for breaker in breakers:
             self.breaker_state.labels(breaker).set(0)
             for state in BREAKER_STATES:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, Tracer
 
+from gateway.ingest.isolation import StoredKeys
 from handlers.events import EmailEvent
 from observability.metrics import Metrics
 
@@ -35,10 +36,12 @@ class QueueFullError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class WriteOutcome:
-    """For one request: which of its events were new, and how many were duplicates."""
+    """For one request: which of its events were new, how many were duplicates, and how
+    many PostgreSQL refused and were quarantined instead (kept durably, see isolation.py)."""
 
     new: list[EmailEvent]
     duplicates: int
+    quarantined: int = 0
 
 
 @dataclass(slots=True)
@@ -145,13 +148,21 @@ class Batcher:
             self._metrics.storage_flush_duration.observe(time.perf_counter() - started)
             self._metrics.storage_batch_size.observe(len(events))
             claimed: set[str] = set()
+            poison = new_keys.quarantined if isinstance(new_keys, StoredKeys) else set()
             for pending in batch:
                 new: list[EmailEvent] = []
+                quarantined = 0
                 for event in pending.events:
                     if event.dedup_key in new_keys and event.dedup_key not in claimed:
                         claimed.add(event.dedup_key)
                         new.append(event)
-                outcome = WriteOutcome(new=new, duplicates=len(pending.events) - len(new))
+                    elif poison and event.dedup_key in poison:
+                        quarantined += 1
+                outcome = WriteOutcome(
+                    new=new,
+                    duplicates=len(pending.events) - len(new) - quarantined,
+                    quarantined=quarantined,
+                )
                 if not pending.future.done():
                     pending.future.set_result(outcome)
         finally:

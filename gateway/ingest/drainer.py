@@ -3,6 +3,10 @@
 Idempotent: events are written with ``EventStore.write_events`` (dedup keys), so a crash
 mid-drain re-drains the segment without duplicates. A segment is deleted only after its
 events are committed. Damaged records are set aside and counted, never silently dropped.
+Writes go through the ingest path's ``IsolatingWriter``: an event PostgreSQL refuses is
+quarantined and the drain carries on (it can never hold the spool up), and spooled
+quarantine records (parse-stage rejects spooled while PostgreSQL was down) are written to
+the quarantine table.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import contextlib
 
 import structlog
 
+from gateway.ingest.isolation import IsolatingWriter, StoredKeys
 from gateway.ingest.pipeline import count_stored
 from gateway.ingest.spool import Spool, read_segment
 from gateway.resilience import AsyncCircuitBreaker
-from gateway.storage.store import EventStore
+from gateway.storage.storable import storable_events
 from observability.metrics import Metrics
 
 __all__ = ["SpoolDrainer"]
@@ -30,14 +35,14 @@ class SpoolDrainer:
     def __init__(
         self,
         spool: Spool,
-        store: EventStore,
+        writer: IsolatingWriter,
         breaker: AsyncCircuitBreaker,
         metrics: Metrics,
         *,
         interval: float = 0.5,
     ) -> None:
         self.spool = spool
-        self.store = store
+        self.writer = writer
         self.breaker = breaker
         self.metrics = metrics
         self.interval = interval
@@ -71,19 +76,28 @@ class SpoolDrainer:
                     damaged_stretches=len(result.corrupt),
                     kept_at=[str(path) for path in kept],
                 )
+            await self.writer.quarantine_items(result.quarantined)
             for start in range(0, len(result.events), DRAIN_CHUNK):
-                chunk = result.events[start : start + DRAIN_CHUNK]
-                new_keys = await self.breaker.call(self.store.write_events, chunk)
+                # events spooled by an older version may not have been made storable yet
+                chunk = storable_events(result.events[start : start + DRAIN_CHUNK])
+                written = await self.writer.write(chunk)
+                poison = written.quarantined if isinstance(written, StoredKeys) else set()
+                new_keys = set(written)
                 new = []
                 for event in chunk:
                     if event.dedup_key in new_keys:
                         new_keys.discard(event.dedup_key)
                         new.append(event)
-                    else:
+                    elif event.dedup_key not in poison:
                         self.metrics.events_duplicate.labels(event.provider).inc()
                 count_stored(self.metrics, new)
             self.spool.remove(segment)
             self.metrics.spool_drained.inc(len(result.events))
             moved += len(result.events)
-            log.info("spool.segment_drained", segment=segment.path.name, events=len(result.events))
+            log.info(
+                "spool.segment_drained",
+                segment=segment.path.name,
+                events=len(result.events),
+                quarantine_records=len(result.quarantined),
+            )
         return moved

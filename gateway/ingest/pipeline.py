@@ -3,6 +3,8 @@
 ``Ingestor.ingest`` returns only once every event is durable, in PostgreSQL (committed by
 the group-commit batcher behind the ``storage`` breaker) or in the local spool (fsync'd).
 When neither can take them it raises ``StorageUnavailableError`` (HTTP 503 + Retry-After).
+Events are made storable first (``gateway/storage/storable.py``), and the items an adapter
+rejected are quarantined the same way: in PostgreSQL, or in the spool when it cannot.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import Protocol
 import structlog
 
 from gateway.ingest.batcher import Batcher, QueueFullError
+from gateway.ingest.isolation import IsolatingWriter
 from gateway.resilience import AsyncCircuitBreaker
+from gateway.storage.quarantine import QuarantineItem
+from gateway.storage.storable import storable_events
 from handlers.events import EmailEvent
 from observability.metrics import Metrics, observe_many
 
@@ -34,6 +39,9 @@ class Spool(Protocol):
     async def append(self, events: Sequence[EmailEvent]) -> None:
         """Durably append (fsync) or raise ``SpoolUnavailableError``."""
 
+    async def append_quarantine(self, items: Sequence[QuarantineItem]) -> None:
+        """Durably append records to quarantine, like ``append``."""
+
     def writable(self) -> bool: ...
 
 
@@ -43,6 +51,8 @@ class IngestResult:
     duplicates: int
     spooled: int
     new: list[EmailEvent]
+    #: events PostgreSQL refused and rejected items, kept in the quarantine (or the spool)
+    quarantined: int = 0
 
 
 class Ingestor:
@@ -52,13 +62,31 @@ class Ingestor:
         breaker: AsyncCircuitBreaker,
         metrics: Metrics,
         spool: Spool | None = None,
+        writer: IsolatingWriter | None = None,
     ) -> None:
         self.batcher = batcher
         self.breaker = breaker
         self.metrics = metrics
         self.spool = spool
+        self.writer = writer
 
-    async def ingest(self, events: Sequence[EmailEvent]) -> IngestResult:
+    async def ingest(
+        self, events: Sequence[EmailEvent], rejected: Sequence[QuarantineItem] = ()
+    ) -> IngestResult:
+        """Make ``events`` durable, and quarantine ``rejected`` (parse-stage items)."""
+        result = await self._ingest(storable_events(events))
+        if rejected:
+            await self.quarantine(rejected)
+            result = IngestResult(
+                result.accepted,
+                result.duplicates,
+                result.spooled,
+                result.new,
+                result.quarantined + len(rejected),
+            )
+        return result
+
+    async def _ingest(self, events: Sequence[EmailEvent]) -> IngestResult:
         if not events:
             return IngestResult(0, 0, 0, [])
         reason: BaseException | None = None
@@ -71,8 +99,35 @@ class Ingestor:
                 reason = exc
             else:
                 self._count_stored(outcome.new, outcome.duplicates, events[0].provider)
-                return IngestResult(len(events), outcome.duplicates, 0, outcome.new)
+                return IngestResult(
+                    len(events) - outcome.quarantined,
+                    outcome.duplicates,
+                    0,
+                    outcome.new,
+                    outcome.quarantined,
+                )
         return await self._spool(events, reason)
+
+    async def quarantine(self, items: Sequence[QuarantineItem]) -> None:
+        """Keep parse-stage rejects durably: in PostgreSQL, else in the spool; counted once
+        kept. ``StorageUnavailableError`` when neither can take them."""
+        kept = False
+        if self.writer is not None and self.breaker.allows_call():
+            try:
+                await self.writer.quarantine_items(items)
+                kept = True
+            except Exception as exc:  # the breaker counted unavailability; spool instead
+                log.warning("ingest.quarantine_spooled", reason=type(exc).__name__)
+        if not kept:
+            if self.spool is None or not self.spool.writable():
+                raise StorageUnavailableError("database unavailable and no spool room")
+            try:
+                await self.spool.append_quarantine(items)
+            except Exception as exc:
+                log.error("ingest.spool_failed", error=type(exc).__name__, records=len(items))
+                raise StorageUnavailableError("database unavailable and spool failed") from exc
+        for item in items:
+            self.metrics.events_quarantined.labels(item.provider, item.stage, item.reason).inc()
 
     async def _spool(
         self, events: Sequence[EmailEvent], reason: BaseException | None

@@ -3,9 +3,12 @@
 Used when PostgreSQL cannot take events (storage breaker open, a write failed, the batcher
 queue is full). ``append`` returns only after the record is fsync'd, so an ack never
 precedes durability. Each record is ``MAGIC | length (u32) | crc32 (u32) | payload`` where the
-payload is a msgpack list of ``EmailEvent``. A torn write (crash mid-append) or a corrupted
-record fails its checksum: readers skip to the next ``MAGIC``, and the bad bytes are copied to
-``spool/corrupt/`` and reported (log + metric), never silently dropped.
+payload is a msgpack list of ``EmailEvent``; a record with ``QUARANTINE_MAGIC`` instead holds a
+msgpack list of ``QuarantineItem`` (records to quarantine while PostgreSQL is down; readers
+that predate it set such records aside as damaged, never drop them). A torn write (crash
+mid-append) or a corrupted record fails its checksum: readers skip to the next magic, and
+the bad bytes are copied to ``spool/corrupt/`` and reported (log + metric), never silently
+dropped.
 
 Segments rotate at ``segment_bytes``; the drainer reads only closed segments and deletes a
 segment only after all its events are committed to PostgreSQL.
@@ -17,26 +20,37 @@ import asyncio
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 import structlog
 
+from gateway.storage.quarantine import QuarantineItem
 from handlers.events import EmailEvent
 from observability.metrics import Metrics
 
-__all__ = ["MAGIC", "Segment", "Spool", "SpoolUnavailableError", "read_segment"]
+__all__ = [
+    "MAGIC",
+    "QUARANTINE_MAGIC",
+    "Segment",
+    "Spool",
+    "SpoolUnavailableError",
+    "read_segment",
+]
 
 log = structlog.get_logger("hookline.spool")
 
 MAGIC = b"HLS1"
+QUARANTINE_MAGIC = b"HLQ1"
 _HEADER = struct.Struct("<4sII")
 _MAX_RECORD = 64 * 1024 * 1024
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[EmailEvent])
+_quarantine_decoder = msgspec.msgpack.Decoder(list[QuarantineItem])
 
 
 class SpoolUnavailableError(Exception):
@@ -48,6 +62,8 @@ class Segment:
     path: Path
     events: int
     size: int
+    #: when its oldest record was received (epoch seconds); None while it holds none
+    oldest: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,13 @@ class ReadResult:
     events: list[EmailEvent]
     records: int
     corrupt: list[tuple[int, bytes]]  # (offset, bytes set aside)
+    quarantined: list[QuarantineItem] = field(default_factory=list)
+
+    @property
+    def oldest(self) -> float | None:
+        """Receipt time (epoch seconds) of the oldest record read, if any."""
+        times = [e.received_at for e in self.events] + [q.received_at for q in self.quarantined]
+        return min(times).timestamp() if times else None
 
 
 def encode_record(events: Sequence[EmailEvent]) -> bytes:
@@ -62,15 +85,27 @@ def encode_record(events: Sequence[EmailEvent]) -> bytes:
     return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
+def encode_quarantine_record(items: Sequence[QuarantineItem]) -> bytes:
+    payload = _encoder.encode(list(items))
+    return _HEADER.pack(QUARANTINE_MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _next_record(data: bytes, start: int) -> int:
+    found = [i for i in (data.find(MAGIC, start), data.find(QUARANTINE_MAGIC, start)) if i != -1]
+    return min(found) if found else len(data)
+
+
 def read_segment(data: bytes) -> ReadResult:
     """Decode every intact record; collect the bytes of damaged stretches."""
     events: list[EmailEvent] = []
+    quarantined: list[QuarantineItem] = []
     corrupt: list[tuple[int, bytes]] = []
     records = 0
     offset = 0
     while offset < len(data):
         good = False
-        if data[offset : offset + 4] == MAGIC and offset + _HEADER.size <= len(data):
+        magic = data[offset : offset + 4]
+        if magic in (MAGIC, QUARANTINE_MAGIC) and offset + _HEADER.size <= len(data):
             _, length, crc = _HEADER.unpack_from(data, offset)
             start = offset + _HEADER.size
             end = start + length
@@ -78,18 +113,20 @@ def read_segment(data: bytes) -> ReadResult:
                 payload = data[start:end]
                 if zlib.crc32(payload) == crc:
                     try:
-                        events.extend(_decoder.decode(payload))
+                        if magic == MAGIC:
+                            events.extend(_decoder.decode(payload))
+                        else:
+                            quarantined.extend(_quarantine_decoder.decode(payload))
                         records += 1
                         good = True
                         offset = end
                     except msgspec.DecodeError:
                         good = False
         if not good:
-            next_magic = data.find(MAGIC, offset + 1)
-            stop = next_magic if next_magic != -1 else len(data)
+            stop = _next_record(data, offset + 1)
             corrupt.append((offset, data[offset:stop]))
             offset = stop
-    return ReadResult(events, records, corrupt)
+    return ReadResult(events, records, corrupt, quarantined)
 
 
 class Spool:
@@ -115,8 +152,10 @@ class Spool:
         for path in sorted(self.directory.glob("seg-*.log")):
             data = path.read_bytes()
             result = read_segment(data)
-            self._segments.append(Segment(path, len(result.events), len(data)))
+            count = len(result.events) + len(result.quarantined)
+            self._segments.append(Segment(path, count, len(data), result.oldest))
         self._publish()
+        self.metrics.spool_oldest_age.set_function(self.oldest_age_seconds)
         if self._segments:
             log.warning(
                 "spool.found_on_start",
@@ -139,6 +178,11 @@ class Spool:
 
     def writable(self) -> bool:
         return not self._failed and self.total_bytes < self.max_bytes
+
+    def oldest_age_seconds(self) -> float:
+        """How long the oldest record still in the spool has waited (0 when empty)."""
+        times = [s.oldest for s in self._segments if s.events and s.oldest is not None]
+        return max(0.0, time.time() - min(times)) if times else 0.0
 
     # -- writing --------------------------------------------------------------------------
     def _next_path(self) -> Path:
@@ -176,14 +220,22 @@ class Spool:
             segment = self._segments[-1]
             segment.size += len(record)
             segment.events += count
+            if segment.oldest is None:
+                segment.oldest = time.time()
             self._publish()
 
     async def append(self, events: Sequence[EmailEvent]) -> None:
         """Append durably (fsync before returning) or raise ``SpoolUnavailableError``."""
-        record = encode_record(events)
+        await self._append(encode_record(events), len(events))
+
+    async def append_quarantine(self, items: Sequence[QuarantineItem]) -> None:
+        """Append records to quarantine, durably, like ``append``."""
+        await self._append(encode_quarantine_record(items), len(items))
+
+    async def _append(self, record: bytes, count: int) -> None:
         async with self._alock:
             try:
-                await asyncio.to_thread(self._append_sync, record, len(events))
+                await asyncio.to_thread(self._append_sync, record, count)
             except OSError as exc:
                 log.error("spool.write_failed", error=str(exc.strerror or exc))
                 raise SpoolUnavailableError("spool write failed") from exc

@@ -28,6 +28,8 @@ from opentelemetry.trace import Span
 from gateway.errors import problem_body
 from gateway.ingest.pipeline import StorageUnavailableError
 from gateway.runtime import CertificateUnavailableError, Runtime
+from gateway.storage.quarantine import ERROR_MAX_CHARS, QuarantineItem
+from gateway.storage.storable import clean_json, clean_text
 from gateway.storage.store import NonceConflictError
 from handlers.base import (
     AuthError,
@@ -269,9 +271,10 @@ async def _handle(
         await runtime.handle_control_message(provider, name, result.control)
         if not result.events:
             return _ack(0, 0), "control", 0
+    rejected = _rejected(provider, name, received_at, result)
     with child_span(tracer, span, "webhook.store") as store_span:
         try:
-            stored = await runtime.ingestor.ingest(result.events)
+            stored = await runtime.ingestor.ingest(result.events, rejected)
         except StorageUnavailableError:
             raise _Reply(
                 "unavailable",
@@ -286,11 +289,49 @@ async def _handle(
             store_span.set_attribute("hookline.events", len(result.events))
             store_span.set_attribute("hookline.duplicates", stored.duplicates)
     outcome = "spooled" if stored.spooled else "accepted"
-    return _ack(stored.accepted, stored.duplicates), outcome, len(result.events)
+    return (
+        _ack(stored.accepted, stored.duplicates, stored.quarantined),
+        outcome,
+        len(result.events),
+    )
 
 
-def _ack(accepted: int, duplicates: int) -> _Response:
-    return _Response(200, _encode({"accepted": accepted, "duplicates": duplicates}))
+def _ack(accepted: int, duplicates: int, quarantined: int = 0) -> _Response:
+    """200: everything is durable. ``quarantined`` (only when non-zero): items of the batch
+    an adapter rejected or PostgreSQL refused, kept in the quarantine, not to be resent."""
+    body: dict[str, int] = {"accepted": accepted, "duplicates": duplicates}
+    if quarantined:
+        body["quarantined"] = quarantined
+    return _Response(200, _encode(body))
+
+
+def _rejected(
+    provider: str, source: str, received_at: datetime, result: ParseResult
+) -> list[QuarantineItem]:
+    """The items the adapter rejected, as parse-stage quarantine records (one log line per
+    request: counts and field paths only, never the values)."""
+    if not result.rejected:
+        return []
+    log.warning(
+        "webhook.items_rejected",
+        provider=provider,
+        source=source,
+        rejected=len(result.rejected),
+        fields=sorted({item.field or "(item)" for item in result.rejected})[:10],
+    )
+    return [
+        QuarantineItem(
+            provider=provider,
+            source=source,
+            received_at=received_at,
+            stage="parse",
+            reason="invalid_item",
+            error=clean_text(item.reason)[:ERROR_MAX_CHARS],
+            field=item.field,
+            raw=clean_json(item.raw),
+        )
+        for item in result.rejected
+    ]
 
 
 def _auth_failure(runtime: Runtime, provider: str, exc: AuthError) -> _Reply:

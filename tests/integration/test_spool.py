@@ -24,10 +24,12 @@ import msgspec
 import pytest
 
 from gateway.ingest.drainer import SpoolDrainer
+from gateway.ingest.isolation import IsolatingWriter
 from gateway.ingest.spool import Spool, encode_record
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.storage.embedded import EmbeddedPostgres
 from gateway.storage.pool import create_pool
+from gateway.storage.quarantine import QuarantineStore
 from gateway.storage.store import EventStore
 from handlers import sendgrid
 from observability.metrics import Metrics
@@ -207,7 +209,8 @@ async def test_corrupted_segment_drains_intact_records_and_keeps_the_bad_one(
     try:
         store = EventStore(pool)
         breaker = AsyncCircuitBreaker("storage", metrics, fail_max=3, reset_timeout=1)
-        moved = await SpoolDrainer(spool, store, breaker, metrics).drain_once()
+        writer = IsolatingWriter(store, QuarantineStore(pool), breaker, metrics)
+        moved = await SpoolDrainer(spool, writer, breaker, metrics).drain_once()
         assert moved == 2
         keys = set(await stored_keys(fresh_db_url))
         assert keys == {event.dedup_key for event in records[0][0]}

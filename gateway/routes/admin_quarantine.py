@@ -1,0 +1,156 @@
+"""Admin API: the quarantine (``/v1/quarantine``), behind the admin bearer token.
+
+* ``GET /v1/quarantine?provider=&source=&stage=&limit=&cursor=``: records, newest first
+* ``GET /v1/quarantine/{id}``: one record, with its raw item and kept event
+* ``POST /v1/quarantine/{id}/replay``: store it again once the cause is fixed
+* ``DELETE /v1/quarantine/{id}``: discard a record
+
+Ids are 64-bit: a path id outside 1..2**63-1 is a 404 like any id that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+import structlog
+from litestar import Request, Router, delete, get, post
+from litestar.params import FromPath, Parameter
+
+from gateway.errors import ProblemError
+from gateway.ingest.quarantine_replay import ReplayFailedError, replay_entry
+from gateway.routes.admin_auth import require_admin_token
+from gateway.runtime import Runtime
+from gateway.storage.quarantine import QuarantineEntry, QuarantineStore
+
+__all__ = ["quarantine_router"]
+
+log = structlog.get_logger("hookline.admin")
+
+_MAX_ID = 2**63 - 1
+
+
+class QuarantinePage(msgspec.Struct, kw_only=True):
+    items: list[QuarantineEntry]
+    #: pass as ``cursor`` for the next page; null on the last page
+    next_cursor: str | None
+
+
+class QuarantineReplayed(msgspec.Struct, kw_only=True):
+    id: int
+    status: str = "replayed"
+    #: events the record yielded, and how many of them were new (not stored before)
+    events: int
+    new: int
+
+
+def _runtime(request: Request[Any, Any, Any]) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _store(request: Request[Any, Any, Any]) -> QuarantineStore:
+    return QuarantineStore(_runtime(request).database.pool)
+
+
+def _entry_id(raw: str) -> int:
+    """A path id: digits within 64 bits, else 404 (no such record can exist)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 0 < int(raw) <= _MAX_ID:
+        raise ProblemError(404, "Not Found", "no such quarantine record")
+    return int(raw)
+
+
+async def _existing(request: Request[Any, Any, Any], raw_id: str) -> QuarantineEntry:
+    entry_id = _entry_id(raw_id)
+    entry = await _store(request).get(entry_id)
+    if entry is None:
+        raise ProblemError(404, "Not Found", f"no quarantine record {entry_id}")
+    return entry
+
+
+@get("/quarantine", summary="List quarantined records", tags=["quarantine"])
+async def list_quarantine(
+    request: Request[Any, Any, Any],
+    provider: str | None = Parameter(default=None, max_length=64, description="only this ESP"),
+    source: str | None = Parameter(default=None, max_length=200, description="only this source"),
+    stage: Literal["parse", "store"] | None = Parameter(
+        default=None, description="only this stage"
+    ),
+    limit: int = Parameter(default=50, ge=1, le=500),
+    cursor: str | None = Parameter(
+        default=None, max_length=19, description="next_cursor of the last page"
+    ),
+) -> QuarantinePage:
+    """Newest first. ``cursor`` continues from ``next_cursor`` of the previous page."""
+    before: int | None = None
+    if cursor is not None:
+        if not (cursor.isascii() and cursor.isdigit()) or not 0 < int(cursor) <= _MAX_ID:
+            raise ProblemError(400, "Bad Request", "cursor: not a value this API returned")
+        before = int(cursor)
+    for name, value in (("provider", provider), ("source", source)):
+        if value is not None and "\x00" in value:
+            raise ProblemError(400, "Bad Request", f"{name}: must not contain NUL")
+    items = await _store(request).list(
+        provider=provider, source=source, stage=stage, before_id=before, limit=limit + 1
+    )
+    more = len(items) > limit
+    items = items[:limit]
+    return QuarantinePage(items=items, next_cursor=str(items[-1].id) if more and items else None)
+
+
+@get("/quarantine/{entry_id:str}", summary="One quarantined record", tags=["quarantine"])
+async def get_quarantine_entry(
+    request: Request[Any, Any, Any], entry_id: FromPath[str]
+) -> QuarantineEntry:
+    return await _existing(request, entry_id)
+
+
+@post(
+    "/quarantine/{entry_id:str}/replay",
+    status_code=200,
+    summary="Replay one quarantined record",
+    tags=["quarantine"],
+)
+async def replay_quarantine_entry(
+    request: Request[Any, Any, Any], entry_id: FromPath[str]
+) -> QuarantineReplayed:
+    """Stores the record again through the normal path (store stage: the kept event; parse
+    stage: the raw item parsed again by its adapter). 409 when something must be fixed
+    first (unknown source, already replayed), 422 when the record is still refused; the
+    error is kept on the record either way."""
+    entry = await _existing(request, entry_id)
+    runtime = _runtime(request)
+    writer = runtime.ingestor.writer
+    if writer is None:
+        raise ProblemError(503, "Service Unavailable", "storage is not available")
+    try:
+        replayed = await replay_entry(entry, _store(request), writer, runtime.sources)
+    except ReplayFailedError as exc:
+        title = "Conflict" if exc.status == 409 else "Unprocessable Content"
+        raise ProblemError(exc.status, title, exc.detail) from None
+    return QuarantineReplayed(id=entry.id, events=replayed.events, new=replayed.new)
+
+
+@delete(
+    "/quarantine/{entry_id:str}",
+    status_code=204,
+    summary="Discard a quarantined record",
+    tags=["quarantine"],
+)
+async def delete_quarantine_entry(request: Request[Any, Any, Any], entry_id: FromPath[str]) -> None:
+    record_id = _entry_id(entry_id)
+    if not await _store(request).delete(record_id):
+        raise ProblemError(404, "Not Found", f"no quarantine record {record_id}")
+    log.info("quarantine.discarded", id=record_id)
+
+
+quarantine_router = Router(
+    path="/v1",
+    route_handlers=[
+        list_quarantine,
+        get_quarantine_entry,
+        replay_quarantine_entry,
+        delete_quarantine_entry,
+    ],
+    guards=[require_admin_token],
+)

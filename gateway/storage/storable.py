@@ -1,0 +1,137 @@
+"""Make every event value storable by PostgreSQL, once, before it is batched or spooled.
+
+PostgreSQL refuses some values a correctly signed webhook can carry: NUL characters (text
+and jsonb), lone UTF-16 surrogates such as ``"\\ud800"`` (msgspec decodes them from JSON
+escapes, UTF-8 cannot encode them, so neither the driver nor the spool's msgpack can), and
+text over the btree index row limit (~2700 bytes) in an indexed column. This module fixes
+those values at the model boundary:
+
+* NUL and lone surrogates become U+FFFD in every text field, tag, metadata key/value and
+  the raw payload;
+* indexed text columns (``recipient``, ``message_id``, ``campaign``, each tag) are cut to
+  ``INDEXED_MAX_CHARS`` characters, ending in ``~`` and a hash of the whole value so that
+  distinct long values stay distinct (the full value stays in ``raw``);
+* a dedup key longer than ``DEDUP_KEY_MAX_CHARS`` becomes ``provider:sha256:<hex>``. Short
+  keys are kept as they are, so events stored before this existed still deduplicate.
+
+The clean case (nearly every batch) costs one C-level JSON encoding of the whole batch and a
+length check per event; only a batch that fails it is rebuilt event by event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from handlers.events import EmailEvent
+
+__all__ = [
+    "DEDUP_KEY_MAX_CHARS",
+    "INDEXED_MAX_CHARS",
+    "clean_json",
+    "clean_text",
+    "storable_event",
+    "storable_events",
+]
+
+#: characters of an indexed text column: 400 x 4 UTF-8 bytes (x 1.5 for lower()'s rare
+#: growth) stays under the ~2700-byte btree row limit, with room for the other key columns
+INDEXED_MAX_CHARS = 400
+#: a dedup key longer than this is replaced by a digest (content keys are ~80 characters)
+DEDUP_KEY_MAX_CHARS = 200
+_HASH_CHARS = 16
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_encode = msgspec.json.Encoder().encode
+
+
+def clean_text(value: str) -> str:
+    """``value`` with NUL and lone surrogates replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+def clean_json(value: Any) -> Any:
+    """A JSON value (dicts, lists, scalars) with every string and key made storable."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_json(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(item) for item in value]
+    return value
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _bounded(value: str) -> str:
+    """An indexed column's value: at most ``INDEXED_MAX_CHARS``, distinct values distinct."""
+    if len(value) <= INDEXED_MAX_CHARS:
+        return value
+    keep = INDEXED_MAX_CHARS - _HASH_CHARS - 1
+    return f"{value[:keep]}~{_digest(value)[:_HASH_CHARS]}"
+
+
+def _dedup_key(provider: str, key: str) -> str:
+    if len(key) <= DEDUP_KEY_MAX_CHARS:
+        return clean_text(key)
+    return f"{clean_text(provider)[:40]}:sha256:{_digest(key)}"
+
+
+def _opt(value: str | None) -> str | None:
+    return clean_text(value) if value is not None else None
+
+
+def _opt_bounded(value: str | None) -> str | None:
+    return _bounded(clean_text(value)) if value is not None else None
+
+
+def storable_event(event: EmailEvent) -> EmailEvent:
+    """``event`` with every value made storable (a new event; the input is frozen)."""
+    return msgspec.structs.replace(
+        event,
+        provider=clean_text(event.provider),
+        source=clean_text(event.source),
+        dedup_key=_dedup_key(event.provider, event.dedup_key),
+        recipient=_opt_bounded(event.recipient),
+        message_id=_opt_bounded(event.message_id),
+        campaign=_opt_bounded(event.campaign),
+        tags=tuple(_bounded(clean_text(tag)) for tag in event.tags),
+        provider_event_id=_opt(event.provider_event_id),
+        esp_event=_opt(event.esp_event),
+        reason=_opt(event.reason),
+        smtp_status=_opt(event.smtp_status),
+        diagnostic=_opt(event.diagnostic),
+        url=_opt(event.url),
+        user_agent=_opt(event.user_agent),
+        ip=_opt(event.ip),
+        metadata=clean_json(event.metadata),
+        raw=clean_json(event.raw),
+    )
+
+
+def _too_long(event: EmailEvent) -> bool:
+    return (
+        len(event.dedup_key) > DEDUP_KEY_MAX_CHARS
+        or len(event.recipient or "") > INDEXED_MAX_CHARS
+        or len(event.message_id or "") > INDEXED_MAX_CHARS
+        or len(event.campaign or "") > INDEXED_MAX_CHARS
+        or any(len(tag) > INDEXED_MAX_CHARS for tag in event.tags)
+    )
+
+
+def storable_events(events: Sequence[EmailEvent]) -> Sequence[EmailEvent]:
+    """``events`` as they are when all are storable (the common case), else a copy in
+    which every event is made storable."""
+    try:
+        clean = b"\\u0000" not in _encode(events)  # a lone surrogate raises here
+    except UnicodeEncodeError:
+        clean = False
+    if clean and not any(_too_long(event) for event in events):
+        return events
+    return [storable_event(event) for event in events]
