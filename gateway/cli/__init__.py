@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "stats",
     "dlq",
     "suppressions",
+    "quarantine",
 )
 
 

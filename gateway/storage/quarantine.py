@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 
 from gateway.storage.data_errors import is_data_error
-from gateway.storage.storable import clean_json, clean_text
+from gateway.storage.storable import clean_json, clean_text, storable_event
 from handlers.events import EmailEvent
 
 __all__ = [
@@ -64,6 +64,9 @@ class QuarantineItem(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def for_event(cls, event: EmailEvent, reason: str, error: str) -> QuarantineItem:
+        """A store-stage record; the event is kept made storable (a lone surrogate cannot
+        even be encoded to keep it otherwise)."""
+        event = storable_event(event)
         return cls(
             provider=event.provider,
             source=event.source,
@@ -71,8 +74,8 @@ class QuarantineItem(msgspec.Struct, frozen=True, kw_only=True):
             stage="store",
             reason=reason,
             error=clean_text(error)[:ERROR_MAX_CHARS],
-            dedup_key=clean_text(event.dedup_key),
-            raw=clean_json(event.raw),
+            dedup_key=event.dedup_key,
+            raw=event.raw,
             event=event,
         )
 
