@@ -72,6 +72,9 @@ class StorageSettings(_Section):
     retention_days: int = 90
     breaker_fail_max: int = 3
     breaker_reset_seconds: float = 5.0
+    #: /readyz says not-ready when the database answers but the spool has held records
+    #: this long without the drainer moving any (stuck; see docs/quarantine.md)
+    spool_stuck_seconds: float = 600.0
 
 
 class IngestSettings(_Section):

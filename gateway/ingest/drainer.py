@@ -61,6 +61,8 @@ class SpoolDrainer:
         if self.spool.events == 0 and not any(True for _ in self.spool.closed_segments()):
             return 0
         if not self.breaker.allows_call():
+            if not await self.writer.store.ping():
+                self.spool.note_progress()  # waiting for the database is not being stuck
             return 0
         await self.spool.rotate()
         moved = 0

@@ -44,6 +44,14 @@ class Spool(Protocol):
 
     def writable(self) -> bool: ...
 
+    @property
+    def events(self) -> int:
+        """Records held (events and records to quarantine)."""
+
+    def oldest_age_seconds(self) -> float: ...
+
+    def stalled_seconds(self) -> float: ...
+
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:

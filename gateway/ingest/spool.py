@@ -143,6 +143,7 @@ class Spool:
         self._segments: list[Segment] = []
         self._fd: int | None = None
         self._failed = False
+        self._progress_at = time.monotonic()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._load()
 
@@ -179,6 +180,15 @@ class Spool:
     def writable(self) -> bool:
         return not self._failed and self.total_bytes < self.max_bytes
 
+    def note_progress(self) -> None:
+        """The drainer moved a segment, or saw the database unreachable: either way the
+        spool is not stuck (readiness, see gateway/routes/health.py)."""
+        self._progress_at = time.monotonic()
+
+    def stalled_seconds(self) -> float:
+        """How long the spool has held records without the drainer making progress."""
+        return time.monotonic() - self._progress_at if self.events else 0.0
+
     def oldest_age_seconds(self) -> float:
         """How long the oldest record still in the spool has waited (0 when empty)."""
         times = [s.oldest for s in self._segments if s.events and s.oldest is not None]
@@ -205,6 +215,8 @@ class Spool:
         with self._lock:
             if self.total_bytes + len(record) > self.max_bytes:
                 raise SpoolUnavailableError("spool full")
+            if not self.events:
+                self.note_progress()  # the stall clock starts with the first record
             if self._fd is None or self._segments[-1].size >= self.segment_bytes:
                 self._close_active()
                 self._open_segment()
@@ -279,4 +291,5 @@ class Spool:
             segment.path.unlink(missing_ok=True)
             self._segments = [s for s in self._segments if s.path != segment.path]
             self._publish()
+        self.note_progress()
         self._failed = False

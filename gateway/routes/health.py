@@ -28,18 +28,33 @@ def healthz() -> Response[bytes]:
 @get("/readyz", include_in_schema=False)
 async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Ready while the events can be made durable: the database answers or the spool can
-    take writes."""
+    take writes, and the spool is not stuck (the database answers, yet the drainer has
+    moved nothing for ``storage.spool_stuck_seconds`` while records wait). A database
+    outage alone never makes the gateway unready while the spool can take events."""
     runtime: Runtime = request.app.state.runtime
     database = await runtime.database.store.ping()
     spool = runtime.ingestor.spool
     spool_ok = spool is not None and spool.writable()
-    ready = database or spool_ok
-    body = {
-        "status": "ready" if ready else "unavailable",
+    body: dict[str, Any] = {
         "database": "ok" if database else "unavailable",
         "spool": "disabled" if spool is None else ("ok" if spool_ok else "unavailable"),
         "storage_breaker": runtime.storage_breaker.state,
     }
+    stuck = False
+    if spool is not None:
+        held = spool.events
+        stuck = (
+            database
+            and held > 0
+            and spool.stalled_seconds() > runtime.settings.storage.spool_stuck_seconds
+        )
+        body["spool_events"] = held
+        body["spool_oldest_event_age_seconds"] = round(spool.oldest_age_seconds(), 3)
+        body["spool_state"] = (
+            "empty" if not held else "stuck" if stuck else "draining" if database else "waiting"
+        )
+    ready = (database or spool_ok) and not stuck
+    body = {"status": "ready" if ready else "unavailable", **body}
     return Response(
         content=_encode(body), status_code=200 if ready else 503, media_type="application/json"
     )
