@@ -30,6 +30,7 @@ import msgspec
 import structlog
 
 from gateway.storage.quarantine import QuarantineItem
+from gateway.storage.storable import clean_json, msgpack_safe
 from handlers.events import EmailEvent
 from observability.metrics import Metrics
 
@@ -81,12 +82,23 @@ class ReadResult:
 
 
 def encode_record(events: Sequence[EmailEvent]) -> bytes:
-    payload = _encoder.encode(list(events))
+    try:
+        payload = _encoder.encode(list(events))
+    except OverflowError:  # an integer beyond 64 bits in a raw payload
+        payload = _encoder.encode([msgpack_safe(event) for event in events])
     return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
 def encode_quarantine_record(items: Sequence[QuarantineItem]) -> bytes:
-    payload = _encoder.encode(list(items))
+    try:
+        payload = _encoder.encode(list(items))
+    except OverflowError:  # an integer beyond 64 bits in a raw item
+        payload = _encoder.encode(
+            [
+                msgspec.structs.replace(item, raw=clean_json(item.raw, big_ints_as_text=True))
+                for item in items
+            ]
+        )
     return _HEADER.pack(QUARANTINE_MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 

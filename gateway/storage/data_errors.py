@@ -20,7 +20,12 @@ _SERVER_DATA = asyncpg.exceptions.DataError
 #: a value over a limit (class 54: index row size, jsonb depth, ...)
 _SERVER_LIMIT = asyncpg.exceptions.ProgramLimitExceededError
 #: the driver could not encode a value (client side; e.g. a str it cannot send)
-_CLIENT_DATA = (asyncpg.exceptions._base.DataError, UnicodeEncodeError, msgspec.EncodeError)
+_CLIENT_DATA = (
+    asyncpg.exceptions._base.DataError,
+    UnicodeEncodeError,
+    OverflowError,
+    msgspec.EncodeError,
+)
 
 _DATA_ERRORS: tuple[type[BaseException], ...] = (_SERVER_DATA, _SERVER_LIMIT, *_CLIENT_DATA)
 

@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 
 from gateway.storage.data_errors import is_data_error
-from gateway.storage.storable import clean_json, clean_text, storable_event
+from gateway.storage.storable import clean_json, clean_text, msgpack_safe, storable_event
 from handlers.events import EmailEvent
 
 __all__ = [
@@ -37,7 +37,10 @@ _encode_json = msgspec.json.Encoder().encode
 
 
 def encode_event(event: EmailEvent) -> bytes:
-    return _encode_event(event)
+    try:
+        return _encode_event(event)
+    except OverflowError:  # an integer beyond 64 bits in its raw payload
+        return _encode_event(msgpack_safe(event))
 
 
 def decode_event(data: bytes) -> EmailEvent:

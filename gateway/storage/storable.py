@@ -14,6 +14,10 @@ those values at the model boundary:
 * a dedup key longer than ``DEDUP_KEY_MAX_CHARS`` becomes ``provider:sha256:<hex>``. Short
   keys are kept as they are, so events stored before this existed still deduplicate.
 
+``msgpack_safe`` is for the spool and the quarantine's event bytes only: JSON allows integers
+beyond 64 bits and msgspec decodes them (PostgreSQL's jsonb keeps them exactly), but msgpack
+cannot encode them, so there they become their decimal text.
+
 The clean case (nearly every batch) costs one C-level JSON encoding of the whole batch and a
 length check per event; only a batch that fails it is rebuilt event by event.
 """
@@ -34,6 +38,7 @@ __all__ = [
     "INDEXED_MAX_CHARS",
     "clean_json",
     "clean_text",
+    "msgpack_safe",
     "storable_event",
     "storable_events",
 ]
@@ -46,6 +51,7 @@ DEDUP_KEY_MAX_CHARS = 200
 _HASH_CHARS = 16
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _encode = msgspec.json.Encoder().encode
 
 
@@ -54,15 +60,40 @@ def clean_text(value: str) -> str:
     return _UNSTORABLE.sub("\ufffd", value)
 
 
-def clean_json(value: Any) -> Any:
-    """A JSON value (dicts, lists, scalars) with every string and key made storable."""
+def _scalar(value: Any, big_ints_as_text: bool) -> Any:
     if isinstance(value, str):
         return clean_text(value)
-    if isinstance(value, dict):
-        return {clean_json(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_json(item) for item in value]
+    if big_ints_as_text and isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
+        return str(value)
     return value
+
+
+def clean_json(value: Any, *, big_ints_as_text: bool = False) -> Any:
+    """A JSON value (dicts, lists, scalars) with every string and key made storable (and
+    with ``big_ints_as_text``, integers beyond 64 bits as their decimal text). Iterative:
+    nesting depth costs no stack."""
+    if not isinstance(value, dict | list | tuple):
+        return _scalar(value, big_ints_as_text)
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        source, target, slot = stack.pop()
+        if isinstance(source, dict):
+            copy: Any = {}
+            items: Any = source.items()
+        else:
+            copy = [None] * len(source)
+            items = enumerate(source)
+        target[slot] = copy
+        for key, item in items:
+            if isinstance(source, dict) and isinstance(key, str):
+                key = clean_text(key)
+            if isinstance(item, dict | list | tuple):
+                copy[key] = None
+                stack.append((item, copy, key))
+            else:
+                copy[key] = _scalar(item, big_ints_as_text)
+    return root[0]
 
 
 def _digest(value: str) -> str:
@@ -115,6 +146,16 @@ def storable_event(event: EmailEvent) -> EmailEvent:
     )
 
 
+def msgpack_safe(event: EmailEvent) -> EmailEvent:
+    """``event`` with integers beyond 64 bits in metadata and raw as decimal text (for
+    msgpack, which cannot encode them; called only after an encoding failed)."""
+    return msgspec.structs.replace(
+        event,
+        metadata=clean_json(event.metadata, big_ints_as_text=True),
+        raw=clean_json(event.raw, big_ints_as_text=True),
+    )
+
+
 def _too_long(event: EmailEvent) -> bool:
     return (
         len(event.dedup_key) > DEDUP_KEY_MAX_CHARS
@@ -130,7 +171,7 @@ def storable_events(events: Sequence[EmailEvent]) -> Sequence[EmailEvent]:
     which every event is made storable."""
     try:
         clean = b"\\u0000" not in _encode(events)  # a lone surrogate raises here
-    except UnicodeEncodeError:
+    except UnicodeEncodeError:  # a lone surrogate
         clean = False
     if clean and not any(_too_long(event) for event in events):
         return events

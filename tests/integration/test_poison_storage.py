@@ -115,7 +115,8 @@ def writer_on(pool: asyncpg.Pool, metrics: Metrics) -> IsolatingWriter:
 async def test_hostile_values_from_a_signed_batch_are_stored_and_traffic_keeps_flowing(
     gateway_factory: Any, fresh_db_url: str
 ) -> None:
-    """NUL, a 10 kB recipient, message id, tag and dedup key in one signed SendGrid batch:
+    """NUL, an integer over 64 bits, a 10 kB recipient, message id, tag and dedup key in one
+    signed SendGrid batch:
     200, all stored (made storable), the next batch is stored too and the storage breaker
     never leaves closed. (msgspec refuses lone surrogate escapes in JSON bodies with a 400;
     surrogates are covered at the storage boundary below.)"""
@@ -128,7 +129,9 @@ async def test_hostile_values_from_a_signed_batch_are_stored_and_traffic_keeps_f
         item(4, category=[long_text()]),
         item(5, sg_event_id=long_text()),
     ]
-    body = msgspec.json.encode(hostile)
+    # JSON allows integers beyond 64 bits and msgspec decodes them, but cannot encode them
+    big = b"123456789012345678901234567890"
+    body = msgspec.json.encode(hostile).replace(b'"plain"', b'"plain","big":' + big)
     async with gateway_factory(sources=SOURCES) as gw:
         content, headers = signed_json(body)
         first = await gw.client.post("/webhooks/sendgrid/main", content=content, headers=headers)
@@ -148,6 +151,7 @@ async def test_hostile_values_from_a_signed_batch_are_stored_and_traffic_keeps_f
     by_id = {msgspec.json.decode(r["raw"])["sg_event_id"]: r for r in stored}
     assert by_id[hostile[0]["sg_event_id"]]["reason"] == "nul\ufffdhere"
     assert by_id[hostile[0]["sg_event_id"]]["tags"] == ["a\ufffdb"]
+    assert msgspec.json.decode(by_id[hostile[1]["sg_event_id"]]["raw"])["big"] == int(big)
     long_recipient = by_id[hostile[2]["sg_event_id"]]
     assert len(long_recipient["recipient"]) == INDEXED_MAX_CHARS
     assert msgspec.json.decode(long_recipient["raw"])["email"] == recipient  # kept in full
