@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+
 from gateway.ingest.spool import MAGIC, Spool, SpoolUnavailableError, encode_record, read_segment
 from handlers.events import BounceClass, EmailEvent, EventType
 from observability.metrics import Metrics
@@ -72,3 +74,30 @@ def test_spool_refuses_appends_beyond_its_limit(tmp_path: Path) -> None:
     assert 0 < accepted < 100
     assert spool.events == accepted
     assert not spool.writable() or spool.total_bytes < 600
+
+
+def test_quarantine_records_round_trip_beside_event_records() -> None:
+    """The second record kind (records to quarantine) is read back in order of kind, and
+    the oldest receipt time covers both kinds."""
+    from gateway.ingest.spool import encode_quarantine_record
+    from gateway.storage.quarantine import QuarantineItem
+
+    earlier = datetime(2025, 12, 31, tzinfo=UTC)
+    item = QuarantineItem(
+        provider="sendgrid",
+        source="main",
+        received_at=earlier,
+        stage="parse",
+        reason="invalid_item",
+        error="[1].timestamp: not a number",
+        field="[1].timestamp",
+        raw={"timestamp": "not-a-time", "big": 2**70},
+    )
+    data = encode_record([event("a")]) + encode_quarantine_record([item])
+    result = read_segment(data)
+    assert result.events == [event("a")]
+    # msgpack cannot hold an integer beyond 64 bits: it is kept as its digits
+    as_spooled = msgspec.structs.replace(item, raw={"timestamp": "not-a-time", "big": str(2**70)})
+    assert result.quarantined == [as_spooled]
+    assert result.records == 2 and result.corrupt == []
+    assert result.oldest == earlier.timestamp()
