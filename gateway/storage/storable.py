@@ -156,14 +156,20 @@ def msgpack_safe(event: EmailEvent) -> EmailEvent:
     )
 
 
-def _too_long(event: EmailEvent) -> bool:
-    return (
-        len(event.dedup_key) > DEDUP_KEY_MAX_CHARS
-        or len(event.recipient or "") > INDEXED_MAX_CHARS
-        or len(event.message_id or "") > INDEXED_MAX_CHARS
-        or len(event.campaign or "") > INDEXED_MAX_CHARS
-        or any(len(tag) > INDEXED_MAX_CHARS for tag in event.tags)
-    )
+def _any_too_long(events: Sequence[EmailEvent]) -> bool:
+    """Whether an indexed value of any event is over its bound (a plain loop: this runs
+    for every batch)."""
+    bound = INDEXED_MAX_CHARS
+    for event in events:
+        if (
+            len(event.dedup_key) > DEDUP_KEY_MAX_CHARS
+            or len(event.recipient or "") > bound
+            or len(event.message_id or "") > bound
+            or len(event.campaign or "") > bound
+            or (event.tags and max(map(len, event.tags)) > bound)
+        ):
+            return True
+    return False
 
 
 def storable_events(events: Sequence[EmailEvent]) -> Sequence[EmailEvent]:
@@ -173,6 +179,6 @@ def storable_events(events: Sequence[EmailEvent]) -> Sequence[EmailEvent]:
         clean = b"\\u0000" not in _encode(events)  # a lone surrogate raises here
     except UnicodeEncodeError:  # a lone surrogate
         clean = False
-    if clean and not any(_too_long(event) for event in events):
+    if clean and not _any_too_long(events):
         return events
     return [storable_event(event) for event in events]
