@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Router, delete, get, post
@@ -19,6 +20,7 @@ from litestar.params import FromPath, Parameter
 
 from gateway.errors import ProblemError
 from gateway.ingest.quarantine_replay import ReplayFailedError, replay_entry
+from gateway.resilience import CircuitOpenError
 from gateway.routes.admin_auth import require_admin_token
 from gateway.runtime import Runtime
 from gateway.storage.quarantine import QuarantineEntry, QuarantineStore
@@ -128,6 +130,14 @@ async def replay_quarantine_entry(
     except ReplayFailedError as exc:
         title = "Conflict" if exc.status == 409 else "Unprocessable Content"
         raise ProblemError(exc.status, title, exc.detail) from None
+    except (CircuitOpenError, OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        log.warning("quarantine.replay_unavailable", id=entry.id, error=type(exc).__name__)
+        raise ProblemError(
+            503,
+            "Service Unavailable",
+            "storage is unavailable right now; retry later",
+            headers={"Retry-After": str(runtime.settings.ingest.retry_after_seconds)},
+        ) from None
     return QuarantineReplayed(id=entry.id, events=replayed.events, new=replayed.new)
 
 

@@ -83,7 +83,8 @@ async def test_store_stage_quarantine_admin_api_and_cli_round_trip(
 ) -> None:
     """An event PostgreSQL refuses gets its request a 200 that says it was quarantined; the
     record is listed, shown, refused on replay (422, error kept) while the cause is there,
-    replayed by the CLI once it is gone, and deleted; bad ids are 404, never 500."""
+    503 while storage is unavailable, replayed by the CLI once the cause is gone, and
+    deleted; bad ids are 404, never 500."""
     conn = await asyncpg.connect(fresh_db_url)
     try:
         await conn.execute(REFUSE_POISON)
@@ -126,6 +127,11 @@ async def test_store_stage_quarantine_admin_api_and_cli_round_trip(
         assert refused.headers["content-type"].startswith("application/problem+json")
         shown = (await gw.client.get(f"/v1/quarantine/{record_id}", headers=AUTH)).json()
         assert "refused by test trigger" in shown["replay_error"]
+
+        gw.runtime.storage_breaker.open()  # storage unavailable: 503, nothing recorded
+        unavailable = await gw.client.post(f"/v1/quarantine/{record_id}/replay", headers=AUTH)
+        assert unavailable.status_code == 503 and "retry-after" in unavailable.headers
+        gw.runtime.storage_breaker.close()
 
         conn = await asyncpg.connect(fresh_db_url)
         try:
