@@ -46,8 +46,10 @@ __all__ = [
 #: characters of an indexed text column: 400 x 4 UTF-8 bytes (x 1.5 for lower()'s rare
 #: growth) stays under the ~2700-byte btree row limit, with room for the other key columns
 INDEXED_MAX_CHARS = 400
-#: a dedup key longer than this is replaced by a digest (content keys are ~80 characters)
-DEDUP_KEY_MAX_CHARS = 200
+#: a dedup key longer than this is replaced by a digest. Generous on purpose: every key that
+#: was storable before (ESP ids and content digests are under 100 characters) stays as it
+#: was, so redeliveries of events stored before the upgrade are still duplicates
+DEDUP_KEY_MAX_CHARS = 512
 _HASH_CHARS = 16
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
