@@ -116,10 +116,9 @@ async def test_hostile_values_from_a_signed_batch_are_stored_and_traffic_keeps_f
     gateway_factory: Any, fresh_db_url: str
 ) -> None:
     """NUL, an integer over 64 bits, a 10 kB recipient, message id, tag and dedup key in one
-    signed SendGrid batch:
-    200, all stored (made storable), the next batch is stored too and the storage breaker
-    never leaves closed. (msgspec refuses lone surrogate escapes in JSON bodies with a 400;
-    surrogates are covered at the storage boundary below.)"""
+    signed SendGrid batch: 200, all stored (made storable), the next batch is stored too and
+    the storage breaker never leaves closed. (msgspec refuses lone surrogate escapes in JSON
+    bodies with a 400; surrogates are covered at the storage boundary below.)"""
     recipient = long_text() + "@example.com"
     hostile = [
         item(0, reason="nul\u0000here", category=["a\u0000b"], note={"k\u0000": "v\u0000"}),
