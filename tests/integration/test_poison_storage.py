@@ -327,3 +327,20 @@ async def test_the_drainer_drains_past_a_poison_record_and_the_record_replays(
     assert poison.dedup_key in stored
     done = await QuarantineStore(pool).get(kept.id)
     assert done is not None and done.replayed_at is not None and done.replay_error is None
+
+
+async def test_a_raw_payload_nested_as_deep_as_msgspec_decodes_is_not_stuck(
+    pool: asyncpg.Pool, fresh_db_url: str
+) -> None:
+    """A raw payload nested as deep as msgspec decodes (and with a NUL at the bottom, so it
+    takes the slow path): stored or quarantined, the batch's other event stored."""
+    depth = 900
+    raw = msgspec.json.decode(b"[" * depth + b'"\\u0000"' + b"]" * depth)
+    metrics = Metrics()
+    writer = writer_on(pool, metrics)
+    deep = event("deep", raw=raw)
+    keys = await writer.write(storable_events([deep, event("next")]))
+    assert "sendgrid:next" in keys
+    kept = await QuarantineStore(pool).list()
+    assert "sendgrid:deep" in keys or [k.dedup_key for k in kept] == ["sendgrid:deep"]
+    assert writer.breaker.state == "closed"
