@@ -8,6 +8,7 @@ stays closed through all of it; a quarantined record replays once its cause is r
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -344,3 +345,25 @@ async def test_a_raw_payload_nested_as_deep_as_msgspec_decodes_is_not_stuck(
     kept = await QuarantineStore(pool).list()
     assert "sendgrid:deep" in keys or [k.dedup_key for k in kept] == ["sendgrid:deep"]
     assert writer.breaker.state == "closed"
+
+
+async def test_group_commit_reports_the_quarantined_event_to_its_own_request(
+    pool: asyncpg.Pool,
+) -> None:
+    """Requests flushed together in one group commit: only the request that carried the
+    poison event hears it was quarantined; every request's good events are new."""
+    from gateway.ingest.batcher import Batcher
+
+    metrics = Metrics()
+    writer = writer_on(pool, metrics)
+    batcher = Batcher(writer.write, metrics, max_flushes_in_flight=1)
+    batcher.start()
+    try:
+        blocker = batcher.submit([event("first")])  # holds the only flush slot
+        with_poison = batcher.submit([event("a1"), event("p", recipient=long_text()), event("a2")])
+        clean = batcher.submit([event("b1"), event("b2"), event("b3")])
+        _, poisoned, other = await asyncio.gather(blocker, with_poison, clean)
+    finally:
+        await batcher.close()
+    assert (len(poisoned.new), poisoned.duplicates, poisoned.quarantined) == (2, 0, 1)
+    assert (len(other.new), other.duplicates, other.quarantined) == (3, 0, 0)
