@@ -302,6 +302,10 @@ def test_rules_cover_the_required_alerts() -> None:
         "HookLineSpoolNotDraining",
         "HookLineNoEventsFromProvider",
         "HookLineGatewayDown",
+        "HookLineSpamRateAtMailboxLimit",
+        "HookLineSpamRateOverMailboxTarget",
+        "HookLineSESBounceRateAtReview",
+        "HookLineSESComplaintRateAtReview",
     }
 
 
