@@ -7,13 +7,14 @@ UV         := .uv/bin/uv
 VENV       := .venv
 STAMP      := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format system-deps bench clean help
+.PHONY: run test lint format system-deps bench clean help slo
 
 help:
 	@echo "make run     start the gateway on 127.0.0.1:8000 (HOOKLINE_CONFIG/HOST/PORT honoured)"
 	@echo "make test    lint, type-check and run the whole test suite"
 	@echo "make lint    ruff + mypy only"
 	@echo "make bench   ingest benchmark (bench/ingest_bench.py)"
+	@echo "make slo     regenerate the SLO rules and dashboard from grafana/slo/slos.yml"
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -47,6 +48,10 @@ format: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(VENV)/bin/pytest
+
+# SLOs as code: regenerate the rules, promtool tests and dashboard from grafana/slo/slos.yml
+slo: $(STAMP)
+	$(VENV)/bin/python scripts/slo_rules.py
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest_bench.py

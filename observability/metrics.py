@@ -22,6 +22,9 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 #: ESP event time -> received: seconds to a day (ESPs batch and retry)
 DELAY_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+#: seconds to a day, with the SLO thresholds (300 s for storage freshness and for delivery)
+#: as boundaries: a burn-rate rule can only count events under a bucket boundary
+SLO_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
 
 #: outcomes of a webhook request (bounded)
 REQUEST_OUTCOMES = (
@@ -141,6 +144,12 @@ class Metrics:
             "Events moved from the spool into PostgreSQL.",
             registry=registry,
         )
+        self.spool_residence = Histogram(
+            "hookline_spool_residence_seconds",
+            "From receipt to storage in PostgreSQL, for events that went through the spool.",
+            buckets=SLO_BUCKETS,
+            registry=registry,
+        )
         self.spool_corrupt_records = Counter(
             "hookline_spool_corrupt_records",
             "Spool records that failed their checksum and were set aside.",
@@ -180,6 +189,13 @@ class Metrics:
             "hookline_delivery_attempts",
             "Delivery attempts to downstream sinks, by outcome.",
             ["sink", "outcome"],
+            registry=registry,
+        )
+        self.delivery_end_to_end = Histogram(
+            "hookline_delivery_end_to_end_seconds",
+            "From storage (outbox row) to a successful delivery to a sink, retries included.",
+            ["sink"],
+            buckets=SLO_BUCKETS,
             registry=registry,
         )
         self.delivery_duration = Histogram(
@@ -252,6 +268,7 @@ class Metrics:
             for outcome in DELIVERY_OUTCOMES:
                 self.delivery_attempts.labels(sink, outcome)
             self.delivery_duration.labels(sink)
+            self.delivery_end_to_end.labels(sink)
             self.delivery_retry_queue.labels(sink).set(0)
             self.dlq_events.labels(sink).set(0)
             self.dlq_added.labels(sink)

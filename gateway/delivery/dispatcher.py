@@ -113,6 +113,11 @@ class Dispatcher:
                 )
         for sink in report.dead_lettered:
             self.metrics.dlq_added.labels(sink).inc()
+        now = self.clock.now()
+        for result in results:
+            if result.outcome is Outcome.SUCCESS:  # stored -> delivered, for the delivery SLO
+                waited = (now - result.row.created_at).total_seconds()
+                self.metrics.delivery_end_to_end.labels(result.row.sink).observe(max(waited, 0.0))
         if report.dead_lettered and self.on_dead_letter is not None:
             await self.on_dead_letter()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 
 import structlog
 
@@ -21,7 +22,7 @@ from gateway.ingest.pipeline import count_stored
 from gateway.ingest.spool import Spool, read_segment
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.storage.storable import storable_events
-from observability.metrics import Metrics
+from observability.metrics import Metrics, observe_many
 
 __all__ = ["SpoolDrainer"]
 
@@ -93,6 +94,11 @@ class SpoolDrainer:
                     elif event.dedup_key not in poison:
                         self.metrics.events_duplicate.labels(event.provider).inc()
                 count_stored(self.metrics, new)
+                stored_at = datetime.now(UTC)  # receipt -> stored, for the freshness SLO
+                observe_many(
+                    self.metrics.spool_residence,
+                    [(stored_at - event.received_at).total_seconds() for event in new],
+                )
             self.spool.remove(segment)
             self.metrics.spool_drained.inc(len(result.events))
             moved += len(result.events)

@@ -55,6 +55,10 @@ async def test_healthy_sink_gets_each_event_once_signed_per_standard_webhooks(
                 stack.metric("hookline_delivery_attempts_total", sink="crm", outcome="success") == 3
             )
             assert stack.metric("hookline_delivery_duration_seconds_count", sink="crm") == 3
+            # stored -> delivered, for the delivery SLO: all three within its 300 s
+            e2e = "hookline_delivery_end_to_end_seconds"
+            assert stack.metric(f"{e2e}_count", sink="crm") == 3
+            assert stack.metric(f"{e2e}_bucket", sink="crm", le="300.0") == 3
 
 
 async def test_a_tampered_body_fails_verification(fresh_db_url: str) -> None:

@@ -141,6 +141,10 @@ async def test_database_outage_spools_then_drains_everything_acknowledged(
         )
         assert gw.metric("hookline_circuit_breaker_state", breaker="storage") == 0
         assert gw.metric("hookline_spool_drained_events_total") > 0
+        # receipt -> stored for each drained event, for the storage freshness SLO
+        assert gw.metric("hookline_spool_residence_seconds_count") == gw.metric(
+            "hookline_spool_drained_events_total"
+        )
         assert (
             gw.metric("hookline_webhook_requests_total", provider="sendgrid", outcome="spooled") > 0
         )

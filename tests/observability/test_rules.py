@@ -221,18 +221,21 @@ def _write_rule_file(path: Path, exprs: list[tuple[str, str]]) -> None:
 # ------------------------------------------------------------------------ inputs ----
 def test_observability_files_are_present() -> None:
     """The rule file, its promtool tests, the three dashboards and the runbooks exist."""
-    assert [p.name for p in RULE_FILES] == ["hookline.rules.yml"]
+    assert [p.name for p in RULE_FILES] == ["hookline.rules.yml", "hookline.slo.rules.yml"]
     assert {p.name for p in RULE_TEST_FILES} >= {
         "availability.test.yml",
         "ingest.test.yml",
         "storage.test.yml",
         "delivery.test.yml",
         "deliverability.test.yml",
+        "slo-page.test.yml",
+        "slo-ticket.test.yml",
     }
     assert {p.name for p in DASHBOARD_FILES} == {
         "gateway-overview.json",
         "delivery.json",
         "deliverability.json",
+        "slo.json",
     }
     assert ALERTMANAGER_EXAMPLE.is_file()
     assert RUNBOOKS.is_file()
@@ -256,10 +259,15 @@ def test_promtool_unit_tests_pass(test_file: Path) -> None:
 
 
 def test_promtool_unit_tests_load_the_rule_files() -> None:
-    """Each promtool test file loads the shipped rule file, not a copy of its own."""
+    """Each promtool test file loads shipped rule files, not copies of its own, and every
+    shipped rule file is loaded by some test file."""
+    shipped = {p.resolve() for p in RULE_FILES}
+    covered: set[Path] = set()
     for test_file in RULE_TEST_FILES:
         loaded = {(test_file.parent / p).resolve() for p in _load_yaml(test_file)["rule_files"]}
-        assert loaded == {p.resolve() for p in RULE_FILES}, test_file.name
+        assert loaded and loaded <= shipped, test_file.name
+        covered |= loaded
+    assert covered == shipped
 
 
 def test_every_alert_is_unit_tested_firing_and_silent() -> None:
@@ -294,6 +302,10 @@ def test_rules_cover_the_required_alerts() -> None:
         "HookLineSpoolNotDraining",
         "HookLineNoEventsFromProvider",
         "HookLineGatewayDown",
+        "HookLineSpamRateAtMailboxLimit",
+        "HookLineSpamRateOverMailboxTarget",
+        "HookLineSESBounceRateAtReview",
+        "HookLineSESComplaintRateAtReview",
     }
 
 
@@ -330,17 +342,22 @@ def test_runbook_panel_references_exist() -> None:
         for p in DASHBOARD_FILES
     }
     text = RUNBOOKS.read_text(encoding="utf-8")
-    references = re.findall(r"\*(Gateway overview|Delivery|Deliverability) → ([^*]+)\*", text)
+    references = re.findall(r"\*(Gateway overview|Delivery|Deliverability|SLOs) → ([^*]+)\*", text)
     assert len(references) > 20
     for dashboard, panel in references:
         assert " ".join(panel.split()) in titles[dashboard], f"{dashboard} → {panel}"
 
 
 def test_recording_rule_names_follow_the_convention() -> None:
-    """Recording rules are named level:metric:operations, start with hookline:, once each."""
-    records = [str(r.body["record"]) for r in _rules() if "record" in r.body]
-    assert len(records) == len(set(records))
-    for name in records:
+    """Recording rules are named level:metric:operations, start with hookline:, once each
+    per label set (the SLO rules share names and differ by their `slo` label)."""
+    keyed = [
+        (str(r.body["record"]), tuple(sorted(r.body.get("labels", {}).items())))
+        for r in _rules()
+        if "record" in r.body
+    ]
+    assert len(keyed) == len(set(keyed))
+    for name, _ in keyed:
         assert re.fullmatch(r"hookline:[a-z0-9_]+:[a-z0-9_]+", name), name
 
 
@@ -383,6 +400,8 @@ def test_alertmanager_example_passes_amtool() -> None:
     [
         (["severity=page", "alertname=HookLineStorageBreakerOpen"], "pager"),
         (["severity=ticket", "alertname=HookLineDLQGrowing"], "ticket"),
+        (["severity=page", "alertname=HookLineSLOIngestAvailabilityPage"], "pager"),
+        (["severity=ticket", "alertname=HookLineSLODeliveryTicket", "sink=crm"], "ticket"),
         (["severity=info"], "default"),
         (["alertname=SomethingElse"], "default"),
     ],
@@ -438,6 +457,30 @@ def test_gateway_down_inhibits_every_other_alert() -> None:
             for rule in gateway_rules
         )
         assert inhibited == (name != "HookLineGatewayDown"), name
+
+
+def test_an_slo_page_inhibits_the_same_slos_ticket_only() -> None:
+    """Each generated SLO page alert inhibits its own SLO's ticket (equal on slo), and no
+    ticket inhibits a page."""
+    inhibit_rules = _load_yaml(ALERTMANAGER_EXAMPLE)["inhibit_rules"]
+    names = set(_alert_names())
+    pages = sorted(n for n in names if n.startswith("HookLineSLO") and n.endswith("Page"))
+    assert len(pages) >= 4
+    for page in pages:
+        ticket = page.removesuffix("Page") + "Ticket"
+        assert ticket in names
+        rules = [
+            r
+            for r in inhibit_rules
+            if all(_matches(m, {"alertname": page}) for m in r["source_matchers"])
+            and all(_matches(m, {"alertname": ticket}) for m in r["target_matchers"])
+        ]
+        assert rules and all("slo" in r["equal"] for r in rules), page
+        assert not any(
+            all(_matches(m, {"alertname": ticket}) for m in r["source_matchers"])
+            and all(_matches(m, {"alertname": page}) for m in r["target_matchers"])
+            for r in inhibit_rules
+        )
 
 
 # -------------------------------------------------------------------- dashboards ----
@@ -528,6 +571,7 @@ EXPECTED_VARIABLES = {
     "gateway-overview.json": {"datasource", "job", "provider"},
     "delivery.json": {"datasource", "job", "sink"},
     "deliverability.json": {"datasource", "job", "provider"},
+    "slo.json": {"datasource", "job"},
 }
 
 
