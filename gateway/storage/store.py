@@ -51,6 +51,10 @@ EVENT_COLUMNS = (
 
 _encode = msgspec.json.Encoder().encode
 
+#: serialises partition creation across every process on the database (replicas, the
+#: migrate job): ``hookline_ensure_event_partition`` checks then creates, which races
+_PARTITION_LOCK_ID = 0x486F6F70  # "Hoop"
+
 
 class NonceConflictError(Exception):
     """A nonce was seen before with different content: a replayed signature."""
@@ -128,6 +132,7 @@ class EventStore:
                     # never queue ingest behind a long read for the partition lock
                     async with conn.transaction():
                         await conn.execute("SET LOCAL lock_timeout = '2s'")
+                        await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK_ID)
                         await conn.execute("SELECT hookline_ensure_event_partition($1)", day)
                     self._partitions.add(day)
 
