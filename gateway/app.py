@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 from prometheus_client import (
@@ -21,15 +21,18 @@ from prometheus_client import (
 from gateway.errors import exception_handlers
 from gateway.ingest.batcher import Batcher
 from gateway.ingest.drainer import SpoolDrainer
+from gateway.ingest.exit_drain import drain_spool_at_exit
 from gateway.ingest.pipeline import Ingestor
 from gateway.ingest.spool import Spool
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.routes.health import healthz, metrics, readyz
+from gateway.routes.storage_guard import require_storage
 from gateway.routes.webhooks import webhook_endpoint
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.sources import SourceTable
-from gateway.storage.database import open_database
+from gateway.storage.connector import StorageConnector
+from gateway.storage.database import StorageNotConnectedError, open_database_or_defer
 from handlers.registry import PROVIDERS
 from observability.gc_tuning import tune_garbage_collector
 from observability.logging import configure_logging
@@ -75,7 +78,8 @@ async def build_runtime(
     """Open the database and assemble the runtime (not started)."""
     disable_created_metrics()  # type: ignore[no-untyped-call]
     tracer = configure_tracing()
-    database = await open_database(settings)
+    database = await open_database_or_defer(settings)
+    connector = StorageConnector(database, settings, metrics_)
     storage_breaker = AsyncCircuitBreaker(
         "storage",
         metrics_,
@@ -85,6 +89,8 @@ async def build_runtime(
     store = database.store
 
     async def write(events: Sequence[Any]) -> set[str]:
+        if not database.connected.is_set():
+            raise StorageNotConnectedError  # to the spool, without a connection attempt
         return await storage_breaker.call(store.write_events, events)
 
     batcher = Batcher(
@@ -122,10 +128,17 @@ async def build_runtime(
         ),
         serve_workers=serve_workers,
     )
+    runtime.add_background("storage-connector", connector.run, needs_storage=False)
     if spool is not None:
         drainer = SpoolDrainer(spool, store, storage_breaker, metrics_)
         runtime.add_background("spool-drainer", drainer.run)
         runtime.closers.append(spool.close)
+
+        async def drain_at_exit(spool: Spool = spool, drainer: SpoolDrainer = drainer) -> None:
+            budget = settings.storage.shutdown_drain_seconds
+            await drain_spool_at_exit(spool, drainer, connector, budget)
+
+        runtime.closers.append(drain_at_exit)  # closers run in reverse: before spool.close
     for extend in _extensions():
         extend(runtime)
     metrics_.preinitialise(
@@ -168,6 +181,7 @@ def create_app(
             sources=len(runtime.sources),
             sinks=len(settings.sinks),
             embedded_database=runtime.database.embedded is not None,
+            storage="connected" if runtime.database.connected.is_set() else "unavailable",
             config=settings.origin,
         )
         try:
@@ -180,7 +194,11 @@ def create_app(
 
     handlers: list[ControllerRouterHandler] = [healthz, readyz, metrics]
     if role == "gateway":
-        handlers += [webhook_endpoint, *_admin_routes()]
+        # the admin API reads and changes PostgreSQL: 503 until it is connected
+        handlers += [
+            webhook_endpoint,
+            Router("/", route_handlers=_admin_routes(), guards=[require_storage]),
+        ]
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],

@@ -62,6 +62,8 @@ class DatabaseSettings(_Section):
     pool_max_size: int = 10
     connect_timeout_seconds: float = 5.0
     command_timeout_seconds: float = 10.0
+    #: when PostgreSQL is unreachable at start, retry with backoff up to this interval
+    connect_retry_max_seconds: float = 30.0
 
 
 class StorageSettings(_Section):
@@ -72,6 +74,8 @@ class StorageSettings(_Section):
     retention_days: int = 90
     breaker_fail_max: int = 3
     breaker_reset_seconds: float = 5.0
+    #: at shutdown (SIGTERM), how long to keep draining the spool into PostgreSQL
+    shutdown_drain_seconds: float = 15.0
 
 
 class IngestSettings(_Section):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
         "proxy_headers": True,
         "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
     }
+    # uvicorn shuts down gracefully on SIGTERM (stop accepting, finish requests, drain the
+    # spool in the lifespan), then raises the signal again for the handler it found: let that
+    # be a no-op, so that a completed graceful shutdown exits 0 rather than by the signal
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.run(app, **config)
     except EmbeddedPostgresError as exc:

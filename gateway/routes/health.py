@@ -19,9 +19,9 @@ __all__ = ["healthz", "metrics", "readyz"]
 _encode = msgspec.json.Encoder().encode
 
 
-@get("/healthz", include_in_schema=False, sync_to_thread=False)
+@get(["/livez", "/healthz"], include_in_schema=False, sync_to_thread=False)
 def healthz() -> Response[bytes]:
-    """The process is alive and serving."""
+    """The process is alive and serving (whether or not PostgreSQL is: see /readyz)."""
     return Response(content=b'{"status":"ok"}', media_type="application/json")
 
 
@@ -30,13 +30,15 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Ready while the events can be made durable: the database answers or the spool can
     take writes."""
     runtime: Runtime = request.app.state.runtime
-    database = await runtime.database.store.ping()
+    connected = runtime.database.connected.is_set()  # else the pool would try to connect
+    database = connected and await runtime.database.store.ping()
     spool = runtime.ingestor.spool
     spool_ok = spool is not None and spool.writable()
     ready = database or spool_ok
     body = {
         "status": "ready" if ready else "unavailable",
         "database": "ok" if database else "unavailable",
+        "storage": "ok" if database else "degraded",
         "spool": "disabled" if spool is None else ("ok" if spool_ok else "unavailable"),
         "storage_breaker": runtime.storage_breaker.state,
     }
