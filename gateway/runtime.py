@@ -54,6 +54,8 @@ class Runtime:
     certificate_breaker: AsyncCircuitBreaker
     #: run the outbox workers in this process (``hookline serve``; ``hookline worker``)
     serve_workers: bool = True
+    #: SIGTERM received: acknowledge no more webhooks (503), report not ready
+    stopping: bool = False
     background: list[tuple[str, BackgroundTask]] = field(default_factory=list)
     #: extra close callbacks (run in reverse order at shutdown)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

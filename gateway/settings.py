@@ -53,6 +53,9 @@ class ServerSettings(_Section):
     port: int = 8000
     #: run the outbox workers inside ``hookline serve`` (``hookline worker`` runs them alone)
     workers: bool = True
+    #: after SIGTERM, keep answering (webhooks 503 + Retry-After, /readyz 503) this long
+    #: before closing the listener, so that load balancers stop sending here first
+    shutdown_delay_seconds: float = 0.0
 
 
 class DatabaseSettings(_Section):

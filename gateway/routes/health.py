@@ -34,9 +34,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
     database = connected and await runtime.database.store.ping()
     spool = runtime.ingestor.spool
     spool_ok = spool is not None and spool.writable()
-    ready = database or spool_ok
+    ready = (database or spool_ok) and not runtime.stopping
     body = {
-        "status": "ready" if ready else "unavailable",
+        "status": "ready" if ready else "stopping" if runtime.stopping else "unavailable",
         "database": "ok" if database else "unavailable",
         "storage": "ok" if database else "degraded",
         "spool": "disabled" if spool is None else ("ok" if spool_ok else "unavailable"),
