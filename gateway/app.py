@@ -154,8 +154,8 @@ def create_app(
 ) -> Litestar:
     """The gateway as an ASGI app. The runtime is built in the lifespan, not here.
 
-    ``role="worker"`` serves only /healthz, /readyz and /metrics and always runs the
-    background workers (``hookline worker``).
+    ``role="worker"`` serves only /livez (/healthz), /readyz and /metrics and always runs
+    the background workers (``hookline worker``); it has no spool (the gateway drains its own).
     """
     metrics_ = metrics_ or Metrics()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
