@@ -346,6 +346,14 @@ def _validate(settings: Settings) -> list[str]:
     errors.extend(_suppression_errors(settings.suppressions))
     if settings.ingest.max_body_bytes <= 0:
         errors.append("field 'ingest.max_body_bytes': must be positive")
+    if settings.database.connect_retry_max_seconds <= 0:
+        errors.append("field 'database.connect_retry_max_seconds': must be positive")
+    for field_name, value in (
+        ("storage.shutdown_drain_seconds", settings.storage.shutdown_drain_seconds),
+        ("server.shutdown_delay_seconds", settings.server.shutdown_delay_seconds),
+    ):
+        if value < 0:
+            errors.append(f"field '{field_name}': must not be negative")
     return errors
 
 
