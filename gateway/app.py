@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 from prometheus_client import (
@@ -20,17 +20,20 @@ from prometheus_client import (
 from gateway.errors import exception_handlers
 from gateway.ingest.batcher import Batcher
 from gateway.ingest.drainer import SpoolDrainer
+from gateway.ingest.exit_drain import drain_spool_at_exit
 from gateway.ingest.isolation import IsolatingWriter
 from gateway.ingest.pipeline import Ingestor
 from gateway.ingest.spool import Spool
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.routes.health import healthz, metrics, readyz
+from gateway.routes.storage_guard import require_storage
 from gateway.routes.webhooks import webhook_endpoint
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.sources import SourceTable
+from gateway.storage.connector import StorageConnector
 from gateway.storage.data_errors import is_data_error
-from gateway.storage.database import open_database
+from gateway.storage.database import open_database_or_defer
 from gateway.storage.quarantine import QuarantineStore
 from handlers.registry import PROVIDERS
 from observability.gc_tuning import tune_garbage_collector
@@ -79,7 +82,8 @@ async def build_runtime(
     """Open the database and assemble the runtime (not started)."""
     disable_created_metrics()  # type: ignore[no-untyped-call]
     tracer = configure_tracing()
-    database = await open_database(settings)
+    database = await open_database_or_defer(settings)
+    connector = StorageConnector(database, settings, metrics_)
     storage_breaker = AsyncCircuitBreaker(
         "storage",
         metrics_,
@@ -88,7 +92,13 @@ async def build_runtime(
         exclude=(is_data_error,),  # a record PostgreSQL refuses is quarantined, not an outage
     )
     store = database.store
-    writer = IsolatingWriter(store, QuarantineStore(database.pool), storage_breaker, metrics_)
+    writer = IsolatingWriter(
+        store,
+        QuarantineStore(database.pool),
+        storage_breaker,
+        metrics_,
+        connected=database.connected,  # before the first connection: to the spool at once
+    )
     batcher = Batcher(
         writer.write,
         metrics_,
@@ -124,10 +134,17 @@ async def build_runtime(
         ),
         serve_workers=serve_workers,
     )
+    runtime.add_background("storage-connector", connector.run, needs_storage=False)
     if spool is not None:
         drainer = SpoolDrainer(spool, writer, storage_breaker, metrics_)
         runtime.add_background("spool-drainer", drainer.run)
         runtime.closers.append(spool.close)
+
+        async def drain_at_exit(spool: Spool = spool, drainer: SpoolDrainer = drainer) -> None:
+            budget = settings.storage.shutdown_drain_seconds
+            await drain_spool_at_exit(spool, drainer, connector, budget)
+
+        runtime.closers.append(drain_at_exit)  # closers run in reverse: before spool.close
     for extend in _extensions():
         extend(runtime)
     metrics_.preinitialise(
@@ -143,8 +160,8 @@ def create_app(
 ) -> Litestar:
     """The gateway as an ASGI app. The runtime is built in the lifespan, not here.
 
-    ``role="worker"`` serves only /healthz, /readyz and /metrics and always runs the
-    background workers (``hookline worker``).
+    ``role="worker"`` serves only /livez (/healthz), /readyz and /metrics and always runs
+    the background workers (``hookline worker``); it has no spool (the gateway drains its own).
     """
     metrics_ = metrics_ or Metrics()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
@@ -170,6 +187,7 @@ def create_app(
             sources=len(runtime.sources),
             sinks=len(settings.sinks),
             embedded_database=runtime.database.embedded is not None,
+            storage="connected" if runtime.database.connected.is_set() else "unavailable",
             config=settings.origin,
         )
         try:
@@ -182,7 +200,11 @@ def create_app(
 
     handlers: list[ControllerRouterHandler] = [healthz, readyz, metrics]
     if role == "gateway":
-        handlers += [webhook_endpoint, *_admin_routes()]
+        # the admin API reads and changes PostgreSQL: 503 until it is connected
+        handlers += [
+            webhook_endpoint,
+            Router("/", route_handlers=_admin_routes(), guards=[require_storage]),
+        ]
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],

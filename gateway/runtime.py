@@ -54,6 +54,8 @@ class Runtime:
     certificate_breaker: AsyncCircuitBreaker
     #: run the outbox workers in this process (``hookline serve``; ``hookline worker``)
     serve_workers: bool = True
+    #: SIGTERM received: acknowledge no more webhooks (503), report not ready
+    stopping: bool = False
     background: list[tuple[str, BackgroundTask]] = field(default_factory=list)
     #: extra close callbacks (run in reverse order at shutdown)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -61,10 +63,18 @@ class Runtime:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _confirmations: set[asyncio.Task[None]] = field(default_factory=set)
+    #: background tasks that run before the database is connected (the storage connector)
+    _without_storage: set[str] = field(default_factory=set)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def add_background(self, name: str, task: BackgroundTask) -> None:
+    def add_background(
+        self, name: str, task: BackgroundTask, *, needs_storage: bool = True
+    ) -> None:
+        """Run ``task`` from ``start`` until ``close``; unless ``needs_storage`` is False, only
+        once the database is connected (a start with PostgreSQL down defers it)."""
         self.background.append((name, task))
+        if not needs_storage:
+            self._without_storage.add(name)
 
     def start(self) -> None:
         self.batcher.start()
@@ -73,6 +83,8 @@ class Runtime:
 
     async def _supervise(self, name: str, task: BackgroundTask) -> None:
         """Run a background task; restart it (with a pause) if it crashes."""
+        if name not in self._without_storage and not await self._storage_connected():
+            return
         while not self._stop.is_set():
             try:
                 await task(self._stop)
@@ -83,6 +95,18 @@ class Runtime:
                 log.exception("background.crashed", task=name)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+
+    async def _storage_connected(self) -> bool:
+        """Wait until the database is connected (True) or the runtime stops (False)."""
+        if not self.database.connected.is_set():
+            waits = [
+                asyncio.create_task(self.database.connected.wait()),
+                asyncio.create_task(self._stop.wait()),
+            ]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+        return self.database.connected.is_set() and not self._stop.is_set()
 
     async def close(self) -> None:
         self._stop.set()
@@ -105,6 +129,8 @@ class Runtime:
     async def remember_nonce(self, provider: str, source: str, nonce: str, digest: str) -> None:
         """Record a signature nonce; ``NonceConflictError`` on a replay with other content.
         When the database is unreachable the check is skipped (logged by the caller)."""
+        if not self.database.connected.is_set():
+            raise TimeoutError("storage not connected yet")
         if not self.storage_breaker.allows_call():
             raise TimeoutError("storage breaker open")
         try:

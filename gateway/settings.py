@@ -53,6 +53,9 @@ class ServerSettings(_Section):
     port: int = 8000
     #: run the outbox workers inside ``hookline serve`` (``hookline worker`` runs them alone)
     workers: bool = True
+    #: after SIGTERM, keep answering (webhooks 503 + Retry-After, /readyz 503) this long
+    #: before closing the listener, so that load balancers stop sending here first
+    shutdown_delay_seconds: float = 0.0
 
 
 class DatabaseSettings(_Section):
@@ -62,6 +65,8 @@ class DatabaseSettings(_Section):
     pool_max_size: int = 10
     connect_timeout_seconds: float = 5.0
     command_timeout_seconds: float = 10.0
+    #: when PostgreSQL is unreachable at start, retry with backoff up to this interval
+    connect_retry_max_seconds: float = 30.0
 
 
 class StorageSettings(_Section):
@@ -75,6 +80,8 @@ class StorageSettings(_Section):
     #: /readyz says not-ready when the database answers but the spool has held records
     #: this long without the drainer moving any (stuck; see docs/quarantine.md)
     spool_stuck_seconds: float = 600.0
+    #: at shutdown (SIGTERM), how long to keep draining the spool into PostgreSQL
+    shutdown_drain_seconds: float = 15.0
 
 
 class IngestSettings(_Section):
@@ -342,6 +349,14 @@ def _validate(settings: Settings) -> list[str]:
     errors.extend(_suppression_errors(settings.suppressions))
     if settings.ingest.max_body_bytes <= 0:
         errors.append("field 'ingest.max_body_bytes': must be positive")
+    if settings.database.connect_retry_max_seconds <= 0:
+        errors.append("field 'database.connect_retry_max_seconds': must be positive")
+    for field_name, value in (
+        ("storage.shutdown_drain_seconds", settings.storage.shutdown_drain_seconds),
+        ("server.shutdown_delay_seconds", settings.server.shutdown_delay_seconds),
+    ):
+        if value < 0:
+            errors.append(f"field '{field_name}': must not be negative")
     return errors
 
 

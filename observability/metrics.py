@@ -166,6 +166,19 @@ class Metrics:
             ["provider", "stage", "reason"],
             registry=registry,
         )
+        # -- storage connection ---------------------------------------------------------
+        self.storage_connected = Gauge(
+            "hookline_storage_connected",
+            "1 while PostgreSQL answers and its schema is ready; 0 before the first "
+            "connection (a start with the database down) and while it is unreachable.",
+            registry=registry,
+        )
+        self.storage_unreachable_seconds = Gauge(
+            "hookline_storage_unreachable_seconds",
+            "Seconds since PostgreSQL was last reachable (since the process started when it "
+            "never was); 0 while it is reachable.",
+            registry=registry,
+        )
         # -- breakers -------------------------------------------------------------------
         self.breaker_state = Gauge(
             "hookline_circuit_breaker_state",

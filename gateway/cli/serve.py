@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.cli._stopping_server import StoppingServer
 
     settings = load_or_exit(args)
     server = settings.server
@@ -51,9 +53,16 @@ def run(args: argparse.Namespace) -> int:
         "proxy_headers": True,
         "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
     }
+    # uvicorn shuts down gracefully on SIGTERM (stop accepting, finish requests, drain the
+    # spool in the lifespan), then raises the signal again for the handler it found: let that
+    # be a no-op, so that a completed graceful shutdown exits 0 rather than by the signal
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    http = StoppingServer(uvicorn.Config(app, **config), app, server.shutdown_delay_seconds)
     try:
-        uvicorn.run(app, **config)
+        http.run()
     except EmbeddedPostgresError as exc:
         print(f"hookline: embedded PostgreSQL: {exc}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        pass
+    return 0 if http.started else 3  # 3: uvicorn's "application startup failed"

@@ -1,5 +1,8 @@
-"""``hookline worker``: only the background workers (outbox dispatcher, spool drainer,
-retention, gauges), with /healthz and /metrics on a small HTTP port."""
+"""``hookline worker``: only the background workers (outbox dispatchers, retention, rollup
+compaction, gauges), with /livez (/healthz), /readyz and /metrics on a small HTTP port.
+
+It does not drain the spool: the spool is on the volume of the gateway process that
+acknowledged the events, and that process drains it (with or without ``[server] workers``)."""
 
 from __future__ import annotations
 

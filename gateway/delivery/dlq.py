@@ -8,6 +8,7 @@ and replaying the same id twice finds nothing the second time.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -144,8 +145,15 @@ class DeadLetterQueue:
         assert record is not None
         return RangeSelection(sink, since, until, record[0], record[1] or 0)
 
-    async def replay_range(self, selection: RangeSelection, *, chunk: int = 500) -> int:
-        """Move a selection back to the outbox, ``chunk`` entries per transaction."""
+    async def replay_range(
+        self,
+        selection: RangeSelection,
+        *,
+        chunk: int = 500,
+        progress: Callable[[int], Awaitable[None]] | None = None,
+    ) -> int:
+        """Move a selection back to the outbox, ``chunk`` entries per transaction;
+        ``progress`` gets the running total after each full chunk."""
         total = 0
         while True:
             async with self.pool.acquire() as conn:
@@ -161,6 +169,8 @@ class DeadLetterQueue:
             total += int(moved)
             if moved < chunk:
                 return total
+            if progress is not None:
+                await progress(total)
 
     async def delete(self, entry_id: int) -> bool:
         async with self.pool.acquire() as conn:

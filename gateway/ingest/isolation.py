@@ -11,12 +11,14 @@ only unavailability does, and it propagates so the caller spools or retries.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import structlog
 
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.storage.data_errors import is_data_error, reason_code
+from gateway.storage.database import StorageNotConnectedError
 from gateway.storage.quarantine import QuarantineItem, QuarantineStore
 from gateway.storage.store import EventStore
 from handlers.events import EmailEvent
@@ -45,15 +47,21 @@ class IsolatingWriter:
         quarantine: QuarantineStore,
         breaker: AsyncCircuitBreaker,
         metrics: Metrics,
+        *,
+        connected: asyncio.Event | None = None,
     ) -> None:
         self.store = store
         self.quarantine = quarantine
         self.breaker = breaker
         self.metrics = metrics
+        #: set once PostgreSQL has been reached and migrated (None: assume it is)
+        self.connected = connected
 
     async def write(self, events: Sequence[EmailEvent]) -> set[str]:
         """Store ``events``; return the new dedup keys (a ``StoredKeys``). Raises on
         unavailability (nothing quarantined is then lost: it is written on the retry)."""
+        if self.connected is not None and not self.connected.is_set():
+            raise StorageNotConnectedError  # never reached yet: spool without trying
         try:
             new: set[str] = await self.breaker.call(self.store.write_events, events)
             return new

@@ -43,14 +43,14 @@ import structlog
 
 from gateway.periodic import run_periodically
 from gateway.query.activity import OPEN_START_SQL, ActivityFolder
-from gateway.storage.store import EventStore
+from gateway.storage.store import PARTITION_LOCK_ID, EventStore
 
 __all__ = ["DAYS_AHEAD", "Retention", "RetentionReport", "partition_day"]
 
 log = structlog.get_logger("hookline.retention")
 
 _PARTITION = re.compile(r"^events_(\d{8})$")
-_LOCK_ID = 0x486F6F6C  # "Hool": retention's own advisory lock
+_LOCK_ID = PARTITION_LOCK_ID  # the one lock for partition DDL, shared with EventStore
 #: daily partitions are kept ready this many days ahead (as ``EventStore`` does at start-up)
 DAYS_AHEAD = 3
 _LIST_PARTITIONS = """

@@ -4,7 +4,8 @@
 * ``GET /v1/dlq/{id}``: one entry, with the event payload
 * ``POST /v1/dlq/{id}/replay``: move one entry back to the outbox
 * ``POST /v1/dlq/replay`` ``{"sink", "since"?, "until"?}``: bulk replay in the background
-  (202 with a job id; ``GET /v1/dlq/replay/{job_id}`` shows its progress)
+  (202 with a job id; ``GET /v1/dlq/replay/{job_id}`` shows its progress, on any replica:
+  jobs are kept in PostgreSQL)
 * ``DELETE /v1/dlq/{id}``: discard an entry
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 
 from gateway.delivery.clock import SystemClock
 from gateway.delivery.dlq import DeadLetterQueue, DlqEntry, RangeSelection
+from gateway.delivery.replay_jobs import ReplayJob, ReplayJobs
 from gateway.delivery.service import refresh_gauges
 from gateway.errors import ProblemError
 from gateway.routes.admin_auth import require_admin_token
@@ -52,34 +53,17 @@ class BulkReplay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     until: datetime | None = None
 
 
-class ReplayJob(msgspec.Struct, kw_only=True):
-    job_id: str
-    sink: str
-    since: datetime | None
-    until: datetime | None
-    matched: int
-    replayed: int = 0
-    #: "running", "done" or "failed"
-    status: str = "running"
-    error: str | None = None
-
-
 class _Jobs:
-    """Bulk replays running in this process (cancelled at shutdown; each chunk is atomic)."""
+    """Bulk replays running in this process (cancelled at shutdown; each chunk is atomic);
+    their state is in PostgreSQL (``ReplayJobs``), for every replica to read."""
 
     def __init__(self) -> None:
-        self.jobs: dict[str, ReplayJob] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def start(self, runtime: Runtime, dlq: DeadLetterQueue, selection: RangeSelection) -> ReplayJob:
-        job = ReplayJob(
-            job_id=uuid.uuid4().hex,
-            sink=selection.sink,
-            since=selection.since,
-            until=selection.until,
-            matched=selection.count,
-        )
-        self.jobs[job.job_id] = job
+    async def start(
+        self, runtime: Runtime, dlq: DeadLetterQueue, selection: RangeSelection
+    ) -> ReplayJob:
+        job = await ReplayJobs(runtime.database.pool).create(selection)
         task = asyncio.create_task(self._run(runtime, dlq, selection, job))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -88,14 +72,27 @@ class _Jobs:
     async def _run(
         self, runtime: Runtime, dlq: DeadLetterQueue, selection: RangeSelection, job: ReplayJob
     ) -> None:
+        jobs = ReplayJobs(runtime.database.pool)
+
+        async def progress(replayed: int) -> None:
+            job.replayed = replayed
+            await jobs.update(job.job_id, replayed)
+
         try:
-            job.replayed = await dlq.replay_range(selection)
+            job.replayed = await dlq.replay_range(selection, progress=progress)
             job.status = "done"
+        except asyncio.CancelledError:
+            job.status, job.error = "failed", "interrupted: the process stopped"
+            with contextlib.suppress(Exception):
+                await jobs.update(job.job_id, job.replayed, job.status, job.error)
+            raise
         except Exception as exc:
             job.status, job.error = "failed", type(exc).__name__
             log.error("dlq.bulk_replay_failed", job_id=job.job_id, error=job.error)
         else:
             log.info("dlq.bulk_replayed", job_id=job.job_id, sink=job.sink, count=job.replayed)
+        with contextlib.suppress(Exception):
+            await jobs.update(job.job_id, job.replayed, job.status, job.error)
         await refresh_gauges(runtime)
 
     async def close(self) -> None:
@@ -197,14 +194,14 @@ async def replay_dlq_range(
         raise ProblemError(400, "Bad Request", "since: must be before until")
     dlq = _dlq(request)
     selection = await dlq.select_range(data.sink, since, until)
-    return _jobs(request).start(_runtime(request), dlq, selection)
+    return await _jobs(request).start(_runtime(request), dlq, selection)
 
 
 @get("/dlq/replay/{job_id:str}", summary="Progress of a bulk replay", tags=["dlq"])
 async def replay_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> ReplayJob:
-    job = _jobs(request).jobs.get(job_id)
+    job = await ReplayJobs(_runtime(request).database.pool).get(job_id)
     if job is None:
-        raise ProblemError(404, "Not Found", f"no replay job {job_id} in this process")
+        raise ProblemError(404, "Not Found", f"no replay job {job_id}")
     return job
 
 

@@ -19,9 +19,9 @@ __all__ = ["healthz", "metrics", "readyz"]
 _encode = msgspec.json.Encoder().encode
 
 
-@get("/healthz", include_in_schema=False, sync_to_thread=False)
+@get(["/livez", "/healthz"], include_in_schema=False, sync_to_thread=False)
 def healthz() -> Response[bytes]:
-    """The process is alive and serving."""
+    """The process is alive and serving (whether or not PostgreSQL is: see /readyz)."""
     return Response(content=b'{"status":"ok"}', media_type="application/json")
 
 
@@ -32,11 +32,13 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
     moved nothing for ``storage.spool_stuck_seconds`` while records wait). A database
     outage alone never makes the gateway unready while the spool can take events."""
     runtime: Runtime = request.app.state.runtime
-    database = await runtime.database.store.ping()
+    connected = runtime.database.connected.is_set()  # else the pool would try to connect
+    database = connected and await runtime.database.store.ping()
     spool = runtime.ingestor.spool
     spool_ok = spool is not None and spool.writable()
     body: dict[str, Any] = {
         "database": "ok" if database else "unavailable",
+        "storage": "ok" if database else "degraded",
         "spool": "disabled" if spool is None else ("ok" if spool_ok else "unavailable"),
         "storage_breaker": runtime.storage_breaker.state,
     }
@@ -53,8 +55,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
         body["spool_state"] = (
             "empty" if not held else "stuck" if stuck else "draining" if database else "waiting"
         )
-    ready = (database or spool_ok) and not stuck
-    body = {"status": "ready" if ready else "unavailable", **body}
+    ready = (database or spool_ok) and not stuck and not runtime.stopping
+    status = "ready" if ready else "stopping" if runtime.stopping else "unavailable"
+    body = {"status": status, **body}
     return Response(
         content=_encode(body), status_code=200 if ready else 503, media_type="application/json"
     )

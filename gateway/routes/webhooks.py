@@ -213,6 +213,16 @@ async def _handle(
     entry = runtime.sources.get(provider, name)
     if entry is None:
         raise _Reply("not_found", _problem(404, "Not Found", "unknown webhook source"))
+    if runtime.stopping:  # SIGTERM: the ESP retries on another replica, not into our spool
+        raise _Reply(
+            "unavailable",
+            _problem(
+                503,
+                "Service Unavailable",
+                "this gateway is shutting down; retry later",
+                headers={"Retry-After": str(runtime.settings.ingest.retry_after_seconds)},
+            ),
+        )
     if entry.limiter is not None:
         wait = entry.limiter.try_acquire()
         if wait > 0:

@@ -19,7 +19,14 @@ import msgspec
 
 from handlers.events import EmailEvent
 
-__all__ = ["EVENT_COLUMNS", "EventStore", "NonceConflictError", "WriteHook", "event_record"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "PARTITION_LOCK_ID",
+    "EventStore",
+    "NonceConflictError",
+    "WriteHook",
+    "event_record",
+]
 
 #: runs inside the write transaction with the events that were new in it
 WriteHook = Callable[[asyncpg.Connection, Sequence[EmailEvent]], Awaitable[None]]
@@ -50,6 +57,10 @@ EVENT_COLUMNS = (
 )
 
 _encode = msgspec.json.Encoder().encode
+
+#: serialises partition DDL across every process on the database (replicas starting, the
+#: retention worker): ``hookline_ensure_event_partition`` checks then creates, which races
+PARTITION_LOCK_ID = 0x486F6F6C  # "Hool"
 
 
 class NonceConflictError(Exception):
@@ -128,6 +139,7 @@ class EventStore:
                     # never queue ingest behind a long read for the partition lock
                     async with conn.transaction():
                         await conn.execute("SET LOCAL lock_timeout = '2s'")
+                        await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK_ID)
                         await conn.execute("SELECT hookline_ensure_event_partition($1)", day)
                     self._partitions.add(day)
 

@@ -100,6 +100,18 @@ signing_key_env = "MG_KEY"
             '[[sinks]]\nname = "crm"\nurl = "ftp://x"\n',
             "sink crm (#1), field 'url': must be an http(s) URL",
         ),
+        (
+            "[database]\nconnect_retry_max_seconds = 0\n",
+            "field 'database.connect_retry_max_seconds': must be positive",
+        ),
+        (
+            "[storage]\nshutdown_drain_seconds = -1\n",
+            "field 'storage.shutdown_drain_seconds': must not be negative",
+        ),
+        (
+            "[server]\nshutdown_delay_seconds = -0.5\n",
+            "field 'server.shutdown_delay_seconds': must not be negative",
+        ),
     ],
 )
 def test_bad_config_names_file_source_and_field(tmp_path: Path, toml: str, expected: str) -> None:
