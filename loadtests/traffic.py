@@ -197,12 +197,15 @@ class TrafficGenerator:
         recent.append(sent)
         return self._sign("fresh", sent, sent.source)
 
-    def fresh(self, provider: str, event_type: EventType) -> TrafficRequest:
+    def fresh(
+        self, provider: str, event_type: EventType, *, seed: int | None = None
+    ) -> TrafficRequest:
         """A fresh request for ``provider`` carrying events of ``event_type`` (for a demo that
-        shows every type once); ``KeyError`` if the provider cannot express that type."""
+        shows every type once); ``KeyError`` if the provider cannot express that type.
+        ``seed`` fixes the body's identifiers (message id, recipient) instead of a new one."""
         sources = self._sources[provider]
         esp_event = EVENT_NAMES[provider][event_type]
-        sent = self._body(self._rng.choice(sources), event_type, esp_event)
+        sent = self._body(self._rng.choice(sources), event_type, esp_event, seed)
         self._recent[provider].append(sent)
         return self._sign("fresh", sent, sent.source)
 
@@ -220,13 +223,18 @@ class TrafficGenerator:
         event_type, esp_event = self._mixes[provider].pick(self._rng)
         return self._body(source, event_type, esp_event)
 
-    def _body(self, source: LoadSource, event_type: EventType, esp_event: str) -> _Sent:
+    def _body(
+        self, source: LoadSource, event_type: EventType, esp_event: str, seed: int | None = None
+    ) -> _Sent:
         provider = source.provider
         count = events_per_request(provider, self.batch_size)
         # dated now, as the ESP would send it: event times the gateway's delay metrics and
         # the CLI's ``--since`` windows see as current
         body = self._helpers[provider].example_body(
-            count, seed=self._seed(), event=esp_event, now=self._clock()
+            count,
+            seed=self._seed() if seed is None else seed,
+            event=esp_event,
+            now=self._clock(),
         )
         return _Sent(source, event_type, count, body)
 

@@ -21,6 +21,8 @@ COMMANDS: tuple[str, ...] = (
     "stats",
     "dlq",
     "suppressions",
+    "demo",
+    "sign",
 )
 
 
