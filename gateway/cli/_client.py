@@ -38,12 +38,13 @@ def default_url(environ: Mapping[str, str] | None = None) -> str:
 
 
 def default_token(environ: Mapping[str, str] | None = None) -> str | None:
-    """``$HOOKLINE_ADMIN_TOKEN``, else (with no ``$HOOKLINE_CONFIG``) the token of the
-    development configuration ``hookline serve`` created in the data directory."""
+    """``$HOOKLINE_ADMIN_TOKEN``, else the token of the development configuration that
+    ``hookline serve`` created in the data directory, unless ``$HOOKLINE_CONFIG`` or
+    ``$HOOKLINE_DATABASE_URL`` says the gateway does not run on it."""
     environ = os.environ if environ is None else environ
     if environ.get("HOOKLINE_ADMIN_TOKEN"):
         return environ["HOOKLINE_ADMIN_TOKEN"]
-    if environ.get("HOOKLINE_CONFIG"):
+    if environ.get("HOOKLINE_CONFIG") or environ.get("HOOKLINE_DATABASE_URL"):
         return None
     return DevConfig.under(data_dir_from_env(environ)).admin_token()
 

@@ -84,11 +84,12 @@ def test_cli_url_follows_the_servers_host_and_port() -> None:
 
 def test_cli_token_comes_from_env_else_the_development_config(dev: DevConfig) -> None:
     """$HOOKLINE_ADMIN_TOKEN wins; without it the development configuration's token of the
-    data directory is used, unless another configuration file is in use."""
+    data directory is used, unless a configuration file or a database URL is in use."""
     data_dir = str(dev.directory.parent)
     assert default_token({"HOOKLINE_DATA_DIR": data_dir}) == dev.admin_token()
     assert default_token({"HOOKLINE_DATA_DIR": data_dir, "HOOKLINE_ADMIN_TOKEN": "t"}) == "t"
     assert default_token({"HOOKLINE_DATA_DIR": data_dir, "HOOKLINE_CONFIG": "x.toml"}) is None
+    assert default_token({"HOOKLINE_DATA_DIR": data_dir, "HOOKLINE_DATABASE_URL": "pg"}) is None
     assert default_token({"HOOKLINE_DATA_DIR": data_dir + "/nothing-here"}) is None
 
 
