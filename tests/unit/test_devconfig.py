@@ -105,3 +105,33 @@ def test_cli_reports_a_missing_token_as_a_missing_token(tmp_path: Path) -> None:
     assert process.returncode == 2, process.stderr
     assert "no admin token" in process.stderr and "HOOKLINE_ADMIN_TOKEN" in process.stderr
     assert "Illegal header" not in process.stderr and "cannot reach" not in process.stderr
+
+
+def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        env={"PATH": "/usr/bin:/bin", "HOOKLINE_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_demo_and_sign_without_credentials_say_how_to_get_them(tmp_path: Path) -> None:
+    """Before any zero-config start there is nothing to sign with: both commands say where
+    they looked and what creates the credentials (exit 2), without a traceback."""
+    for args in (("demo",), ("sign", "sendgrid")):
+        process = _cli(*args, data_dir=tmp_path)
+        assert process.returncode == 2, process.stderr
+        assert f"no signing credentials at {tmp_path / 'dev' / 'credentials.json'}" in (
+            process.stderr
+        )
+        assert "make run" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_sign_refuses_an_event_the_provider_cannot_send(dev: DevConfig) -> None:
+    """Postal has no complaint event: a clear message listing what it can send (exit 2)."""
+    process = _cli("sign", "postal", "--event", "complained", data_dir=dev.directory.parent)
+    assert process.returncode == 2
+    assert "no postal sample for event 'complained'" in process.stderr
+    assert "delivered" in process.stderr and "Traceback" not in process.stderr
