@@ -7,14 +7,16 @@ UV         := .uv/bin/uv
 VENV       := .venv
 STAMP      := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format system-deps bench clean help slo
+.PHONY: run demo test lint format system-deps system-packages bench clean help slo
 
 help:
 	@echo "make run     start the gateway on 127.0.0.1:8000 (HOOKLINE_CONFIG/HOST/PORT honoured)"
+	@echo "make demo    send signed sample events from every provider to it (second terminal)"
 	@echo "make test    lint, type-check and run the whole test suite"
 	@echo "make lint    ruff + mypy only"
 	@echo "make bench   ingest benchmark (bench/ingest_bench.py)"
 	@echo "make slo     regenerate the SLO rules and dashboard from grafana/slo/slos.yml"
+	@echo "the CLI:     .venv/bin/hookline --help   (make run / make test create .venv)"
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -26,15 +28,23 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	touch $@
 
 run: $(STAMP)
+	@echo "the CLI, from another terminal: .venv/bin/hookline --help"
 	exec $(VENV)/bin/hookline serve
+
+demo: $(STAMP)
+	$(VENV)/bin/hookline demo
+	@echo "the CLI: .venv/bin/hookline --help (e.g. .venv/bin/hookline events --limit 5)"
 
 SCHEMA_DIR := tests/observability/schema
 
 system-deps: $(SCHEMA_DIR)/node_modules/.package-lock.json
+
+# Debian packages the suite needs (promtool, amtool, node, npm), installed only when missing
+system-packages:
 	@bash scripts/install-system-deps.sh
 
 # Grafana's published dashboard schema types (npm) for the dashboard type-check
-$(SCHEMA_DIR)/node_modules/.package-lock.json: $(SCHEMA_DIR)/package-lock.json
+$(SCHEMA_DIR)/node_modules/.package-lock.json: $(SCHEMA_DIR)/package-lock.json | system-packages
 	npm ci --prefix $(SCHEMA_DIR) --no-audit --no-fund --loglevel=error
 
 lint: $(STAMP)

@@ -25,7 +25,7 @@ is the webhook's id, not the event's: the dedup key hashes the event.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import msgspec
@@ -186,9 +186,14 @@ def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, 
     return source, source.basic_auth
 
 
-def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+def example_body(
+    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
+) -> bytes:
     """Brevo events (default ``delivered``): a single object when count is 1, else a batched
-    array, as Brevo sends with ``batched: true``."""
+    array, as Brevo sends with ``batched: true``. ``now`` dates them (default: a fixed date
+    in November 2023)."""
+    base = int(now.timestamp()) if now is not None else 1700000000
+    date = datetime.fromtimestamp(base + 3600, UTC).strftime("%Y-%m-%d %H:%M:%S")
     event_name = event or "delivered"
     items = []
     for index in range(count):
@@ -197,14 +202,14 @@ def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> 
             "event": event_name,
             "email": f"user{seed}-{index}@example.com",
             "id": 1234567,
-            "date": "2023-11-14 23:13:20",
-            "ts": 1700003600,
+            "date": date,
+            "ts": base + 3600,
             "message-id": f"<202311142213.{unique:016d}@smtp-relay.mailin.fr>",
-            "ts_event": 1700000000 + index,
+            "ts_event": base + index,
             "subject": "Your receipt",
             "X-Mailin-custom": f"order_id:order-{seed}-{index}|tenant:acme",
             "sending_ip": "185.41.28.109",
-            "ts_epoch": (1700000000 + index) * 1000 + seed % 1000,
+            "ts_epoch": (base + index) * 1000 + seed % 1000,
             "template_id": 22,
             "tags": ["transac_messages"],
         }

@@ -301,17 +301,20 @@ def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, 
     return source, source.signing_key
 
 
-def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+def example_body(
+    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
+) -> bytes:
     """One Mailgun event (default ``delivered``); Mailgun never batches, so count must be 1.
 
-    The signature block is a placeholder: ``signed_request`` signs it afresh."""
+    The signature block is a placeholder: ``signed_request`` signs it afresh. ``now`` dates
+    the event (default: a fixed date in November 2023, offset by the seed)."""
     if count != 1:
         raise ValueError("Mailgun sends exactly one event per request")
     event_name = event or "delivered"
     data: dict[str, Any] = {
         "id": f"evt-{seed:016x}",
         "event": event_name,
-        "timestamp": 1700000000.123456 + seed,
+        "timestamp": now.timestamp() if now is not None else 1700000000.123456 + seed,
         "log-level": "info",
         "recipient": f"user{seed}@example.com",
         "recipient-domain": "example.com",

@@ -158,15 +158,19 @@ def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, 
     return source, source.basic_auth
 
 
-def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
-    """A Mailjet grouped batch (array) of ``count`` events (default ``sent``)."""
+def example_body(
+    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
+) -> bytes:
+    """A Mailjet grouped batch (array) of ``count`` events (default ``sent``); ``now`` dates
+    them (default: a fixed date in November 2023)."""
+    base = int(now.timestamp()) if now is not None else 1700000000
     event_name = event or "sent"
     items = []
     for index in range(count):
         unique = seed * 1_000_000 + index
         item: dict[str, Any] = {
             "event": event_name,
-            "time": 1700000000 + index,
+            "time": base + index,
             "MessageID": 19421777835146490 + unique,
             "Message_GUID": f"1ab23cd4-e567-8901-2345-{unique:012x}",
             "email": f"user{seed}-{index}@example.com",

@@ -239,9 +239,9 @@ def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, 
     return replace(source, **overrides), key
 
 
-def _example_event(event: str, *, seed: int, index: int) -> dict[str, Any]:
+def _example_event(event: str, *, seed: int, index: int, base: int) -> dict[str, Any]:
     message_id = f"{seed:016x}{index:016x}"
-    ts = 1_700_000_000 + seed * 1000 + index
+    ts = base + index
     msg: dict[str, Any] = {
         "ts": ts - 60,
         "subject": "Your order has shipped",
@@ -304,13 +304,17 @@ def _example_event(event: str, *, seed: int, index: int) -> dict[str, Any]:
     return raw
 
 
-def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+def example_body(
+    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
+) -> bytes:
     """A ``mandrill_events`` form body with ``count`` events of ``event`` (default
-    ``delivered``), distinct per ``seed``."""
+    ``delivered``), distinct per ``seed``; ``now`` dates them (default: a fixed date in
+    November 2023, offset by the seed)."""
     if count < 1:
         raise ValueError("count must be at least 1")
     kind = event or "delivered"
-    batch = [_example_event(kind, seed=seed, index=i) for i in range(count)]
+    base = int(now.timestamp()) if now is not None else 1_700_000_000 + seed * 1000
+    batch = [_example_event(kind, seed=seed, index=i, base=base) for i in range(count)]
     return urlencode({EVENTS_FIELD: json.dumps(batch)}).encode("ascii")
 
 

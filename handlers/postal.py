@@ -313,12 +313,15 @@ def _payload(event: str, seed: int, at: datetime) -> dict[str, Any]:
     raise ValueError(f"unknown Postal event {event!r} (known: {', '.join(POSTAL_EVENTS)})")
 
 
-def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
-    """One Postal webhook (default ``MessageSent``); Postal sends one event per request."""
+def example_body(
+    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
+) -> bytes:
+    """One Postal webhook (default ``MessageSent``); Postal sends one event per request.
+    ``now`` dates it (default: a fixed date in 2025, offset by the seed)."""
     if count != 1:
         raise ValueError("Postal sends one event per request")
     kind = event or "MessageSent"
-    at = _EPOCH + timedelta(minutes=seed)
+    at = now if now is not None else _EPOCH + timedelta(minutes=seed)
     body = {
         "event": kind,
         "timestamp": at.timestamp(),

@@ -25,7 +25,7 @@ and ``Tag`` the only tag; ``MessageStream`` stays in ``raw``.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import msgspec
@@ -196,13 +196,18 @@ def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, 
     return source, source.basic_auth
 
 
-def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
+def example_body(
+    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
+) -> bytes:
     """One Postmark record (``event`` = RecordType, default ``Delivery``; ``Bounce`` is a
-    HardBounce). Postmark never batches, so count must be 1."""
+    HardBounce). Postmark never batches, so count must be 1. ``now`` dates the record
+    (default: a fixed date in November 2023)."""
     if count != 1:
         raise ValueError("Postmark sends exactly one event per request")
     record_type = event or "Delivery"
     recipient = f"user{seed}@example.com"
+    at = (now or datetime(2023, 11, 14, 22, 13, seed % 60, tzinfo=UTC)).astimezone(UTC)
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
     message_id = f"{seed:08x}-0000-4000-8000-{seed:012x}"
     record: dict[str, Any] = {
         "RecordType": record_type,
@@ -219,7 +224,7 @@ def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> 
                 "Type": "HardBounce" if record_type == "Bounce" else "SpamComplaint",
                 "TypeCode": 1 if record_type == "Bounce" else 512,
                 "Email": recipient,
-                "BouncedAt": "2023-11-14T22:13:20Z",
+                "BouncedAt": stamp if now is not None else "2023-11-14T22:13:20Z",
                 "Details": "smtp;550 5.1.1 The email account does not exist",
                 "Inactive": True,
                 "CanActivate": True,
@@ -227,9 +232,7 @@ def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> 
         )
     else:
         record.update({"Recipient": recipient})
-        record["DeliveredAt" if record_type == "Delivery" else "ReceivedAt"] = (
-            f"2023-11-14T22:13:{seed % 60:02d}Z"
-        )
+        record["DeliveredAt" if record_type == "Delivery" else "ReceivedAt"] = stamp
         if record_type == "Delivery":
             record["Details"] = f"Test delivery webhook details {seed}"
     return msgspec.json.encode(record)

@@ -353,14 +353,17 @@ def _example_data(event: str, *, seed: int, recipients: list[str], at: datetime)
     return data
 
 
-def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
-    """One Resend event (default ``email.delivered``) addressed to ``count`` recipients."""
+def example_body(
+    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
+) -> bytes:
+    """One Resend event (default ``email.delivered``) addressed to ``count`` recipients;
+    ``now`` dates it (default: a fixed date in 2025, offset by the seed)."""
     if count < 1:
         raise ValueError("count must be at least 1")
     kind = event or "email.delivered"
     if count > 1 and not kind.startswith("email."):
         raise ValueError(f"{kind} names one contact or domain, not {count} recipients")
-    at = _EPOCH + timedelta(minutes=seed)
+    at = now if now is not None else _EPOCH + timedelta(minutes=seed)
     recipients = [f"recipient{i}.{seed}@example.com" for i in range(count)]
     body = {
         "type": kind,

@@ -403,15 +403,19 @@ def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, 
     return SourceSpec(provider="sendgrid", name=name, **fields), private_key
 
 
-def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
-    """A SendGrid batch of ``count`` events (default ``delivered``), distinct per seed."""
+def example_body(
+    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
+) -> bytes:
+    """A SendGrid batch of ``count`` events (default ``delivered``), distinct per seed;
+    ``now`` dates them (default: a fixed date in November 2023)."""
+    base = int(now.timestamp()) if now is not None else 1700000000
     event_name = event or "delivered"
     items = []
     for index in range(count):
         unique = f"{seed:08x}{index:08x}"
         item: dict[str, Any] = {
             "email": f"user{seed}-{index}@example.com",
-            "timestamp": 1700000000 + index,
+            "timestamp": base + index,
             "smtp-id": f"<{unique}@ismtpd0001p1lon1.sendgrid.net>",
             "event": event_name,
             "category": ["transactional"],

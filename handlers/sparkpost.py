@@ -239,8 +239,12 @@ def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, 
     return source, source.basic_auth
 
 
-def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> bytes:
-    """A SparkPost batch of ``count`` events (default ``delivery``), distinct per seed."""
+def example_body(
+    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
+) -> bytes:
+    """A SparkPost batch of ``count`` events (default ``delivery``), distinct per seed;
+    ``now`` dates them (default: a fixed date in November 2023)."""
+    base = int(now.timestamp()) if now is not None else 1700000000
     event_type = event or "delivery"
     event_class = _EVENT_CLASSES.get(event_type, "message_event")
     items = []
@@ -249,7 +253,7 @@ def example_body(count: int = 1, *, seed: int = 0, event: str | None = None) -> 
         body: dict[str, Any] = {
             "type": event_type,
             "event_id": str(92356927693813856 + unique),
-            "timestamp": str(1700000000 + index),
+            "timestamp": str(base + index),
             "transmission_id": str(65832150921904138 + seed),
             "message_id": f"{unique:020x}",
             "campaign_id": "Example Campaign Name",

@@ -39,6 +39,7 @@ __all__ = [
     "load_credentials",
     "make_sources",
     "parse_credentials",
+    "sources_toml",
     "write_run_files",
 ]
 
@@ -222,6 +223,12 @@ def config_toml(
         lines += ["", "[database]", f"url = {_toml_value(database_url)}"]
     if data_dir is not None:
         lines += ["", "[storage]", f"data_dir = {_toml_value(data_dir)}"]
+    return "\n".join(lines) + "\n" + sources_toml(sources)
+
+
+def sources_toml(sources: Sequence[LoadSource]) -> str:
+    """One ``[[sources]]`` table per source (the gateway's half of the credentials)."""
+    lines: list[str] = []
     for source in sources:
         lines += ["", "[[sources]]"]
         lines += [

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import itertools
 import json
 import random
@@ -42,7 +41,7 @@ from loadtests.credentials import (
     make_sources,
     write_run_files,
 )
-from loadtests.mix import DEFAULT_WEIGHTS, EventMix, events_per_request
+from loadtests.mix import DEFAULT_WEIGHTS, EVENT_NAMES, EventMix, events_per_request
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -163,10 +162,6 @@ class TrafficGenerator:
         for source in sources:
             self._sources.setdefault(source.provider, []).append(source)
         self._helpers = {provider: _helpers(provider) for provider in self._sources}
-        self._takes_now = {
-            provider: "now" in inspect.signature(module.example_body).parameters
-            for provider, module in self._helpers.items()
-        }
         self._mixes = {
             provider: EventMix.for_provider(provider, weights) for provider in self._sources
         }
@@ -202,6 +197,18 @@ class TrafficGenerator:
         recent.append(sent)
         return self._sign("fresh", sent, sent.source)
 
+    def fresh(
+        self, provider: str, event_type: EventType, *, seed: int | None = None
+    ) -> TrafficRequest:
+        """A fresh request for ``provider`` carrying events of ``event_type`` (for a demo that
+        shows every type once); ``KeyError`` if the provider cannot express that type.
+        ``seed`` fixes the body's identifiers (message id, recipient) instead of a new one."""
+        sources = self._sources[provider]
+        esp_event = EVENT_NAMES[provider][event_type]
+        sent = self._body(self._rng.choice(sources), event_type, esp_event, seed)
+        self._recent[provider].append(sent)
+        return self._sign("fresh", sent, sent.source)
+
     def take(self, count: int, provider: str | None = None) -> Iterator[TrafficRequest]:
         """Exactly ``count`` requests (a bounded stream)."""
         for _ in range(count):
@@ -214,12 +221,21 @@ class TrafficGenerator:
     def _new_body(self, provider: str) -> _Sent:
         source = self._rng.choice(self._sources[provider])
         event_type, esp_event = self._mixes[provider].pick(self._rng)
+        return self._body(source, event_type, esp_event)
+
+    def _body(
+        self, source: LoadSource, event_type: EventType, esp_event: str, seed: int | None = None
+    ) -> _Sent:
+        provider = source.provider
         count = events_per_request(provider, self.batch_size)
-        module = self._helpers[provider]
-        if self._takes_now[provider]:
-            body = module.example_body(count, seed=self._seed(), event=esp_event, now=self._clock())
-        else:
-            body = module.example_body(count, seed=self._seed(), event=esp_event)
+        # dated now, as the ESP would send it: event times the gateway's delay metrics and
+        # the CLI's ``--since`` windows see as current
+        body = self._helpers[provider].example_body(
+            count,
+            seed=self._seed() if seed is None else seed,
+            event=esp_event,
+            now=self._clock(),
+        )
         return _Sent(source, event_type, count, body)
 
     def _bad_signature(self, provider: str) -> TrafficRequest:

@@ -22,6 +22,8 @@ COMMANDS: tuple[str, ...] = (
     "dlq",
     "suppressions",
     "quarantine",
+    "demo",
+    "sign",
 )
 
 

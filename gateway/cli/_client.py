@@ -1,7 +1,9 @@
 """A small HTTP client for admin sub-commands that talk to a running gateway's /v1 API.
 
-``--url`` (default ``$HOOKLINE_URL`` or http://127.0.0.1:8000) and ``--token`` (default
-``$HOOKLINE_ADMIN_TOKEN``). Errors print the server's problem+json detail and exit 1.
+``--url`` (default ``$HOOKLINE_URL``, else the address ``hookline serve`` listens on:
+``$HOOKLINE_HOST``/``$HOOKLINE_PORT``, 127.0.0.1:8000) and ``--token`` (default
+``$HOOKLINE_ADMIN_TOKEN``, else the development configuration's token when there is one).
+Errors print the server's problem+json detail and exit 1; no token at all exits 2.
 """
 
 from __future__ import annotations
@@ -15,19 +17,49 @@ from typing import Any
 
 import httpx
 
-__all__ = ["add_client_arguments", "admin_request", "print_table"]
+from gateway.devconfig import DevConfig, data_dir_from_env
+from gateway.settings import ServerSettings
+
+__all__ = ["add_client_arguments", "admin_request", "default_token", "default_url", "print_table"]
+
+
+def default_url(environ: Mapping[str, str] | None = None) -> str:
+    """``$HOOKLINE_URL``, else where ``hookline serve`` listens with the same environment."""
+    environ = os.environ if environ is None else environ
+    if environ.get("HOOKLINE_URL"):
+        return environ["HOOKLINE_URL"]
+    defaults = ServerSettings()
+    host = environ.get("HOOKLINE_HOST") or defaults.host
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - a wildcard bind is reached on loopback
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{environ.get('HOOKLINE_PORT') or defaults.port}"
+
+
+def default_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """``$HOOKLINE_ADMIN_TOKEN``, else the token of the development configuration that
+    ``hookline serve`` created in the data directory, unless ``$HOOKLINE_CONFIG`` or
+    ``$HOOKLINE_DATABASE_URL`` says the gateway does not run on it."""
+    environ = os.environ if environ is None else environ
+    if environ.get("HOOKLINE_ADMIN_TOKEN"):
+        return environ["HOOKLINE_ADMIN_TOKEN"]
+    if environ.get("HOOKLINE_CONFIG") or environ.get("HOOKLINE_DATABASE_URL"):
+        return None
+    return DevConfig.under(data_dir_from_env(environ)).admin_token()
 
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
-        default=os.environ.get("HOOKLINE_URL", "http://127.0.0.1:8000"),
-        help="gateway base URL (default $HOOKLINE_URL or http://127.0.0.1:8000)",
+        default=default_url(),
+        help="gateway base URL (default $HOOKLINE_URL, else http://$HOOKLINE_HOST:$HOOKLINE_PORT,"
+        " 127.0.0.1:8000 when unset)",
     )
     parser.add_argument(
         "--token",
         default=None,
-        help="admin token (default $HOOKLINE_ADMIN_TOKEN)",
+        help="admin token (default $HOOKLINE_ADMIN_TOKEN, else the development configuration's)",
     )
     parser.add_argument("--json", action="store_true", help="print raw JSON")
 
@@ -41,7 +73,15 @@ def admin_request(
     body: Any = None,
 ) -> Any:
     """Call the admin API; return decoded JSON (None for 204). Exit 1 on an error status."""
-    token = args.token or os.environ.get("HOOKLINE_ADMIN_TOKEN", "")
+    token = args.token or default_token()
+    if not token:
+        print(
+            "hookline: no admin token: pass --token or set HOOKLINE_ADMIN_TOKEN (the gateway's"
+            " [admin] token); a gateway started with no configuration (make run) writes one to"
+            f" {DevConfig.under(data_dir_from_env()).config}, which this command reads",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     clean = {k: v for k, v in (params or {}).items() if v is not None}
     try:
         response = httpx.request(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from gateway.settings import ConfigError, Settings, load_settings
 
@@ -19,10 +20,11 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_or_exit(args: argparse.Namespace) -> Settings:
-    """The settings, or exit 2 with a clear message (never a traceback)."""
+def load_or_exit(args: argparse.Namespace, path: Path | None = None) -> Settings:
+    """The settings (from ``path`` when given, else ``--config``), or exit 2 with a clear
+    message (never a traceback)."""
     try:
-        return load_settings(args.config)
+        return load_settings(path if path is not None else args.config)
     except ConfigError as exc:
         print(f"hookline: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import Any
 
+from gateway import devconfig
 from gateway.cli._common import add_config_argument, load_or_exit
 from gateway.storage.embedded import EmbeddedPostgresError
 
@@ -33,6 +34,15 @@ def run(args: argparse.Namespace) -> int:
     from gateway.cli._stopping_server import StoppingServer
 
     settings = load_or_exit(args)
+    dev, dev_created = None, False
+    if devconfig.applies(settings):
+        dev = devconfig.DevConfig.under(settings.data_dir)
+        try:
+            dev_created = devconfig.ensure(dev)
+        except ImportError:  # an install without the signing helpers: bare defaults
+            dev = None
+        else:
+            settings = load_or_exit(args, dev.config)
     server = settings.server
     if args.host or args.port or args.no_workers:
         server = msgspec.structs.replace(
@@ -42,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
             workers=server.workers and not args.no_workers,
         )
         settings = msgspec.structs.replace(settings, server=server)
+    if dev is not None:
+        print(devconfig.banner(dev, settings, created=dev_created), flush=True)
     app = create_app(settings)
     config: dict[str, Any] = {
         "host": server.host,

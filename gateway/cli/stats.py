@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "stats",
         help="deliverability KPIs from the hourly rollups",
-        description="Counts and rates (unique human opens and clicks; see the README for "
+        description="Counts and rates (unique human opens and clicks; see docs/admin-api.md for "
         "each rate's definition), grouped one way, over [since, until).",
     )
     parser.add_argument(

@@ -1,7 +1,7 @@
 """Recipient activity, folded off the write path: the worker folds each UTC day of
 received events into ``recipient_activity`` once the day has ended, instead of every write
 transaction upserting its recipients (that upsert was about a quarter of the rollups
-trigger's time per event at 10M events; see the README's read-side section).
+trigger's time per event at 10M events; see docs/benchmarks.md).
 
 * ``recipient_activity_fold.open_from``: every day before it is folded; events received on
   it or later are "open" and reads take them from ``events`` directly.

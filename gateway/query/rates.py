@@ -1,4 +1,4 @@
-"""Deliverability KPIs from summed rollup counters (definitions also in the README).
+"""Deliverability KPIs from summed rollup counters (definitions also in docs/admin-api.md).
 
 =============================  =====================================================
 delivery_rate                  delivered / (delivered + bounced + dropped)

@@ -1,6 +1,6 @@
 """A message's status per recipient: the furthest state its events reached.
 
-Precedence, highest first (the README documents the same list)::
+Precedence, highest first (docs/admin-api.md documents the same list)::
 
     complained > unsubscribed > clicked > opened > bounced > dropped
       > delivered > deferred > sent > queued > resubscribed > unknown

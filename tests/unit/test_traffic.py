@@ -297,3 +297,26 @@ def test_load_options_from_environment() -> None:
         )
     with pytest.raises(OptionsError, match="no source for"):
         options.task_weights(["ses"])
+
+
+@pytest.mark.parametrize(
+    ("provider", "event_type"),
+    [(provider, event_type) for provider in PROVIDERS for event_type in EVENT_NAMES[provider]],
+)
+async def test_fresh_events_are_dated_by_the_generators_clock(
+    provider: str, event_type: EventType
+) -> None:
+    """Load-test and demo traffic is dated now (the generator's clock), not on a fixed past
+    date: every event of every type parses with its time within a minute of the clock, so
+    ``--since`` windows find it and the event-delay histogram sees no years-old events."""
+    moment = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    traffic = generator(provider, batch_size=2, clock=lambda: moment)
+    request = traffic.fresh(provider, event_type)
+    assert request.event_type == event_type and request.kind == "fresh"
+    webhook = WebhookRequest("POST", request.url, request.headers, request.body)
+    adapter = get_adapter(provider)
+    await adapter.verify(webhook, SOURCES[provider].spec, VerifyContext(now=moment))
+    events = adapter.parse(webhook, SOURCES[provider].spec, moment).events
+    assert events and {event.event_type for event in events} == {event_type}
+    for event in events:
+        assert abs((event.occurred_at - moment).total_seconds()) < 60, event.occurred_at
