@@ -7,12 +7,13 @@ UV         := .uv/bin/uv
 VENV       := .venv
 STAMP      := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format system-deps bench clean help
+.PHONY: run test lint format system-deps bench clean help image
 
 help:
 	@echo "make run     start the gateway on 127.0.0.1:8000 (HOOKLINE_CONFIG/HOST/PORT honoured)"
 	@echo "make test    lint, type-check and run the whole test suite"
-	@echo "make lint    ruff + mypy only"
+	@echo "make lint    ruff + mypy + hadolint only"
+	@echo "make image   build the OCI image with podman (scripts/build-image.sh; root on Debian)"
 	@echo "make bench   ingest benchmark (bench/ingest_bench.py)"
 
 $(UV):
@@ -40,6 +41,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Containerfile
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -47,6 +49,10 @@ format: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(VENV)/bin/pytest
+
+# the OCI image (Containerfile), built without a container registry: podman + mmdebstrap
+image:
+	bash scripts/build-image.sh
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest_bench.py
