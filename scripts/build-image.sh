@@ -100,5 +100,4 @@ if [ "${HOOKLINE_IMAGE_QUIET:-}" = 1 ]; then
 fi
 log "building $IMAGE (revision $revision)"
 "$podman_sh" build "${build_args[@]}" . >&2
-"$podman_sh" image prune --force >/dev/null 2>&1 || true
 echo "$IMAGE"
