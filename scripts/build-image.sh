@@ -8,14 +8,15 @@
 #   3. `podman build`s the Containerfile on top of it with chroot isolation and host
 #      networking, the host CA bundle bind-mounted for uv (egress may be TLS-intercepted);
 #      podman's layer cache makes a rebuild with an unchanged uv.lock take seconds.
-# Environment: IMAGE (default hookline/hookline:<version>), BASE_IMAGE, HOOKLINE_IMAGE_QUIET=1.
+# Environment: IMAGE (default localhost/hookline/hookline:<chart appVersion>), BASE_IMAGE, HOOKLINE_IMAGE_QUIET=1.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 podman_sh="$root/scripts/podman.sh"
 
-version="$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n1)"
+# the tag is the chart's appVersion: the chart's default image is exactly what this builds
+version="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' helm/hookline/Chart.yaml)"
 IMAGE="${IMAGE:-localhost/hookline/hookline:$version}"
 # How the base root filesystem is made; its checksum names the base image, so changing the
 # recipe makes a new base instead of silently reusing the old one. dpkg's path-excludes stay in
