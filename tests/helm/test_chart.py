@@ -935,3 +935,54 @@ def test_ingress_exposes_only_the_webhook_prefix(full_docs: list[Manifest]) -> N
         "name": FULLNAME,
         "port": {"name": "http"},
     }
+
+
+# --------------------------------------------------------------------------- schema coverage
+
+
+def _schema_node(schema: Manifest, node: Manifest) -> Manifest:
+    """``node`` with a local ``$ref`` resolved."""
+    while "$ref" in node:
+        target: Manifest = schema
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def _uncovered(schema: Manifest, node: Manifest, value: Any, path: str) -> list[str]:
+    """The paths under ``value`` (a values.yaml subtree) the schema ``node`` does not describe:
+    every key of a dict must be a named property, or the dict a declared map."""
+    node = _schema_node(schema, node)
+    if not isinstance(value, dict):
+        return []
+    properties = node.get("properties")
+    if properties is None:
+        return []  # a declared map (labels, secrets.env) or a Kubernetes object (affinity)
+    missing: list[str] = []
+    for key, sub in value.items():
+        if key not in properties:
+            missing.append(f"{path}/{key}")
+            continue
+        missing += _uncovered(schema, properties[key], sub, f"{path}/{key}")
+    return missing
+
+
+def test_values_schema_describes_every_value() -> None:
+    """Every key in values.yaml (at every depth) is a named property of values.schema.json,
+    or lives in a map or Kubernetes object the schema declares whole (annotations, labels,
+    secrets.env, affinity), and every object with named properties refuses unknown keys."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert _uncovered(schema, schema, values, "") == []
+
+    def closed(node: Manifest, path: str) -> list[str]:
+        node = _schema_node(schema, node)
+        open_objects = []
+        if "properties" in node and node.get("additionalProperties") is not False:
+            open_objects.append(path)
+        for key, sub in node.get("properties", {}).items():
+            open_objects += closed(sub, f"{path}/{key}")
+        return open_objects
+
+    assert closed(schema, "") == []
