@@ -230,3 +230,60 @@ async def test_sigterm_drains_and_exits_zero_within_the_grace_period(
         assert exit_code == "0", logs(name)
     expected = sent_event_ids(11) | sent_event_ids(12) | sent_event_ids(13)
     assert await stored_event_ids(fresh_db_url) == expected
+
+
+async def test_embedded_trial_pod_starts_on_its_volume(image: BuiltImage, tmp_path: Path):
+    """database.embedded.enabled: the pod's init container (`hookline migrate`) initialises
+    the embedded PostgreSQL on the data volume, owned as Kubernetes makes it (root, group
+    fsGroup, setgid), and the gateway container then starts on it, ready and storing a
+    signed webhook."""
+    spec, key = sendgrid.make_test_source("container")
+    values = chart_values("", spec.signing_key or "")
+    values["database"] = {"embedded": {"enabled": True}}
+    docs = render(values)
+    deployment = get(docs, "Deployment", FULLNAME)
+    # the chart's PersistentVolumeClaim, bound like the StatefulSet's claims: a host directory
+    pod = deployment["spec"]["template"]["spec"]
+    data = next(v for v in pod["volumes"] if v["name"] == "data")
+    assert data["persistentVolumeClaim"]["claimName"] == f"{FULLNAME}-data"
+
+    init = to_podman_run(
+        docs,
+        deployment,
+        "migrate",
+        name=unique_name("hookline-test-init"),
+        volume_dir=tmp_path / "pod",
+    )
+    with running(init) as job:
+        exit_code = podman("wait", job, timeout=300).stdout.strip()
+        assert exit_code == "0", logs(job)
+
+    port = free_port()
+    run = to_podman_run(
+        docs,
+        deployment,
+        "hookline",
+        name=unique_name("hookline-test-trial"),
+        volume_dir=tmp_path / "pod",
+        env_overrides={"HOOKLINE_HOST": "127.0.0.1", "HOOKLINE_PORT": str(port)},
+        ports={8000: port},
+    )
+    with start_ready(run) as (name, _):
+        response = post_sendgrid(port, spec, key, seed=21)
+        assert response.status_code in (200, 202), response.text
+        # read back through the admin API: the events are in the embedded database
+        headers = {"Authorization": "Bearer container-test-admin-token"}
+        deadline = time.monotonic() + 30
+        while True:
+            found = httpx.get(
+                f"http://127.0.0.1:{port}/v1/events",
+                params={"provider": "sendgrid", "limit": 50},
+                headers=headers,
+                timeout=10,
+            )
+            assert found.status_code == 200, found.text
+            ids = {e.get("provider_event_id") for e in found.json()["items"]}
+            if ids >= sent_event_ids(21):
+                break
+            assert time.monotonic() < deadline, (found.text[:2000], logs(name))
+            time.sleep(0.2)
