@@ -817,7 +817,7 @@ def test_packaged_chart_carries_the_alerts(tmp_path: Path) -> None:
     """`helm package` resolves the symlink: the .tgz renders the same PrometheusRule
     without the repository around it, and leaves the CI values file out."""
     archive = Path(helm.package(CHART, destination=tmp_path))
-    assert archive.name == "hookline-0.1.0.tgz"
+    assert archive.name == "hookline-0.2.0.tgz"
     with helm.Chart.load_archive(archive.read_bytes()) as packaged:
         names = {f["name"] for f in packaged.files}
         rendered = packaged.render(full_values(), name=RELEASE, namespace=NAMESPACE)
