@@ -117,7 +117,7 @@ Refuse configurations that would silently lose data or never work.
 {{- end }}
 {{- if include "hookline.embeddedDatabase" . }}
 {{- if or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled .Values.worker.enabled }}
-{{- fail "hookline: the embedded PostgreSQL lives inside one pod; set database.url or database.existingSecret before raising replicaCount or enabling autoscaling or worker" }}
+{{- fail "hookline: the embedded PostgreSQL lives inside one pod; switch to an external one (database.embedded.enabled=false plus database.existingSecret or database.url) before raising replicaCount or enabling autoscaling or worker" }}
 {{- end }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (not .Values.autoscaling.targetCPUUtilizationPercentage) (not .Values.autoscaling.requestRate.enabled) }}
