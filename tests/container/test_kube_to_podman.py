@@ -189,3 +189,20 @@ def test_secret_values_are_base64_decoded(docs: list[Manifest]):
     forgot to decode would not pass test_env_resolves_secret_references_and_env_from."""
     secret = get(docs, "Secret", FULLNAME)
     assert secret["data"]["database-url"] == base64.b64encode(DB_URL.encode()).decode()
+
+
+def test_init_containers_and_chart_claims_are_translated(tmp_path: Path):
+    """The embedded trial's init container (migrate) is found and translated like any
+    container, and the chart's own PersistentVolumeClaim volume becomes the same host
+    directory for the init container and the gateway, owned by the pod's fsGroup."""
+    docs = render({"database": {"embedded": {"enabled": True}}})
+    deployment = get(docs, "Deployment", FULLNAME)
+    init = to_podman_run(docs, deployment, "migrate", name="i", volume_dir=tmp_path)
+    gateway = to_podman_run(docs, deployment, "hookline", name="g", volume_dir=tmp_path)
+    host = tmp_path / "claims" / f"{FULLNAME}-data"
+    fs_group = deployment["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
+    for run in (init, gateway):
+        assert f"{host}:/var/lib/hookline:rw" in flag_values(run.argv, "--volume")
+        assert run.directories == {host: (0o2775, fs_group)}
+    assert init.argv[-1] == "migrate"
+    assert "HOOKLINE_DATABASE_URL" not in init.env
