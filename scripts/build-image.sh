@@ -35,6 +35,8 @@ base_recipe=(
 )
 base_tag="bookworm-$(printf '%s\n' "${base_recipe[@]}" | cksum | cut -d' ' -f1)"
 BASE_IMAGE="${BASE_IMAGE:-localhost/hookline/debian-base:$base_tag}"
+# uv exactly as the Makefile pins it for the development environment
+uv_version="$(sed -n 's/^UV_VERSION *:= *//p' Makefile)"
 revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then
     revision="$revision-dirty"
@@ -90,6 +92,7 @@ build_args=(
     --tag "$IMAGE"
     --build-arg "BASE_IMAGE=$BASE_IMAGE"
     --build-arg "VERSION=$version"
+    --build-arg "UV_VERSION=$uv_version"
     --build-arg "REVISION=$revision"
     --build-arg "SOURCE=$source_url"
 )
