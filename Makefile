@@ -7,13 +7,14 @@ UV         := .uv/bin/uv
 VENV       := .venv
 STAMP      := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test lint format system-deps system-packages bench clean help slo
+.PHONY: run demo test lint format system-deps system-packages bench clean help slo image
 
 help:
 	@echo "make run     start the gateway on 127.0.0.1:8000 (HOOKLINE_CONFIG/HOST/PORT honoured)"
 	@echo "make demo    send signed sample events from every provider to it (second terminal)"
 	@echo "make test    lint, type-check and run the whole test suite"
-	@echo "make lint    ruff + mypy only"
+	@echo "make lint    ruff + mypy + hadolint only"
+	@echo "make image   build the OCI image with podman (scripts/build-image.sh; root on Debian)"
 	@echo "make bench   ingest benchmark (bench/ingest_bench.py)"
 	@echo "make slo     regenerate the SLO rules and dashboard from grafana/slo/slos.yml"
 	@echo "the CLI:     .venv/bin/hookline --help   (make run / make test create .venv)"
@@ -37,7 +38,7 @@ demo: $(STAMP)
 
 SCHEMA_DIR := tests/observability/schema
 
-system-deps: $(SCHEMA_DIR)/node_modules/.package-lock.json
+system-deps: system-packages $(SCHEMA_DIR)/node_modules/.package-lock.json
 
 # Debian packages the suite needs (promtool, amtool, node, npm), installed only when missing
 system-packages:
@@ -51,6 +52,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Containerfile
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -62,6 +64,10 @@ test: $(STAMP) system-deps lint
 # SLOs as code: regenerate the rules, promtool tests and dashboard from grafana/slo/slos.yml
 slo: $(STAMP)
 	$(VENV)/bin/python scripts/slo_rules.py
+
+# the OCI image (Containerfile), built without a container registry: podman + mmdebstrap
+image:
+	bash scripts/build-image.sh
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest_bench.py

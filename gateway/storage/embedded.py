@@ -231,7 +231,10 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Initialise (first time) and start the cluster; return its connection URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.data_dir, 0o755)  # noqa: S103 - the postgres user must enter it
+        if self._run_as is not None:
+            # root hands the cluster to an unprivileged user, who must enter the directory;
+            # otherwise leave it alone: a volume's root (Kubernetes fsGroup) is not ours to chmod
+            os.chmod(self.data_dir, 0o755)  # noqa: S103 - the postgres user must enter it
         self._check_reachable()
         password = self._password()
         if not (self.cluster_dir / "PG_VERSION").exists():

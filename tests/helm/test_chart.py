@@ -38,6 +38,8 @@ WORKER = "hl-hookline-worker"
 KUBE_VERSION = "1.36.0"
 #: API groups kubernetes-validate has no schema for; validated structurally below
 CRD_GROUPS = ("monitoring.coreos.com/",)
+#: the one value an install must give: an external database (the chart fails without one)
+REQUIRED: dict[str, Any] = {"database": {"existingSecret": "hookline-db"}}
 
 Manifest = dict[str, Any]
 
@@ -46,9 +48,12 @@ Manifest = dict[str, Any]
 
 
 def render(values: dict[str, Any] | None = None, chart: Path = CHART) -> list[Manifest]:
-    """Render ``chart`` as ``helm template`` would and parse every YAML document."""
+    """Render ``chart`` as ``helm template`` would and parse every YAML document; ``values``
+    without a ``database`` key get REQUIRED's."""
     with helm.Chart.load(chart) as loaded:
-        rendered = loaded.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        rendered = loaded.render(
+            {**REQUIRED, **(values or {})}, name=RELEASE, namespace=NAMESPACE, is_install=True
+        )
     docs: list[Manifest] = []
     for path in sorted(rendered):
         if path.endswith("NOTES.txt"):
@@ -58,9 +63,11 @@ def render(values: dict[str, Any] | None = None, chart: Path = CHART) -> list[Ma
 
 
 def notes(values: dict[str, Any] | None = None) -> str:
-    """The rendered NOTES.txt."""
+    """The rendered NOTES.txt (``values`` completed with REQUIRED as in ``render``)."""
     with helm.Chart.load(CHART) as loaded:
-        rendered = loaded.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        rendered = loaded.render(
+            {**REQUIRED, **(values or {})}, name=RELEASE, namespace=NAMESPACE, is_install=True
+        )
     return rendered["hookline/templates/NOTES.txt"]
 
 
@@ -308,7 +315,7 @@ def validate_crd(doc: Manifest) -> None:
 @pytest.mark.parametrize("values_name", ["default", "full"])
 def test_chart_lints_without_warnings(values_name: str) -> None:
     """`helm lint --strict` (values schema included) finds no warning or error."""
-    values = None if values_name == "default" else full_values()
+    values = REQUIRED if values_name == "default" else full_values()
     report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE)
     assert report["total_charts_linted"] == 1
     assert report["errors"] == []
@@ -329,16 +336,17 @@ def test_every_builtin_object_matches_the_kubernetes_openapi_schema(
             continue
         kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
         validated.add(doc["kind"])
-    expected = {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"}
+    expected = {
+        "ConfigMap",
+        "Deployment",
+        "Job",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Service",
+        "ServiceAccount",
+    }
     if values_name == "full":
-        expected |= {
-            "HorizontalPodAutoscaler",
-            "Ingress",
-            "Job",
-            "NetworkPolicy",
-            "Secret",
-            "StatefulSet",
-        }
+        expected |= {"HorizontalPodAutoscaler", "Ingress", "Secret", "StatefulSet"}
     assert validated == expected
 
 
@@ -406,25 +414,57 @@ def test_values_schema_rejects_bad_values(bad_values: dict[str, Any], where: str
 # --------------------------------------------------------------------------- defaults
 
 
-def test_default_install_is_one_pod_with_the_embedded_database(
-    default_docs: list[Manifest],
-) -> None:
-    """With no database configured: one gateway pod, recreated (never two PostgreSQL on one
-    data dir), migrations as an init container, no Job, worker, Secret or CRD objects."""
+def test_without_a_database_the_chart_refuses_to_render() -> None:
+    """The default is an external PostgreSQL: with none given (and no explicit trial), the
+    render fails and says which values to set."""
+    with (
+        helm.Chart.load(CHART) as loaded,
+        pytest.raises(helm.HelmRenderError, match=r"database\.existingSecret") as error,
+    ):
+        loaded.render({}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    assert "database.embedded.enabled=true" in str(error.value)
+
+
+def test_embedded_and_external_database_together_are_refused() -> None:
+    """Asking for the trial database and an external one at once is an error, not a guess."""
+    with pytest.raises(helm.HelmRenderError, match="conflicts"):
+        render({"database": {"url": "postgresql://h/db", "embedded": {"enabled": True}}})
+
+
+def test_default_install_uses_the_external_database(default_docs: list[Manifest]) -> None:
+    """With only the database Secret given: the gateway reads the URL from it, rolls
+    without downtime, and the migrate Job (not an init container) prepares the schema."""
     gateway = get(default_docs, "Deployment", FULLNAME)
+    assert gateway["spec"]["replicas"] == 1
+    assert gateway["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert env(container(gateway, "hookline"))["HOOKLINE_DATABASE_URL"] == {
+        "secretKeyRef": {"name": "hookline-db", "key": "database-url"}
+    }
+    assert "initContainers" not in pod_spec(gateway)
+    assert get(default_docs, "Job", f"{FULLNAME}-migrate")
+    assert "TRIAL ONLY" not in notes()
+
+
+def test_embedded_trial_is_one_pod_on_a_persistent_volume() -> None:
+    """database.embedded.enabled: one recreated gateway pod (never two PostgreSQL on one
+    data dir) whose data directory is a PersistentVolumeClaim, migrations as an init
+    container, no Job; NOTES says it is a trial."""
+    trial = {"database": {"embedded": {"enabled": True}}}
+    docs = render(trial)
+    gateway = get(docs, "Deployment", FULLNAME)
     assert gateway["spec"]["replicas"] == 1
     assert gateway["spec"]["strategy"] == {"type": "Recreate"}
     assert "HOOKLINE_DATABASE_URL" not in env(container(gateway, "hookline"))
     init = pod_spec(gateway)["initContainers"]
     assert [(c["name"], c["args"]) for c in init] == [("migrate", ["migrate"])]
-    assert kinds(default_docs) == {
-        "ConfigMap",
-        "Deployment",
-        "PodDisruptionBudget",
-        "Service",
-        "ServiceAccount",
-    }
-    assert "EVERY STORED EVENT IS LOST" in notes()
+    data = next(v for v in pod_spec(gateway)["volumes"] if v["name"] == "data")
+    assert data["persistentVolumeClaim"] == {"claimName": f"{FULLNAME}-data"}
+    claim = get(docs, "PersistentVolumeClaim", f"{FULLNAME}-data")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert "Job" not in kinds(docs)
+    assert "TRIAL ONLY" in notes(trial)
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
 
 
 @pytest.mark.parametrize(
@@ -435,7 +475,7 @@ def test_embedded_database_refuses_to_scale_out(risky: dict[str, Any]) -> None:
     """Several pods on the embedded database would each write to a private PostgreSQL: the
     chart fails the render with an explanation instead."""
     with pytest.raises(helm.HelmRenderError, match="embedded PostgreSQL"):
-        render(risky)
+        render({"database": {"embedded": {"enabled": True}}, **risky})
 
 
 # --------------------------------------------------------------------------- gateway pod
@@ -777,7 +817,7 @@ def test_packaged_chart_carries_the_alerts(tmp_path: Path) -> None:
     """`helm package` resolves the symlink: the .tgz renders the same PrometheusRule
     without the repository around it, and leaves the CI values file out."""
     archive = Path(helm.package(CHART, destination=tmp_path))
-    assert archive.name == "hookline-0.1.0.tgz"
+    assert archive.name == "hookline-0.2.0.tgz"
     with helm.Chart.load_archive(archive.read_bytes()) as packaged:
         names = {f["name"] for f in packaged.files}
         rendered = packaged.render(full_values(), name=RELEASE, namespace=NAMESPACE)
@@ -838,7 +878,11 @@ def test_migration_job_runs_before_install_and_upgrade(full_docs: list[Manifest]
     }
     assert "HOOKLINE_CONFIG" not in env(c)
     assert pod_spec(job)["restartPolicy"] == "Never"
-    assert "serviceAccountName" not in pod_spec(job)  # the chart's SA does not exist yet
+    # the chart's ServiceAccount, created by an earlier hook so it exists on first install
+    assert pod_spec(job)["serviceAccountName"] == FULLNAME
+    account = get(full_docs, "ServiceAccount", FULLNAME)["metadata"]["annotations"]
+    assert "pre-install" in account["helm.sh/hook"]
+    assert int(account["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
     assert "initContainers" not in pod_spec(get(full_docs, "StatefulSet", FULLNAME))
 
 
@@ -891,3 +935,54 @@ def test_ingress_exposes_only_the_webhook_prefix(full_docs: list[Manifest]) -> N
         "name": FULLNAME,
         "port": {"name": "http"},
     }
+
+
+# --------------------------------------------------------------------------- schema coverage
+
+
+def _schema_node(schema: Manifest, node: Manifest) -> Manifest:
+    """``node`` with a local ``$ref`` resolved."""
+    while "$ref" in node:
+        target: Manifest = schema
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def _uncovered(schema: Manifest, node: Manifest, value: Any, path: str) -> list[str]:
+    """The paths under ``value`` (a values.yaml subtree) the schema ``node`` does not describe:
+    every key of a dict must be a named property, or the dict a declared map."""
+    node = _schema_node(schema, node)
+    if not isinstance(value, dict):
+        return []
+    properties = node.get("properties")
+    if properties is None:
+        return []  # a declared map (labels, secrets.env) or a Kubernetes object (affinity)
+    missing: list[str] = []
+    for key, sub in value.items():
+        if key not in properties:
+            missing.append(f"{path}/{key}")
+            continue
+        missing += _uncovered(schema, properties[key], sub, f"{path}/{key}")
+    return missing
+
+
+def test_values_schema_describes_every_value() -> None:
+    """Every key in values.yaml (at every depth) is a named property of values.schema.json,
+    or lives in a map or Kubernetes object the schema declares whole (annotations, labels,
+    secrets.env, affinity), and every object with named properties refuses unknown keys."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert _uncovered(schema, schema, values, "") == []
+
+    def closed(node: Manifest, path: str) -> list[str]:
+        node = _schema_node(schema, node)
+        open_objects = []
+        if "properties" in node and node.get("additionalProperties") is not False:
+            open_objects.append(path)
+        for key, sub in node.get("properties", {}).items():
+            open_objects += closed(sub, f"{path}/{key}")
+        return open_objects
+
+    assert closed(schema, "") == []
