@@ -53,6 +53,12 @@ class ServerSettings(_Section):
     port: int = 8000
     #: run the outbox workers inside ``hookline serve`` (``hookline worker`` runs them alone)
     workers: bool = True
+    #: seconds a client has to send a complete request head (then 408 and close; slowloris)
+    header_read_timeout_seconds: float = 5.0
+    #: seconds an idle keep-alive connection is kept open between requests
+    keep_alive_timeout_seconds: float = 5.0
+    #: seconds a client has to send a whole webhook body once its headers are in (then 408)
+    body_read_timeout_seconds: float = 30.0
 
 
 class DatabaseSettings(_Section):
@@ -339,7 +345,18 @@ def _validate(settings: Settings) -> list[str]:
     errors.extend(_suppression_errors(settings.suppressions))
     if settings.ingest.max_body_bytes <= 0:
         errors.append("field 'ingest.max_body_bytes': must be positive")
+    errors.extend(_server_errors(settings.server))
     return errors
+
+
+def _server_errors(section: ServerSettings) -> list[str]:
+    """The connection deadlines must be positive (none of them may be turned off)."""
+    fields = (
+        "header_read_timeout_seconds",
+        "keep_alive_timeout_seconds",
+        "body_read_timeout_seconds",
+    )
+    return [f"field 'server.{f}': must be positive" for f in fields if getattr(section, f) <= 0]
 
 
 def _sink_errors(label: str, sink: SinkSettings) -> list[str]:

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.server.deadlines import header_deadline_protocol
 
     settings = load_or_exit(args)
     server = settings.server
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         "proxy_headers": True,
         "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
     }
+    config["http"] = header_deadline_protocol(server.header_read_timeout_seconds)
+    config["timeout_keep_alive"] = server.keep_alive_timeout_seconds
     try:
         uvicorn.run(app, **config)
     except EmbeddedPostgresError as exc:
