@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from gateway.settings import ConfigError, Settings, load_settings
+from observability.redact import redact_text
 
 __all__ = ["add_config_argument", "load_or_exit"]
 
@@ -24,5 +25,7 @@ def load_or_exit(args: argparse.Namespace) -> Settings:
     try:
         return load_settings(args.config)
     except ConfigError as exc:
-        print(f"hookline: configuration error: {exc}", file=sys.stderr)
+        # an error may quote a value (a URL): never print its credentials
+        message = redact_text(str(exc), mask=False)
+        print(f"hookline: configuration error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
