@@ -31,6 +31,7 @@ __all__ = [
     "RecipientQuery",
     "StatsQuery",
     "check_value",
+    "choices_pattern",
     "parse_event_filter",
     "parse_inactive_query",
     "parse_message_query",
@@ -56,6 +57,7 @@ MAX_VALUE_LENGTH = 1024
 
 GROUP_BY = ("provider", "source", "campaign", "tag", "day", "hour")
 EVENT_TYPES = tuple(t.value for t in EventType)
+MAX_REPEATS = 20
 EVENT_PARAMETERS = frozenset(
     {
         "recipient",
@@ -74,7 +76,34 @@ EVENT_PARAMETERS = frozenset(
     }
 )
 _REPEATABLE = frozenset({"tag", "metadata"})
-_RELATIVE = re.compile(r"^(\d{1,9})([smhdw])$")
+#: a relative age: up to 5 digits, so ``now`` minus it is always a representable date
+RELATIVE_PATTERN = r"^[0-9]{1,5}[smhdw]$"
+_RELATIVE = re.compile(r"^([0-9]{1,5})([smhdw])$")
+#: RFC 3339 date-time (``2024-05-01T12:00:00Z``, ``...+02:00``; ``T`` or a space)
+_DATE_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?$"
+)
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+#: what the OpenAPI document says ``since`` / ``until`` are (``parse_time`` takes exactly these)
+TIME_SCHEMA: dict[str, object] = {
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "pattern": RELATIVE_PATTERN},
+    ]
+}
+#: text values: PostgreSQL-storable (no NUL) and bounded
+TEXT_PATTERN = r"^[^\x00]*$"
+METADATA_PATTERN = r"^[^\x00:]+:[^\x00]*$"
+
+
+def choices_pattern(allowed: Sequence[str]) -> str:
+    """A comma-separated list of ``allowed`` values, as a regular expression."""
+    one = "(?:" + "|".join(re.escape(value) for value in allowed) + ")"
+    return f"^{one}(?:,{one})*$"
+
+
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -100,8 +129,8 @@ def _check_known(params: Params, allowed: frozenset[str]) -> None:
     for name, values in params.items():
         if len(values) > 1 and name not in _REPEATABLE:
             raise QueryError(name, "given more than once")
-        if len(values) > 20:
-            raise QueryError(name, "given more than 20 times")
+        if len(values) > MAX_REPEATS:
+            raise QueryError(name, f"given more than {MAX_REPEATS} times")
 
 
 def _one(params: Params, name: str) -> str | None:
@@ -147,17 +176,31 @@ def parse_time(name: str, text: str, now: datetime) -> datetime:
         if match:
             amount, unit = match.groups()
             return now - timedelta(**{_UNITS[unit]: int(amount)})
-        if len(text) == 10:
+        if _DATE.match(text):
             day = date.fromisoformat(text)
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        value = datetime.fromisoformat(text)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if not _DATE_TIME.match(text):
+            raise ValueError(text)
+        value = datetime.fromisoformat(text.upper().replace(" ", "T"))
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        if value.year in (1, 9999):  # an offset may carry it beyond what datetime holds
+            return _clamped_utc(value)
+        return value.astimezone(UTC)
     except (ValueError, OverflowError):
         raise QueryError(
             name,
             f"not a date/time: {text!r} (use ISO 8601, e.g. 2024-05-01 or "
             "2024-05-01T12:00:00Z, or a relative age like 30d, 12h)",
         ) from None
+
+
+def _clamped_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if value.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 def _window(
