@@ -14,6 +14,7 @@ from gateway.routes.admin_auth import require_admin_token
 from gateway.routes.admin_input import require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, MAX_ID, error_responses
 from gateway.runtime import Runtime
+from gateway.server.body_deadline import body_deadline_middleware
 
 __all__ = ["control_router"]
 
@@ -69,6 +70,7 @@ control_router = Router(
     path="/v1",
     route_handlers=[list_control_messages],
     guards=[require_admin_token, require_readable_input],
+    middleware=[body_deadline_middleware],
     tags=["admin"],
     security=ADMIN_SECURITY,
 )

@@ -29,6 +29,7 @@ from gateway.routes.admin_auth import require_admin_token
 from gateway.routes.admin_input import require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, MAX_ID, NO_NUL, error_responses
 from gateway.runtime import Runtime
+from gateway.server.body_deadline import body_deadline_middleware
 
 __all__ = ["dlq_router"]
 
@@ -267,5 +268,6 @@ dlq_router = Router(
         delete_dlq_entry,
     ],
     guards=[require_admin_token, require_readable_input],
+    middleware=[body_deadline_middleware],
     security=ADMIN_SECURITY,
 )

@@ -61,6 +61,7 @@ from gateway.routes.admin_auth import require_admin_token
 from gateway.routes.admin_input import require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, error_responses
 from gateway.runtime import Runtime
+from gateway.server.body_deadline import body_deadline_middleware
 from handlers.registry import PROVIDERS
 
 __all__ = ["query_router"]
@@ -315,5 +316,6 @@ query_router = Router(
         get_stats,
     ],
     guards=[require_admin_token, require_readable_input],
+    middleware=[body_deadline_middleware],
     security=ADMIN_SECURITY,
 )

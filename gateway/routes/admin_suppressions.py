@@ -28,6 +28,7 @@ from gateway.routes.admin_auth import require_admin_token
 from gateway.routes.admin_input import require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, NO_NUL, error_responses
 from gateway.runtime import Runtime
+from gateway.server.body_deadline import body_deadline_middleware
 
 __all__ = ["suppressions_router"]
 
@@ -148,5 +149,6 @@ suppressions_router = Router(
     path="/v1",
     route_handlers=[list_suppressions, get_suppression, add_suppression, delete_suppression],
     guards=[require_admin_token, require_readable_input],
+    middleware=[body_deadline_middleware],
     security=ADMIN_SECURITY,
 )

@@ -20,6 +20,7 @@ from tests.integration._gateway_process import clean_environment, run_gateway
 
 SPEC, KEY = sendgrid.make_test_source("main")
 SLOW_CONNECTIONS = 300
+ADMIN_TOKEN = "slow-clients-admin-token"
 #: generous bound for "closed": the deadline is 1 s, this is only a liveness limit
 CLOSED_WITHIN_SECONDS = 30.0
 
@@ -31,6 +32,7 @@ def _config(db_url: str, workdir: Path) -> dict[str, Any]:
         "storage": {"data_dir": str(workdir / "data")},
         "logging": {"format": "json", "level": "info"},
         "sources": [{"provider": "sendgrid", "name": "main", "signing_key": SPEC.signing_key}],
+        "admin": {"token": ADMIN_TOKEN},
     }
 
 
@@ -134,3 +136,36 @@ async def test_stalled_body_gets_408_and_is_counted_and_logged(
         if line["event"] == "webhook.processed" and line["outcome"] == "timeout"
     ]
     assert [(line["provider"], line["status"]) for line in lines] == [("sendgrid", 408)]
+
+
+async def test_stalled_admin_body_gets_408_and_nothing_is_done(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
+    """An admin request (read by Litestar) whose JSON body stops half-way is answered 408
+    problem+json and closed; the half-sent suppression is not added."""
+    async with (
+        run_gateway(_config(fresh_db_url, tmp_path), tmp_path, clean_environment()) as gateway,
+        httpx.AsyncClient(base_url=gateway.url, timeout=10.0) as client,
+    ):
+        port = int(gateway.url.rsplit(":", 1)[1])
+        body = b'{"address": "slow@example.com", "note": "never finished"}'
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = [
+            b"POST /v1/suppressions HTTP/1.1",
+            b"Host: 127.0.0.1",
+            f"Authorization: Bearer {ADMIN_TOKEN}".encode(),
+            b"Content-Type: application/json",
+            f"Content-Length: {len(body)}".encode(),
+        ]
+        writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body[:20])
+        await writer.drain()
+        try:
+            reply = await _read_until_closed(reader)
+        finally:
+            writer.close()
+        auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        listed = (await client.get("/v1/suppressions", headers=auth)).json()
+    assert reply.startswith(b"HTTP/1.1 408 "), reply
+    assert b"application/problem+json" in reply
+    assert listed["items"] == []
+    assert any(line["event"] == "http.body_deadline_exceeded" for line in gateway.json_lines())
