@@ -27,7 +27,11 @@ CLOSED_WITHIN_SECONDS = 30.0
 
 def _config(db_url: str, workdir: Path) -> dict[str, Any]:
     return {
-        "server": {"header_read_timeout_seconds": 1.0, "body_read_timeout_seconds": 1.0},
+        "server": {
+            "header_read_timeout_seconds": 1.0,
+            "keep_alive_timeout_seconds": 1.0,
+            "body_read_timeout_seconds": 1.0,
+        },
         "database": {"url": db_url, "pool_min_size": 1, "pool_max_size": 4},
         "storage": {"data_dir": str(workdir / "data")},
         "logging": {"format": "json", "level": "info"},
@@ -96,6 +100,24 @@ async def test_connection_that_sends_nothing_is_closed(fresh_db_url: str, tmp_pa
         finally:
             writer.close()
     assert reply.startswith(b"HTTP/1.1 408 ")
+
+
+async def test_idle_keep_alive_connection_is_closed_after_its_response(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
+    """A keep-alive connection that got its answer and then says nothing more is closed by
+    the server (``keep_alive_timeout_seconds``), without a second response."""
+    async with run_gateway(_config(fresh_db_url, tmp_path), tmp_path, clean_environment()) as gw:
+        port = int(gw.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        try:
+            received = await _read_until_closed(reader)
+        finally:
+            writer.close()
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert received.count(b"HTTP/1.1 ") == 1
 
 
 async def test_stalled_body_gets_408_and_is_counted_and_logged(
