@@ -58,9 +58,7 @@ _SECRET_PARAM_PARTS = ("token", "key", "secret", "sig", "pass", "auth", "credent
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>\\]+")
 #: an email address, also percent-encoded in a URL (``jane%40example.com``); the local part
 #: leaves out ``/ = ? & %`` so a path or query around an address is not swallowed
-_ADDRESS = re.compile(
-    r"[A-Za-z0-9.!#$*+^_`{|}~\-]+(?:@|%40)([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)"
-)
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$*+^_`{|}~\-]+(?:@|%40)([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)")
 
 
 def is_secret_key(name: str) -> bool:
