@@ -22,8 +22,12 @@ __all__ = [
     "DEFAULT_STATS_DAYS",
     "EVENT_PARAMETERS",
     "GROUP_BY",
+    "INACTIVE_PARAMETERS",
     "MAX_EVENT_LIMIT",
     "MAX_STATS_LIMIT",
+    "MESSAGE_PARAMETERS",
+    "RECIPIENT_PARAMETERS",
+    "STATS_PARAMETERS",
     "EventFilter",
     "InactiveQuery",
     "MessageQuery",
@@ -74,6 +78,12 @@ EVENT_PARAMETERS = frozenset(
         "limit",
         "cursor",
     }
+)
+MESSAGE_PARAMETERS = frozenset({"provider", "include", "limit"})
+RECIPIENT_PARAMETERS = frozenset({"include", "limit"})
+INACTIVE_PARAMETERS = frozenset({"inactive_days", "limit", "cursor"})
+STATS_PARAMETERS = frozenset(
+    {"group_by", "since", "until", "provider", "source", "campaign", "tag", "limit"}
 )
 _REPEATABLE = frozenset({"tag", "metadata"})
 #: a relative age: up to 5 digits, so ``now`` minus it is always a representable date
@@ -273,7 +283,7 @@ class MessageQuery:
 
 
 def parse_message_query(params: Params) -> MessageQuery:
-    _check_known(params, frozenset({"provider", "include", "limit"}))
+    _check_known(params, MESSAGE_PARAMETERS)
     provider = _one(params, "provider")
     if provider is not None and provider not in PROVIDERS:
         raise QueryError("provider", f"unknown provider {provider!r}")
@@ -291,7 +301,7 @@ class RecipientQuery:
 
 
 def parse_recipient_query(params: Params) -> RecipientQuery:
-    _check_known(params, frozenset({"include", "limit"}))
+    _check_known(params, RECIPIENT_PARAMETERS)
     return RecipientQuery(
         include_raw="raw" in _choices(params, "include", ("raw",)),
         limit=_int(params, "limit", DEFAULT_RECIPIENT_EVENTS, 1, MAX_EVENT_LIMIT),
@@ -310,7 +320,7 @@ class InactiveQuery:
 
 
 def parse_inactive_query(params: Params, now: datetime) -> InactiveQuery:
-    _check_known(params, frozenset({"inactive_days", "limit", "cursor"}))
+    _check_known(params, INACTIVE_PARAMETERS)
     if not params.get("inactive_days"):
         raise QueryError("inactive_days", "required (e.g. inactive_days=60)")
     days = _int(params, "inactive_days", 0, 1, MAX_INACTIVE_DAYS)
@@ -338,10 +348,7 @@ class StatsQuery:
 
 
 def parse_stats_query(params: Params, now: datetime) -> StatsQuery:
-    _check_known(
-        params,
-        frozenset({"group_by", "since", "until", "provider", "source", "campaign", "tag", "limit"}),
-    )
+    _check_known(params, STATS_PARAMETERS)
     group_by = _choices(params, "group_by", GROUP_BY)
     if len(group_by) > 1:
         raise QueryError("group_by", "give exactly one grouping")
