@@ -14,7 +14,14 @@ import msgspec
 import structlog
 from opentelemetry import trace
 
-from observability.redact import REDACTED, is_secret_key, mask_address, redact_value
+from observability.redact import (
+    REDACTED,
+    is_secret_key,
+    mask_address,
+    needs_redaction,
+    redact_text,
+    redact_value,
+)
 
 __all__ = ["configure_logging", "mask_address"]
 
@@ -59,9 +66,12 @@ def _redact(mask_recipients: bool) -> Any:
         for key, value in event_dict.items():
             if is_secret_key(key):
                 event_dict[key] = REDACTED
-            elif mask and key in _ADDRESS_KEYS and isinstance(value, str):
-                event_dict[key] = mask_address(value)
-            elif isinstance(value, str | Mapping | list | tuple):
+            elif isinstance(value, str):
+                if mask and key in _ADDRESS_KEYS:
+                    event_dict[key] = mask_address(value)
+                elif needs_redaction(value, mask=mask):  # most values: nothing to do
+                    event_dict[key] = redact_text(value, mask=mask)
+            elif isinstance(value, Mapping | list | tuple):
                 event_dict[key] = redact_value(value, mask=mask)
         return event_dict
 

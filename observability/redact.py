@@ -13,6 +13,7 @@ any code that wants to show a value it does not control.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "REDACTED",
     "is_secret_key",
     "mask_address",
+    "needs_redaction",
     "redact_text",
     "redact_url",
     "redact_value",
@@ -61,6 +63,7 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>\\]+")
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$*+^_`{|}~\-]+(?:@|%40)([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(name: str) -> bool:
     """Whether a field called ``name`` holds a secret (``Token``, ``signing-key``...)."""
     return name.lower().replace("-", "_") in _SECRET_KEYS
@@ -106,6 +109,11 @@ def redact_url(url: str) -> str:
 
 def _mask_match(match: re.Match[str]) -> str:
     return f"{match.group(0)[:1]}***@{match.group(1)}"
+
+
+def needs_redaction(text: str, *, mask: bool = True) -> bool:
+    """A cheap test: whether ``redact_text`` could change ``text`` at all."""
+    return "://" in text or (mask and ("@" in text or "%40" in text))
 
 
 def redact_text(text: str, *, mask: bool = True) -> str:
