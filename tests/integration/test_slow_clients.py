@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,13 @@ import asyncpg
 import httpx
 
 from handlers import sendgrid
-from tests.integration._gateway_process import clean_environment, run_gateway
+from tests.integration._gateway_process import (
+    ROOT,
+    clean_environment,
+    free_port,
+    run_gateway,
+    to_toml,
+)
 
 SPEC, KEY = sendgrid.make_test_source("main")
 SLOW_CONNECTIONS = 300
@@ -191,3 +198,39 @@ async def test_stalled_admin_body_gets_408_and_nothing_is_done(
     assert b"application/problem+json" in reply
     assert listed["items"] == []
     assert any(line["event"] == "http.body_deadline_exceeded" for line in gateway.json_lines())
+
+
+async def test_worker_port_has_the_header_deadline_too(fresh_db_url: str, tmp_path: Path) -> None:
+    """``hookline worker`` serves /healthz and /metrics with the same header deadline: a
+    connection that stops mid-header gets 408 and is closed."""
+    config_path = tmp_path / "worker.toml"
+    config_path.write_text(to_toml(_config(fresh_db_url, tmp_path)), encoding="utf-8")
+    port = free_port()
+    with (tmp_path / "worker.stderr").open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "gateway.cli", "worker", "--config", str(config_path)),
+            *("--host", "127.0.0.1", "--port", str(port)),
+            cwd=ROOT,
+            env=clean_environment(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                for _ in range(600):
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get("/healthz")).status_code == 200:
+                            break
+                    assert process.returncode is None, (tmp_path / "worker.stderr").read_text()
+                    await asyncio.sleep(0.1)
+            reader, writer = await _stall_in_headers(port)
+            try:
+                reply = await _read_until_closed(reader)
+            finally:
+                writer.close()
+        finally:
+            process.terminate()
+            await process.wait()
+    assert reply.startswith(b"HTTP/1.1 408 "), reply
