@@ -58,11 +58,12 @@ def problem(description: str) -> ResponseSpec:
 _COMMON = {
     400: "Bad input: a value out of its bounds, of the wrong type or shape, or unknown",
     401: "Missing or wrong admin bearer token",
+    503: "The database is unavailable (Retry-After says when to try again)",
 }
 
 
 def error_responses(**extra: str) -> dict[int, ResponseSpec]:
-    """400 and 401 (every operation) plus ``extra`` given as ``s404="why"``."""
+    """400, 401 and 503 (every operation) plus ``extra`` given as ``s404="why"``."""
     described = {**_COMMON, **{int(code.removeprefix("s")): text for code, text in extra.items()}}
     return {code: problem(text) for code, text in sorted(described.items())}
 

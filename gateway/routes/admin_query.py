@@ -15,12 +15,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-import asyncpg
 import structlog
 from litestar import Request, Router, get
 from litestar.params import Parameter
 
-from gateway.errors import ProblemError
+from gateway.errors import DATABASE_UNAVAILABLE, ProblemError
 from gateway.query.cursor import (
     ADDRESS_CURSOR_PATTERN,
     EVENT_CURSOR_PATTERN,
@@ -70,17 +69,7 @@ log = structlog.get_logger("hookline.admin.query")
 
 T = TypeVar("T")
 
-_UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InsufficientResourcesError,
-)
-
-
-_RESPONSES = error_responses(s503="The database is unavailable")
+_RESPONSES = error_responses()
 _TIME_HELP = "ISO 8601 date or date-time (UTC when no offset), or a relative age: 30d, 12h, 15m"
 
 
@@ -173,7 +162,7 @@ def _parse(parse: Callable[[], T]) -> T:
 async def _read(call: Awaitable[T]) -> T:
     try:
         return await call
-    except _UNAVAILABLE as exc:
+    except DATABASE_UNAVAILABLE as exc:
         log.warning("admin.query_unavailable", error=type(exc).__name__)
         raise ProblemError(
             503,
@@ -218,9 +207,7 @@ async def search_events(
     description="Every event of one message in time order, and each recipient's furthest state.",
     operation_id="getMessage",
     tags=["query"],
-    responses=error_responses(
-        s404="No event has this message id", s503="The database is unavailable"
-    ),
+    responses=error_responses(s404="No event has this message id"),
 )
 async def get_message(
     request: Request[Any, Any, Any],
