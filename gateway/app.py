@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import structlog
@@ -74,6 +75,20 @@ def _admin_routes() -> list[ControllerRouterHandler]:
         quarantine_router,
     ]
     return routes
+
+
+def _admin_security() -> Any:
+    """The admin API's bearer-token scheme, for the OpenAPI document."""
+    from gateway.routes.admin_openapi import ADMIN_SECURITY_COMPONENTS
+
+    return ADMIN_SECURITY_COMPONENTS
+
+
+def _openapi_plugins() -> list[Any]:
+    """Request bodies that refuse unknown fields say so in the OpenAPI document."""
+    from gateway.routes.admin_openapi import StrictStructSchemaPlugin
+
+    return [StrictStructSchemaPlugin()]
 
 
 async def build_runtime(
@@ -210,8 +225,13 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(
-            title="Hookline", version="0.1.0", path="/schema", description=__doc__
+            title="Hookline",
+            version="0.1.0",
+            path="/schema",
+            description=__doc__,
+            components=_admin_security(),
         ),
+        plugins=_openapi_plugins(),
         request_max_body_size=settings.ingest.max_body_bytes,
         logging_config=None,  # observability.logging routes stdlib logs through structlog
         debug=False,

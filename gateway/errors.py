@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-__all__ = ["ProblemError", "exception_handlers", "problem_body", "problem_response"]
+__all__ = [
+    "DATABASE_UNAVAILABLE",
+    "ProblemError",
+    "exception_handlers",
+    "problem_body",
+    "problem_response",
+]
 
 _encode = msgspec.json.Encoder().encode
 log = structlog.get_logger("hookline.http")
@@ -82,6 +89,28 @@ def _not_found(_: Request[Any, Any, Any], exc: NotFoundException) -> Response[by
     return problem_response(404, "Not Found", exc.detail if isinstance(exc.detail, str) else None)
 
 
+#: PostgreSQL (or the way to it) is unavailable: the client should retry later; not a bug
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """503 + Retry-After for a route that needed the database while it was unavailable."""
+    log.warning("http.database_unavailable", path=request.url.path, error=type(exc).__name__)
+    return problem_response(
+        503,
+        "Service Unavailable",
+        "the database is unavailable, retry later",
+        headers={"Retry-After": "5"},
+    )
+
+
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """A bug or an unexpected failure: logged with its traceback, answered with a problem
     document that says nothing about the internals."""
@@ -93,5 +122,6 @@ exception_handlers: ExceptionHandlersMap = {
     ProblemError: _problem,
     NotFoundException: _not_found,
     HTTPException: _http,
+    **dict.fromkeys(DATABASE_UNAVAILABLE, _unavailable),
     Exception: _internal,
 }

@@ -56,6 +56,12 @@ class ServerSettings(_Section):
     #: after SIGTERM, keep answering (webhooks 503 + Retry-After, /readyz 503) this long
     #: before closing the listener, so that load balancers stop sending here first
     shutdown_delay_seconds: float = 0.0
+    #: seconds a client has to send a complete request head (then 408 and close; slowloris)
+    header_read_timeout_seconds: float = 5.0
+    #: seconds an idle keep-alive connection is kept open between requests
+    keep_alive_timeout_seconds: float = 5.0
+    #: seconds a client has to send a whole webhook body once its headers are in (then 408)
+    body_read_timeout_seconds: float = 30.0
 
 
 class DatabaseSettings(_Section):
@@ -357,7 +363,18 @@ def _validate(settings: Settings) -> list[str]:
     ):
         if value < 0:
             errors.append(f"field '{field_name}': must not be negative")
+    errors.extend(_server_errors(settings.server))
     return errors
+
+
+def _server_errors(section: ServerSettings) -> list[str]:
+    """The connection deadlines must be positive (none of them may be turned off)."""
+    fields = (
+        "header_read_timeout_seconds",
+        "keep_alive_timeout_seconds",
+        "body_read_timeout_seconds",
+    )
+    return [f"field 'server.{f}': must be positive" for f in fields if getattr(section, f) <= 0]
 
 
 def _sink_errors(label: str, sink: SinkSettings) -> list[str]:

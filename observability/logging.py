@@ -7,33 +7,30 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import msgspec
 import structlog
 from opentelemetry import trace
 
+from observability.redact import (
+    REDACTED,
+    is_secret_key,
+    mask_address,
+    needs_redaction,
+    redact_text,
+    redact_value,
+)
+
 __all__ = ["configure_logging", "mask_address"]
 
-#: keys whose values are never logged
-_SECRET_KEYS = frozenset(
-    {"signing_key", "secret", "token", "password", "authorization", "basic_auth", "bearer_token"}
-)
+#: fields that hold one recipient address (masked even when not shaped like one)
+_ADDRESS_KEYS = ("recipient", "address", "email")
 
 
 #: libraries that log full request URLs at info level
 _URL_LOGGERS = ("httpx", "httpcore")
-
-
-def mask_address(address: str | None) -> str | None:
-    """``jane@example.com`` -> ``j***@example.com`` (the domain helps debugging)."""
-    if not address:
-        return address
-    local, at, domain = address.partition("@")
-    if not at:
-        return "***"
-    return f"{local[:1]}***@{domain}"
 
 
 _json = msgspec.json.Encoder(enc_hook=repr)
@@ -59,15 +56,23 @@ def _add_trace_ids(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Any
 
 
 def _redact(mask_recipients: bool) -> Any:
+    """Every field of every line, exception text included (so this runs after
+    ``format_exc_info``): secret-named fields hidden, credentials in URLs redacted, and
+    recipient addresses masked except on debug lines or with ``mask_recipients = false``
+    (see ``observability.redact``)."""
+
     def processor(_: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
-        for key in list(event_dict):
-            if key.lower() in _SECRET_KEYS:
-                event_dict[key] = "[redacted]"
-        if mask_recipients and method not in ("debug",):
-            for key in ("recipient", "address", "email"):
-                value = event_dict.get(key)
-                if isinstance(value, str):
+        mask = mask_recipients and method != "debug"
+        for key, value in event_dict.items():
+            if is_secret_key(key):
+                event_dict[key] = REDACTED
+            elif isinstance(value, str):
+                if mask and key in _ADDRESS_KEYS:
                     event_dict[key] = mask_address(value)
+                elif needs_redaction(value, mask=mask):  # most values: nothing to do
+                    event_dict[key] = redact_text(value, mask=mask)
+            elif isinstance(value, Mapping | list | tuple):
+                event_dict[key] = redact_value(value, mask=mask)
         return event_dict
 
     return processor
@@ -91,13 +96,14 @@ def configure_logging(level: str = "info", fmt: str = "auto", mask_recipients: b
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_trace_ids,
-        _redact(mask_recipients),
     ]
+    redact = _redact(mask_recipients)
     structlog.configure(
         processors=[
             *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            redact,
             structlog.processors.JSONRenderer(serializer=_json_bytes) if use_json else renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -115,6 +121,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", mask_recipients: b
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                redact,
                 renderer,
             ],
         )

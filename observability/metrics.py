@@ -35,6 +35,7 @@ REQUEST_OUTCOMES = (
     "not_found",
     "too_large",
     "disconnected",
+    "timeout",
     "unsupported_media_type",
     "rate_limited",
     "unavailable",

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from gateway.settings import ConfigError, Settings, load_settings
+from observability.redact import redact_text
 
 __all__ = ["add_config_argument", "load_or_exit"]
 
@@ -26,5 +27,7 @@ def load_or_exit(args: argparse.Namespace, path: Path | None = None) -> Settings
     try:
         return load_settings(path if path is not None else args.config)
     except ConfigError as exc:
-        print(f"hookline: configuration error: {exc}", file=sys.stderr)
+        # an error may quote a value (a URL): never print its credentials
+        message = redact_text(str(exc), mask=False)
+        print(f"hookline: configuration error: {message}", file=sys.stderr)
         raise SystemExit(2) from None

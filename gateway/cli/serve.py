@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gateway.app import create_app
     from gateway.cli._stopping_server import StoppingServer
+    from gateway.server.deadlines import header_deadline_protocol
 
     settings = load_or_exit(args)
     dev, dev_created = None, False
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         "proxy_headers": True,
         "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
     }
+    config["http"] = header_deadline_protocol(server.header_read_timeout_seconds)
+    config["timeout_keep_alive"] = server.keep_alive_timeout_seconds
     # uvicorn shuts down gracefully on SIGTERM (stop accepting, finish requests, drain the
     # spool in the lifespan), then raises the signal again for the handler it found: let that
     # be a no-op, so that a completed graceful shutdown exits 0 rather than by the signal

@@ -27,10 +27,19 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.server.deadlines import header_deadline_protocol
     from gateway.worker_app import create_worker_app
 
     settings = load_or_exit(args)
     app = create_worker_app(settings)
     host = args.host or settings.server.host
-    uvicorn.run(app, host=host, port=args.port, log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        http=header_deadline_protocol(settings.server.header_read_timeout_seconds),
+        timeout_keep_alive=settings.server.keep_alive_timeout_seconds,  # type: ignore[arg-type]
+    )
     return 0

@@ -1,37 +1,45 @@
-"""Opaque keyset cursors: the sort key of the last item of a page, base64url-encoded.
+"""Keyset cursors: the sort key of the last item of a page, as a short text token.
 
 Event pages are ordered newest first by ``(occurred_at, id)``; the next page is every row
 strictly below the cursor, so rows inserted while a client pages never repeat or shift an
 item it has not seen yet. Recipient pages are ordered by address.
+
+Tokens are ``e1.<microseconds since the epoch>.<id>`` and ``a1.<address>``. Clients treat
+them as opaque; their shape is exactly ``EVENT_CURSOR_PATTERN`` / ``ADDRESS_CURSOR_PATTERN``
+(published in the OpenAPI document), and every token of that shape decodes, so a cursor is
+either well-formed and usable or a 400, never a 500.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gateway.query.errors import QueryError
 
-__all__ = ["EventCursor", "decode_address_cursor", "encode_address_cursor"]
+__all__ = [
+    "ADDRESS_CURSOR_PATTERN",
+    "EVENT_CURSOR_PATTERN",
+    "MAX_CURSOR_LENGTH",
+    "EventCursor",
+    "decode_address_cursor",
+    "encode_address_cursor",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EVENT_PREFIX = "e1"
-_ADDRESS_PREFIX = "a1"
+MAX_CURSOR_LENGTH = 2048
+#: microseconds within datetime's range (years ~68 to ~8300), an id within bigint
+EVENT_CURSOR_PATTERN = (
+    r"^e1\.(-(?:[0-9]{1,16}|[0-5][0-9]{16})|[0-9]{1,17}|1[0-9]{17})\.([0-9]{1,18})$"
+)
+ADDRESS_CURSOR_PATTERN = r"^a1\.([^\x00]+)$"
+_EVENT = re.compile(EVENT_CURSOR_PATTERN)
+_ADDRESS = re.compile(ADDRESS_CURSOR_PATTERN, re.DOTALL)
 
 
-def _b64encode(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def _b64decode(token: str) -> str:
-    if not token or len(token) > 2048:
-        raise QueryError("cursor", "malformed cursor")
-    try:
-        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise QueryError("cursor", "malformed cursor") from None
+def _malformed() -> QueryError:
+    return QueryError("cursor", "malformed cursor")
 
 
 @dataclass(frozen=True)
@@ -43,31 +51,24 @@ class EventCursor:
 
     def encode(self) -> str:
         micros = (self.occurred_at - _EPOCH) // timedelta(microseconds=1)
-        return _b64encode(f"{_EVENT_PREFIX}:{micros}:{self.id}")
+        return f"e1.{micros}.{self.id}"
 
     @classmethod
     def decode(cls, token: str) -> EventCursor:
-        prefix, _, rest = _b64decode(token).partition(":")
-        micros_text, _, id_text = rest.partition(":")
-        if prefix != _EVENT_PREFIX:
-            raise QueryError("cursor", "malformed cursor")
-        try:
-            micros, event_id = int(micros_text), int(id_text)
-            occurred_at = _EPOCH + timedelta(microseconds=micros)
-        except (ValueError, OverflowError):
-            raise QueryError("cursor", "malformed cursor") from None
-        if not 0 <= event_id < 2**63:
-            raise QueryError("cursor", "malformed cursor")
-        return cls(occurred_at, event_id)
+        match = _EVENT.fullmatch(token) if len(token) <= MAX_CURSOR_LENGTH else None
+        if match is None:
+            raise _malformed()
+        micros, event_id = int(match.group(1)), int(match.group(2))
+        return cls(_EPOCH + timedelta(microseconds=micros), event_id)
 
 
 def encode_address_cursor(address: str) -> str:
     """The position after a recipient address (pages ordered by address)."""
-    return _b64encode(f"{_ADDRESS_PREFIX}:{address}")
+    return f"a1.{address}"
 
 
 def decode_address_cursor(token: str) -> str:
-    prefix, sep, address = _b64decode(token).partition(":")
-    if prefix != _ADDRESS_PREFIX or not sep or "\x00" in address:
-        raise QueryError("cursor", "malformed cursor")
-    return address
+    match = _ADDRESS.fullmatch(token) if len(token) <= MAX_CURSOR_LENGTH else None
+    if match is None:
+        raise _malformed()
+    return match.group(1)

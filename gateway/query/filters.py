@@ -22,8 +22,12 @@ __all__ = [
     "DEFAULT_STATS_DAYS",
     "EVENT_PARAMETERS",
     "GROUP_BY",
+    "INACTIVE_PARAMETERS",
     "MAX_EVENT_LIMIT",
     "MAX_STATS_LIMIT",
+    "MESSAGE_PARAMETERS",
+    "RECIPIENT_PARAMETERS",
+    "STATS_PARAMETERS",
     "EventFilter",
     "InactiveQuery",
     "MessageQuery",
@@ -31,6 +35,7 @@ __all__ = [
     "RecipientQuery",
     "StatsQuery",
     "check_value",
+    "choices_pattern",
     "parse_event_filter",
     "parse_inactive_query",
     "parse_message_query",
@@ -56,6 +61,7 @@ MAX_VALUE_LENGTH = 1024
 
 GROUP_BY = ("provider", "source", "campaign", "tag", "day", "hour")
 EVENT_TYPES = tuple(t.value for t in EventType)
+MAX_REPEATS = 20
 EVENT_PARAMETERS = frozenset(
     {
         "recipient",
@@ -73,8 +79,41 @@ EVENT_PARAMETERS = frozenset(
         "cursor",
     }
 )
+MESSAGE_PARAMETERS = frozenset({"provider", "include", "limit"})
+RECIPIENT_PARAMETERS = frozenset({"include", "limit"})
+INACTIVE_PARAMETERS = frozenset({"inactive_days", "limit", "cursor"})
+STATS_PARAMETERS = frozenset(
+    {"group_by", "since", "until", "provider", "source", "campaign", "tag", "limit"}
+)
 _REPEATABLE = frozenset({"tag", "metadata"})
-_RELATIVE = re.compile(r"^(\d{1,9})([smhdw])$")
+#: a relative age: up to 5 digits, so ``now`` minus it is always a representable date
+RELATIVE_PATTERN = r"^[0-9]{1,5}[smhdw]$"
+_RELATIVE = re.compile(r"^([0-9]{1,5})([smhdw])$")
+#: RFC 3339 date-time (``2024-05-01T12:00:00Z``, ``...+02:00``; ``T`` or a space)
+_DATE_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?$"
+)
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+#: what the OpenAPI document says ``since`` / ``until`` are (``parse_time`` takes exactly these)
+TIME_SCHEMA: dict[str, object] = {
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "pattern": RELATIVE_PATTERN},
+    ]
+}
+#: text values: PostgreSQL-storable (no NUL) and bounded
+TEXT_PATTERN = r"^[^\x00]*$"
+METADATA_PATTERN = r"^[^\x00:]+:[^\x00]*$"
+
+
+def choices_pattern(allowed: Sequence[str]) -> str:
+    """A comma-separated list of ``allowed`` values, as a regular expression."""
+    one = "(?:" + "|".join(re.escape(value) for value in allowed) + ")"
+    return f"^{one}(?:,{one})*$"
+
+
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -100,8 +139,8 @@ def _check_known(params: Params, allowed: frozenset[str]) -> None:
     for name, values in params.items():
         if len(values) > 1 and name not in _REPEATABLE:
             raise QueryError(name, "given more than once")
-        if len(values) > 20:
-            raise QueryError(name, "given more than 20 times")
+        if len(values) > MAX_REPEATS:
+            raise QueryError(name, f"given more than {MAX_REPEATS} times")
 
 
 def _one(params: Params, name: str) -> str | None:
@@ -147,17 +186,31 @@ def parse_time(name: str, text: str, now: datetime) -> datetime:
         if match:
             amount, unit = match.groups()
             return now - timedelta(**{_UNITS[unit]: int(amount)})
-        if len(text) == 10:
+        if _DATE.match(text):
             day = date.fromisoformat(text)
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        value = datetime.fromisoformat(text)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if not _DATE_TIME.match(text):
+            raise ValueError(text)
+        value = datetime.fromisoformat(text.upper().replace(" ", "T"))
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        if value.year in (1, 9999):  # an offset may carry it beyond what datetime holds
+            return _clamped_utc(value)
+        return value.astimezone(UTC)
     except (ValueError, OverflowError):
         raise QueryError(
             name,
             f"not a date/time: {text!r} (use ISO 8601, e.g. 2024-05-01 or "
             "2024-05-01T12:00:00Z, or a relative age like 30d, 12h)",
         ) from None
+
+
+def _clamped_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if value.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 def _window(
@@ -230,7 +283,7 @@ class MessageQuery:
 
 
 def parse_message_query(params: Params) -> MessageQuery:
-    _check_known(params, frozenset({"provider", "include", "limit"}))
+    _check_known(params, MESSAGE_PARAMETERS)
     provider = _one(params, "provider")
     if provider is not None and provider not in PROVIDERS:
         raise QueryError("provider", f"unknown provider {provider!r}")
@@ -248,7 +301,7 @@ class RecipientQuery:
 
 
 def parse_recipient_query(params: Params) -> RecipientQuery:
-    _check_known(params, frozenset({"include", "limit"}))
+    _check_known(params, RECIPIENT_PARAMETERS)
     return RecipientQuery(
         include_raw="raw" in _choices(params, "include", ("raw",)),
         limit=_int(params, "limit", DEFAULT_RECIPIENT_EVENTS, 1, MAX_EVENT_LIMIT),
@@ -267,7 +320,7 @@ class InactiveQuery:
 
 
 def parse_inactive_query(params: Params, now: datetime) -> InactiveQuery:
-    _check_known(params, frozenset({"inactive_days", "limit", "cursor"}))
+    _check_known(params, INACTIVE_PARAMETERS)
     if not params.get("inactive_days"):
         raise QueryError("inactive_days", "required (e.g. inactive_days=60)")
     days = _int(params, "inactive_days", 0, 1, MAX_INACTIVE_DAYS)
@@ -295,10 +348,7 @@ class StatsQuery:
 
 
 def parse_stats_query(params: Params, now: datetime) -> StatsQuery:
-    _check_known(
-        params,
-        frozenset({"group_by", "since", "until", "provider", "source", "campaign", "tag", "limit"}),
-    )
+    _check_known(params, STATS_PARAMETERS)
     group_by = _choices(params, "group_by", GROUP_BY)
     if len(group_by) > 1:
         raise QueryError("group_by", "give exactly one grouping")

@@ -11,7 +11,10 @@ from litestar import Request, Router, get
 from litestar.params import Parameter
 
 from gateway.routes.admin_auth import require_admin_token
+from gateway.routes.admin_input import require_readable_input
+from gateway.routes.admin_openapi import ADMIN_SECURITY, MAX_ID, error_responses
 from gateway.runtime import Runtime
+from gateway.server.body_deadline import body_deadline_middleware
 
 __all__ = ["control_router"]
 
@@ -33,11 +36,15 @@ class ControlMessagePage(msgspec.Struct):
     next_cursor: str | None
 
 
-@get("/control-messages", summary="List ESP control messages (SNS subscription confirmations)")
+@get(
+    "/control-messages",
+    summary="List ESP control messages (SNS subscription confirmations)",
+    responses=error_responses(),
+)
 async def list_control_messages(
     request: Request[Any, Any, Any],
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    cursor: Annotated[int | None, Parameter(ge=1)] = None,
+    cursor: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
 ) -> ControlMessagePage:
     runtime: Runtime = request.app.state.runtime
     async with runtime.database.pool.acquire() as conn:
@@ -60,5 +67,10 @@ async def list_control_messages(
 
 
 control_router = Router(
-    path="/v1", route_handlers=[list_control_messages], guards=[require_admin_token], tags=["admin"]
+    path="/v1",
+    route_handlers=[list_control_messages],
+    guards=[require_admin_token, require_readable_input],
+    middleware=[body_deadline_middleware],
+    tags=["admin"],
+    security=ADMIN_SECURITY,
 )

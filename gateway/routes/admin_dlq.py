@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 from litestar import Request, Router, delete, get, post
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import JSONBody, Parameter
 
 from gateway.delivery.clock import SystemClock
 from gateway.delivery.dlq import DeadLetterQueue, DlqEntry, RangeSelection
@@ -27,7 +27,10 @@ from gateway.delivery.replay_jobs import ReplayJob, ReplayJobs
 from gateway.delivery.service import refresh_gauges
 from gateway.errors import ProblemError
 from gateway.routes.admin_auth import require_admin_token
+from gateway.routes.admin_input import require_readable_input
+from gateway.routes.admin_openapi import ADMIN_SECURITY, MAX_ID, NO_NUL, error_responses
 from gateway.runtime import Runtime
+from gateway.server.body_deadline import body_deadline_middleware
 
 __all__ = ["dlq_router"]
 
@@ -45,10 +48,18 @@ class Replayed(msgspec.Struct, kw_only=True):
     status: str = "replayed"
 
 
-class BulkReplay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Replay every entry of ``sink`` dead-lettered in ``[since, until)``."""
+#: a sink name as configured (bounded, no NUL)
+SinkName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+#: a DLQ entry id (bigint)
+EntryId = Annotated[int, Parameter(ge=1, le=MAX_ID, description="the entry's id")]
+_NO_ENTRY = "No DLQ entry has this id"
 
-    sink: str
+
+class BulkReplay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Replay every entry of ``sink`` dead-lettered in ``[since, until)`` (``since`` before
+    ``until`` when both are given)."""
+
+    sink: SinkName
     since: datetime | None = None
     until: datetime | None = None
 
@@ -132,12 +143,16 @@ def _configured(request: Request[Any, Any, Any], sink: str) -> bool:
     return any(s.name == sink for s in _runtime(request).settings.sinks)
 
 
-@get("/dlq", summary="List dead-lettered deliveries", tags=["dlq"])
+@get("/dlq", summary="List dead-lettered deliveries", tags=["dlq"], responses=error_responses())
 async def list_dlq(
     request: Request[Any, Any, Any],
-    sink: str | None = Parameter(default=None, description="only this sink"),
+    sink: str | None = Parameter(
+        default=None, description="only this sink", min_length=1, max_length=200, pattern=NO_NUL
+    ),
     limit: int = Parameter(default=50, ge=1, le=500),
-    cursor: str | None = Parameter(default=None, description="next_cursor of the last page"),
+    cursor: str | None = Parameter(
+        default=None, description="next_cursor of the last page", pattern=r"^[0-9]{1,18}$"
+    ),
 ) -> DlqPage:
     """Newest first. ``cursor`` continues from ``next_cursor`` of the previous page."""
     before: int | None = None
@@ -151,8 +166,13 @@ async def list_dlq(
     return DlqPage(items=items, next_cursor=str(items[-1].id) if more and items else None)
 
 
-@get("/dlq/{entry_id:int}", summary="One dead-lettered delivery, with its event", tags=["dlq"])
-async def get_dlq_entry(request: Request[Any, Any, Any], entry_id: FromPath[int]) -> DlqEntry:
+@get(
+    "/dlq/{entry_id:int}",
+    summary="One dead-lettered delivery, with its event",
+    tags=["dlq"],
+    responses=error_responses(s404=_NO_ENTRY),
+)
+async def get_dlq_entry(request: Request[Any, Any, Any], entry_id: EntryId) -> DlqEntry:
     entry = await _dlq(request).get(entry_id)
     if entry is None:
         raise ProblemError(404, "Not Found", f"no DLQ entry {entry_id}")
@@ -164,8 +184,9 @@ async def get_dlq_entry(request: Request[Any, Any, Any], entry_id: FromPath[int]
     status_code=200,
     summary="Replay one dead-lettered delivery",
     tags=["dlq"],
+    responses=error_responses(s404=_NO_ENTRY, s409="The entry's sink is not configured"),
 )
-async def replay_dlq_entry(request: Request[Any, Any, Any], entry_id: FromPath[int]) -> Replayed:
+async def replay_dlq_entry(request: Request[Any, Any, Any], entry_id: EntryId) -> Replayed:
     """Moves the entry back to the outbox; it is delivered again (once) with the same
     webhook-id. 404 if there is no such entry (e.g. it was already replayed)."""
     dlq = _dlq(request)
@@ -181,14 +202,20 @@ async def replay_dlq_entry(request: Request[Any, Any, Any], entry_id: FromPath[i
     return Replayed(id=entry_id)
 
 
-@post("/dlq/replay", status_code=202, summary="Replay DLQ entries in bulk", tags=["dlq"])
+@post(
+    "/dlq/replay",
+    status_code=202,
+    summary="Replay DLQ entries in bulk",
+    tags=["dlq"],
+    responses=error_responses(s409="The sink is not configured"),
+)
 async def replay_dlq_range(
     request: Request[Any, Any, Any], data: JSONBody[BulkReplay]
 ) -> ReplayJob:
     """Replays, in the background, the entries of one sink dead-lettered in
     ``[since, until)`` (both optional)."""
     if not _configured(request, data.sink):
-        raise ProblemError(400, "Bad Request", f"sink: '{data.sink}' is not configured")
+        raise ProblemError(409, "Conflict", f"sink: '{data.sink}' is not configured")
     since, until = _utc(data.since), _utc(data.until)
     if since is not None and until is not None and since >= until:
         raise ProblemError(400, "Bad Request", "since: must be before until")
@@ -197,16 +224,30 @@ async def replay_dlq_range(
     return await _jobs(request).start(_runtime(request), dlq, selection)
 
 
-@get("/dlq/replay/{job_id:str}", summary="Progress of a bulk replay", tags=["dlq"])
-async def replay_job(request: Request[Any, Any, Any], job_id: FromPath[str]) -> ReplayJob:
+@get(
+    "/dlq/replay/{job_id:str}",
+    summary="Progress of a bulk replay",
+    tags=["dlq"],
+    responses=error_responses(s404="No such replay job"),
+)
+async def replay_job(
+    request: Request[Any, Any, Any],
+    job_id: Annotated[str, Parameter(max_length=64, pattern=r"^[0-9A-Za-z_-]+$")],
+) -> ReplayJob:
     job = await ReplayJobs(_runtime(request).database.pool).get(job_id)
     if job is None:
         raise ProblemError(404, "Not Found", f"no replay job {job_id}")
     return job
 
 
-@delete("/dlq/{entry_id:int}", status_code=204, summary="Discard a DLQ entry", tags=["dlq"])
-async def delete_dlq_entry(request: Request[Any, Any, Any], entry_id: FromPath[int]) -> None:
+@delete(
+    "/dlq/{entry_id:int}",
+    status_code=204,
+    summary="Discard a DLQ entry",
+    tags=["dlq"],
+    responses=error_responses(s404=_NO_ENTRY),
+)
+async def delete_dlq_entry(request: Request[Any, Any, Any], entry_id: EntryId) -> None:
     if not await _dlq(request).delete(entry_id):
         raise ProblemError(404, "Not Found", f"no DLQ entry {entry_id}")
     log.info("dlq.discarded", id=entry_id)
@@ -223,5 +264,7 @@ dlq_router = Router(
         replay_job,
         delete_dlq_entry,
     ],
-    guards=[require_admin_token],
+    guards=[require_admin_token, require_readable_input],
+    middleware=[body_deadline_middleware],
+    security=ADMIN_SECURITY,
 )

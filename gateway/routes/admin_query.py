@@ -1,34 +1,47 @@
 """The read side of the admin API (``/v1``, bearer token): event search, message timeline,
 recipient history, inactive recipients and deliverability stats.
 
-Query strings are validated by ``gateway.query.filters`` from the raw multi-dict, so unknown
-parameters, repeated single-valued ones, malformed dates and oversized limits are 400
-problem+json naming the parameter. The parameters are also declared on each handler so the
-OpenAPI document (/schema/openapi.json) describes them.
+Every parameter is declared on its handler with the bounds ``gateway.query.filters`` and
+``gateway.query.cursor`` define (lengths, patterns, enums, ranges), so the OpenAPI document
+(/schema/openapi.json) states exactly what is accepted and Litestar rejects what breaks a
+declared bound; ``gateway.query.filters`` then parses the raw multi-dict with the same
+constants and checks what a schema cannot say (unknown or repeated parameters, since before
+until, tag with campaign). Every rejection is a 400 problem+json naming the parameter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-import asyncpg
 import structlog
 from litestar import Request, Router, get
-from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, Parameter
+from litestar.params import Parameter
 
-from gateway.errors import ProblemError
+from gateway.errors import DATABASE_UNAVAILABLE, ProblemError
+from gateway.query.cursor import (
+    ADDRESS_CURSOR_PATTERN,
+    EVENT_CURSOR_PATTERN,
+    MAX_CURSOR_LENGTH,
+)
 from gateway.query.errors import QueryError
 from gateway.query.filters import (
     DEFAULT_EVENT_LIMIT,
+    EVENT_TYPES,
+    GROUP_BY,
     MAX_EVENT_LIMIT,
     MAX_INACTIVE_DAYS,
     MAX_MESSAGE_EVENTS,
+    MAX_REPEATS,
     MAX_STATS_LIMIT,
+    MAX_VALUE_LENGTH,
+    METADATA_PATTERN,
+    TEXT_PATTERN,
+    TIME_SCHEMA,
     Params,
     check_value,
+    choices_pattern,
     parse_event_filter,
     parse_inactive_query,
     parse_message_query,
@@ -39,13 +52,16 @@ from gateway.query.models import (
     EventPage,
     InactivePage,
     MessageTimeline,
-    Problem,
     RecipientHistory,
     StatsReport,
 )
 from gateway.query.reads import ReadService
 from gateway.routes.admin_auth import require_admin_token
+from gateway.routes.admin_input import require_readable_input
+from gateway.routes.admin_openapi import ADMIN_SECURITY, error_responses
 from gateway.runtime import Runtime
+from gateway.server.body_deadline import body_deadline_middleware
+from handlers.registry import PROVIDERS
 
 __all__ = ["query_router"]
 
@@ -53,33 +69,77 @@ log = structlog.get_logger("hookline.admin.query")
 
 T = TypeVar("T")
 
-_UNAVAILABLE = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InsufficientResourcesError,
-)
+_RESPONSES = error_responses()
+_TIME_HELP = "ISO 8601 date or date-time (UTC when no offset), or a relative age: 30d, 12h, 15m"
 
 
-def _problem(description: str) -> ResponseSpec:
-    return ResponseSpec(
-        data_container=Problem,
+def _text(description: str | None = None) -> Any:
+    """An optional text filter: non-empty, bounded, no NUL (as ``check_value`` requires)."""
+    return Parameter(
+        default=None,
         description=description,
-        media_type="application/problem+json",
-        generate_examples=False,
+        min_length=1,
+        max_length=MAX_VALUE_LENGTH,
+        pattern=TEXT_PATTERN,
     )
 
 
-_RESPONSES: dict[int, ResponseSpec] = {
-    400: _problem("Bad input: unknown parameter, malformed date or cursor, limit out of range"),
-    401: _problem("Missing or wrong admin bearer token"),
-    503: _problem("The database is unavailable"),
-}
-_TAG = Parameter(default=None, description="repeatable; all must match")
-_METADATA = Parameter(default=None, description="key:value, repeatable; all must match")
-_TIME_HELP = "ISO 8601 date or date-time (UTC when no offset), or a relative age: 30d, 12h, 15m"
+def _choices(allowed: tuple[str, ...], description: str) -> Any:
+    """An optional comma-separated list of ``allowed`` values."""
+    return Parameter(
+        default=None,
+        description=f"{description} ({', '.join(allowed)})",
+        max_length=MAX_VALUE_LENGTH,
+        pattern=choices_pattern(allowed),
+    )
+
+
+def _one_of(allowed: tuple[str, ...], description: str | None = None) -> Any:
+    return Parameter(default=None, description=description, schema_extra={"enum": list(allowed)})
+
+
+def _time(description: str) -> Any:
+    return Parameter(
+        default=None,
+        description=f"{description}; {_TIME_HELP}",
+        max_length=64,
+        schema_extra=TIME_SCHEMA,
+    )
+
+
+def _cursor(pattern: str) -> Any:
+    return Parameter(
+        default=None,
+        description="next_cursor of the previous page",
+        max_length=MAX_CURSOR_LENGTH,
+        pattern=pattern,
+    )
+
+
+_INCLUDE = _choices(("raw",), "'raw' adds the ESP's event")
+_TAG = Parameter(
+    default=None,
+    description="repeatable; all must match",
+    max_items=MAX_REPEATS,
+    schema_extra={
+        "items": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_VALUE_LENGTH,
+            "pattern": TEXT_PATTERN,
+        }
+    },
+)
+_METADATA = Parameter(
+    default=None,
+    description="key:value, repeatable; all must match",
+    max_items=MAX_REPEATS,
+    schema_extra={
+        "items": {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": METADATA_PATTERN}
+    },
+)
+#: path segments: a message id or an address as stored (bounded, no NUL)
+_PATH_TEXT = Parameter(min_length=1, max_length=MAX_VALUE_LENGTH, pattern=TEXT_PATTERN)
 
 
 def _params(request: Request[Any, Any, Any]) -> Params:
@@ -102,7 +162,7 @@ def _parse(parse: Callable[[], T]) -> T:
 async def _read(call: Awaitable[T]) -> T:
     try:
         return await call
-    except _UNAVAILABLE as exc:
+    except DATABASE_UNAVAILABLE as exc:
         log.warning("admin.query_unavailable", error=type(exc).__name__)
         raise ProblemError(
             503,
@@ -122,23 +182,19 @@ async def _read(call: Awaitable[T]) -> T:
 )
 async def search_events(
     request: Request[Any, Any, Any],
-    recipient: str | None = Parameter(
-        default=None, description="recipient address, case-insensitive"
-    ),
-    message_id: str | None = Parameter(default=None, description="the ESP's message id"),
-    provider: str | None = Parameter(default=None, description="provider(s), comma-separated"),
-    source: str | None = Parameter(default=None, description="source name"),
-    event_type: str | None = Parameter(
-        default=None, description="event type(s), comma-separated (delivered,bounced)"
-    ),
-    campaign: str | None = Parameter(default=None),
+    recipient: str | None = _text("recipient address, case-insensitive"),
+    message_id: str | None = _text("the ESP's message id"),
+    provider: str | None = _choices(PROVIDERS, "provider(s), comma-separated"),
+    source: str | None = _text("source name"),
+    event_type: str | None = _choices(EVENT_TYPES, "event type(s), comma-separated"),
+    campaign: str | None = _text(),
     tag: list[str] | None = _TAG,
     metadata: list[str] | None = _METADATA,
-    since: str | None = Parameter(default=None, description=f"occurred at or after; {_TIME_HELP}"),
-    until: str | None = Parameter(default=None, description=f"occurred before; {_TIME_HELP}"),
-    include: str | None = Parameter(default=None, description="'raw' adds the ESP's event"),
+    since: str | None = _time("occurred at or after; before until"),
+    until: str | None = _time("occurred before"),
+    include: str | None = _INCLUDE,
     limit: int = Parameter(default=DEFAULT_EVENT_LIMIT, ge=1, le=MAX_EVENT_LIMIT),
-    cursor: str | None = Parameter(default=None, description="next_cursor of the previous page"),
+    cursor: str | None = _cursor(EVENT_CURSOR_PATTERN),
 ) -> EventPage:
     now = datetime.now(UTC)
     query = _parse(lambda: parse_event_filter(_params(request), now))
@@ -151,13 +207,13 @@ async def search_events(
     description="Every event of one message in time order, and each recipient's furthest state.",
     operation_id="getMessage",
     tags=["query"],
-    responses={**_RESPONSES, 404: _problem("No event has this message id")},
+    responses=error_responses(s404="No event has this message id"),
 )
 async def get_message(
     request: Request[Any, Any, Any],
-    message_id: FromPath[str],
-    provider: str | None = Parameter(default=None, description="only this provider's events"),
-    include: str | None = Parameter(default=None, description="'raw' adds the ESP's event"),
+    message_id: Annotated[str, _PATH_TEXT],
+    provider: str | None = _one_of(PROVIDERS, "only this provider's events"),
+    include: str | None = _INCLUDE,
     limit: int = Parameter(default=1000, ge=1, le=MAX_MESSAGE_EVENTS),
 ) -> MessageTimeline:
     message_id = _parse(lambda: check_value("message_id", message_id))
@@ -179,8 +235,8 @@ async def get_message(
 )
 async def get_recipient(
     request: Request[Any, Any, Any],
-    address: FromPath[str],
-    include: str | None = Parameter(default=None, description="'raw' adds the ESP's event"),
+    address: Annotated[str, _PATH_TEXT],
+    include: str | None = _INCLUDE,
     limit: int = Parameter(default=100, ge=1, le=MAX_EVENT_LIMIT),
 ) -> RecipientHistory:
     address = _parse(lambda: check_value("address", address))
@@ -201,7 +257,7 @@ async def list_inactive_recipients(
     request: Request[Any, Any, Any],
     inactive_days: int = Parameter(ge=1, le=MAX_INACTIVE_DAYS),
     limit: int = Parameter(default=100, ge=1, le=MAX_EVENT_LIMIT),
-    cursor: str | None = Parameter(default=None, description="next_cursor of the previous page"),
+    cursor: str | None = _cursor(ADDRESS_CURSOR_PATTERN),
 ) -> InactivePage:
     now = datetime.now(UTC)
     query = _parse(lambda: parse_inactive_query(_params(request), now))
@@ -220,14 +276,16 @@ async def list_inactive_recipients(
 async def get_stats(
     request: Request[Any, Any, Any],
     group_by: str = Parameter(
-        default="provider", description="provider | source | campaign | tag | day | hour"
+        default="provider",
+        description="tag cannot be combined with campaign",
+        schema_extra={"enum": list(GROUP_BY)},
     ),
-    since: str | None = Parameter(default=None, description=f"default 30d; {_TIME_HELP}"),
-    until: str | None = Parameter(default=None, description=f"default now; {_TIME_HELP}"),
-    provider: str | None = Parameter(default=None),
-    source: str | None = Parameter(default=None),
-    campaign: str | None = Parameter(default=None),
-    tag: str | None = Parameter(default=None),
+    since: str | None = _time("default 30d; before until"),
+    until: str | None = _time("default now"),
+    provider: str | None = _one_of(PROVIDERS),
+    source: str | None = _text(),
+    campaign: str | None = _text("not with tag (tag rollups span campaigns)"),
+    tag: str | None = _text("not with campaign"),
     limit: int = Parameter(default=1000, ge=1, le=MAX_STATS_LIMIT),
 ) -> StatsReport:
     now = datetime.now(UTC)
@@ -244,5 +302,7 @@ query_router = Router(
         list_inactive_recipients,
         get_stats,
     ],
-    guards=[require_admin_token],
+    guards=[require_admin_token, require_readable_input],
+    middleware=[body_deadline_middleware],
+    security=ADMIN_SECURITY,
 )

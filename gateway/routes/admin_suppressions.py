@@ -11,25 +11,35 @@ Addresses are matched case-insensitively.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 from litestar import Request, Response, Router, delete, get, post
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody, Parameter
 
 from gateway.delivery.clock import SystemClock
 from gateway.delivery.processors.suppressions import RANK
 from gateway.delivery.suppression_list import SuppressionEntry, SuppressionList
 from gateway.errors import ProblemError
 from gateway.routes.admin_auth import require_admin_token
+from gateway.routes.admin_input import require_readable_input
+from gateway.routes.admin_openapi import ADMIN_SECURITY, NO_NUL, error_responses
 from gateway.runtime import Runtime
+from gateway.server.body_deadline import body_deadline_middleware
 
 __all__ = ["suppressions_router"]
 
 log = structlog.get_logger("hookline.admin")
 
 _MAX_ADDRESS = 320
+#: one ``@``, something on each side, no control character, space or ``/``
+_ADDRESS_PATTERN = r"^[^@\x00-\x20\x7f/]+@[^@\x00-\x20\x7f/]+$"
+_ADDRESS = re.compile(_ADDRESS_PATTERN)
+Address = Annotated[str, Parameter(min_length=3, max_length=_MAX_ADDRESS, pattern=_ADDRESS_PATTERN)]
+_NOT_SUPPRESSED = "The address is not suppressed"
 
 
 class SuppressionPage(msgspec.Struct, kw_only=True):
@@ -39,8 +49,10 @@ class SuppressionPage(msgspec.Struct, kw_only=True):
 
 
 class NewSuppression(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    address: str
-    note: str | None = None
+    address: Annotated[
+        str, msgspec.Meta(min_length=3, max_length=_MAX_ADDRESS, pattern=_ADDRESS_PATTERN)
+    ]
+    note: Annotated[str, msgspec.Meta(max_length=1000, pattern=NO_NUL)] | None = None
 
 
 def _list(request: Request[Any, Any, Any]) -> SuppressionList:
@@ -49,25 +61,31 @@ def _list(request: Request[Any, Any, Any]) -> SuppressionList:
 
 
 def _check_address(address: str) -> str:
-    address = address.strip()
-    local, at, domain = address.rpartition("@")
-    if (
-        not at
-        or not local
-        or not domain
-        or len(address) > _MAX_ADDRESS
-        or any(ch.isspace() for ch in address)
-    ):
+    """An address as the OpenAPI document describes it (``_ADDRESS_PATTERN``), else 400."""
+    if len(address) > _MAX_ADDRESS or not _ADDRESS.fullmatch(address):
         raise ProblemError(400, "Bad Request", "address: not an email address")
     return address
 
 
-@get("/suppressions", summary="List suppressed addresses", tags=["suppressions"])
+@get(
+    "/suppressions",
+    summary="List suppressed addresses",
+    tags=["suppressions"],
+    responses=error_responses(),
+)
 async def list_suppressions(
     request: Request[Any, Any, Any],
-    reason: str | None = Parameter(default=None, description="only this reason"),
+    reason: str | None = Parameter(
+        default=None, description="only this reason", schema_extra={"enum": sorted(RANK)}
+    ),
     limit: int = Parameter(default=50, ge=1, le=500),
-    cursor: str | None = Parameter(default=None, description="next_cursor of the last page"),
+    cursor: str | None = Parameter(
+        default=None,
+        description="next_cursor of the last page",
+        min_length=1,
+        max_length=1024,
+        pattern=NO_NUL,
+    ),
 ) -> SuppressionPage:
     """Active entries in address order; filter by ``reason`` (hard_bounce, complaint,
     unsubscribe, soft_bounce, manual)."""
@@ -79,17 +97,31 @@ async def list_suppressions(
     return SuppressionPage(items=items, next_cursor=items[-1].key if more and items else None)
 
 
-@get("/suppressions/{address:str}", summary="Is this address suppressed?", tags=["suppressions"])
-async def get_suppression(
-    request: Request[Any, Any, Any], address: FromPath[str]
-) -> SuppressionEntry:
+@get(
+    "/suppressions/{address:str}",
+    summary="Is this address suppressed?",
+    tags=["suppressions"],
+    responses=error_responses(s404=_NOT_SUPPRESSED),
+)
+async def get_suppression(request: Request[Any, Any, Any], address: Address) -> SuppressionEntry:
     entry = await _list(request).get(_check_address(address))
     if entry is None:
         raise ProblemError(404, "Not Found", "address is not suppressed")
     return entry
 
 
-@post("/suppressions", summary="Suppress an address manually", tags=["suppressions"])
+@post(
+    "/suppressions",
+    summary="Suppress an address manually",
+    tags=["suppressions"],
+    responses={
+        200: ResponseSpec(
+            data_container=SuppressionEntry,
+            description="Already suppressed for an equal or stronger reason: the entry as is",
+        ),
+        **error_responses(),
+    },
+)
 async def add_suppression(
     request: Request[Any, Any, Any], data: JSONBody[NewSuppression]
 ) -> Response[SuppressionEntry]:
@@ -105,8 +137,9 @@ async def add_suppression(
     status_code=204,
     summary="Remove an address from the suppression list",
     tags=["suppressions"],
+    responses=error_responses(s404=_NOT_SUPPRESSED),
 )
-async def delete_suppression(request: Request[Any, Any, Any], address: FromPath[str]) -> None:
+async def delete_suppression(request: Request[Any, Any, Any], address: Address) -> None:
     if not await _list(request).remove(_check_address(address)):
         raise ProblemError(404, "Not Found", "address is not suppressed")
     log.info("suppressions.removed")
@@ -115,5 +148,7 @@ async def delete_suppression(request: Request[Any, Any, Any], address: FromPath[
 suppressions_router = Router(
     path="/v1",
     route_handlers=[list_suppressions, get_suppression, add_suppression, delete_suppression],
-    guards=[require_admin_token],
+    guards=[require_admin_token, require_readable_input],
+    middleware=[body_deadline_middleware],
+    security=ADMIN_SECURITY,
 )

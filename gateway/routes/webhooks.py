@@ -12,6 +12,7 @@ Litestar's parameter injection and response pipeline. The admin API keeps them.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from datetime import UTC, datetime
@@ -181,12 +182,31 @@ def _too_large(limit: int) -> _Reply:
     return _Reply("too_large", _problem(413, "Payload Too Large", f"body over {limit} bytes"))
 
 
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    """The whole body. 413 when it is (or declares to be) over ``limit`` bytes; when the
+async def _read_body(
+    receive: Receive, headers: dict[str, str], limit: int, deadline_seconds: float
+) -> bytes:
+    """The whole body. 413 when it is (or declares to be) over ``limit`` bytes; 408 (and the
+    connection closed) when it has not all arrived within ``deadline_seconds``; when the
     client leaves before its last chunk there is nothing to process and nobody to answer."""
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
+    try:
+        async with asyncio.timeout(deadline_seconds):
+            return await _receive_body(receive, limit)
+    except TimeoutError:
+        raise _Reply(
+            "timeout",
+            _problem(
+                408,
+                "Request Timeout",
+                f"the body did not arrive within {deadline_seconds:g} seconds",
+                headers={"Connection": "close"},
+            ),
+        ) from None
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -243,7 +263,9 @@ async def _handle(
             "unsupported_media_type", _problem(415, "Unsupported Media Type", str(exc))
         ) from None
     limit = runtime.settings.ingest.max_body_bytes
-    body = await _read_body(receive, headers, limit)
+    body = await _read_body(
+        receive, headers, limit, runtime.settings.server.body_read_timeout_seconds
+    )
     received_at = datetime.now(UTC)
     webhook = WebhookRequest("POST", _public_url(scope, headers, provider, name), headers, body)
     tracer = runtime.tracer

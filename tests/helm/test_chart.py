@@ -25,6 +25,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from gateway.settings import load_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "hookline"
 ALERTS = ROOT / "grafana" / "alerts"
@@ -986,3 +988,20 @@ def test_values_schema_describes_every_value() -> None:
         return open_objects
 
     assert closed(schema, "") == []
+
+
+def test_connection_deadlines_reach_the_gateway_as_settings(default_docs: list[Manifest]) -> None:
+    """`server.*TimeoutSeconds` become the HOOKLINE_SERVER_* variables that set
+    ``[server]`` header/keep-alive/body deadlines, defaults and overrides alike."""
+    c = container(get(default_docs, "Deployment", FULLNAME), "hookline")
+    assert env(c)["HOOKLINE_SERVER_HEADER_READ_TIMEOUT_SECONDS"] == "5"
+    assert env(c)["HOOKLINE_SERVER_KEEP_ALIVE_TIMEOUT_SECONDS"] == "5"
+    assert env(c)["HOOKLINE_SERVER_BODY_READ_TIMEOUT_SECONDS"] == "30"
+    docs = render({"server": {"headerReadTimeoutSeconds": 2.5}})
+    c = container(get(docs, "Deployment", FULLNAME), "hookline")
+    assert env(c)["HOOKLINE_SERVER_HEADER_READ_TIMEOUT_SECONDS"] == "2.5"
+    assert env(c)["HOOKLINE_SERVER_BODY_READ_TIMEOUT_SECONDS"] == "30"
+    variables = {e["name"]: e["value"] for e in c["env"] if e["name"].startswith("HOOKLINE_SERVER")}
+    server = load_settings(None, variables).server
+    assert server.header_read_timeout_seconds == 2.5
+    assert (server.keep_alive_timeout_seconds, server.body_read_timeout_seconds) == (5, 30)

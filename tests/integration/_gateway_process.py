@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -36,6 +37,11 @@ def free_port() -> int:
         return port
 
 
+def _toml_key(key: str) -> str:
+    """A bare key when TOML allows one, else a quoted key (e.g. a URL)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -46,7 +52,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
@@ -87,6 +93,14 @@ class GatewayProcess:
     process: asyncio.subprocess.Process
     stderr_path: Path
     config_path: Path
+    #: where the process's stdout goes (nothing is expected there; tests scan it)
+    stdout_path: Path | None = None
+
+    def stdout(self) -> str:
+        """Everything the process wrote to stdout so far."""
+        if self.stdout_path is None:
+            return ""
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
 
     def stderr(self) -> str:
         """Everything the process wrote to stderr so far (its structlog output)."""
@@ -139,8 +153,9 @@ async def run_gateway(
     config_path = workdir / "hookline.toml"
     config_path.write_text(to_toml(config), encoding="utf-8")
     stderr_path = workdir / "gateway.stderr"
+    stdout_path = workdir / "gateway.stdout"
     port = free_port()
-    with stderr_path.open("wb") as stderr:
+    with stderr_path.open("wb") as stderr, stdout_path.open("wb") as stdout:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -155,10 +170,12 @@ async def run_gateway(
             cwd=ROOT,
             env=dict(env),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
+            stdout=stdout,
             stderr=stderr,
         )
-        gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, stderr_path, config_path)
+        gateway = GatewayProcess(
+            f"http://127.0.0.1:{port}", process, stderr_path, config_path, stdout_path
+        )
         try:
             await _wait_ready(gateway)
             yield gateway

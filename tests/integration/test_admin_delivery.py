@@ -186,8 +186,9 @@ async def test_bulk_replay_by_sink_and_time_range_runs_in_the_background(
         assert sorted(successes) == sorted(item["webhook_id"] for item in items)
         assert (await gw.client.get("/v1/dlq", headers=AUTH)).json()["items"] == []
 
+        unknown_sink = await gw.client.post("/v1/dlq/replay", json={"sink": "nope"}, headers=AUTH)
+        assert unknown_sink.status_code == 409
         for body in (
-            {"sink": "nope"},
             {"since": since},
             {"sink": "crm", "since": future, "until": since},
             {"sink": "crm", "extra": 1},

@@ -1,6 +1,7 @@
-"""Schemathesis against the served OpenAPI document: generated requests (valid and
-invalid) to every /v1 read endpoint of a running gateway, with the admin token, never get
-a 5xx and every documented response matches its schema."""
+"""Schemathesis against the served OpenAPI document, with every one of its checks: generated
+requests (valid and invalid) to every admin API operation of a running gateway (real
+PostgreSQL, the admin token) never get a 5xx, only documented status codes, content types
+and headers, bodies that match their schema, and invalid input is rejected with a 4xx."""
 
 from __future__ import annotations
 
@@ -8,22 +9,39 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import FailureGroup, not_a_server_error
+from hypothesis import HealthCheck, assume, given, settings
+from schemathesis.checks import FailureGroup
 from schemathesis.generation import GenerationMode
-from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from gateway.query.errors import QueryError
+from gateway.query.filters import parse_event_filter, parse_stats_query
 from handlers.events import BounceClass, EmailEvent, EventType
 
 TOKEN = "fuzz-token"
-READ_PATHS = {
-    "/v1/events",
-    "/v1/messages/{message_id}",
-    "/v1/recipients/{address}",
-    "/v1/recipients",
-    "/v1/stats",
+#: every admin operation the document must describe (method, path)
+ADMIN_OPERATIONS = {
+    ("GET", "/v1/events"),
+    ("GET", "/v1/messages/{message_id}"),
+    ("GET", "/v1/recipients/{address}"),
+    ("GET", "/v1/recipients"),
+    ("GET", "/v1/stats"),
+    ("GET", "/v1/dlq"),
+    ("GET", "/v1/dlq/{entry_id}"),
+    ("POST", "/v1/dlq/{entry_id}/replay"),
+    ("POST", "/v1/dlq/replay"),
+    ("GET", "/v1/dlq/replay/{job_id}"),
+    ("DELETE", "/v1/dlq/{entry_id}"),
+    ("GET", "/v1/suppressions"),
+    ("GET", "/v1/suppressions/{address}"),
+    ("POST", "/v1/suppressions"),
+    ("DELETE", "/v1/suppressions/{address}"),
+    ("GET", "/v1/control-messages"),
 }
+MAX_EXAMPLES = 15
+#: rules between parameters, which OpenAPI cannot state (the descriptions do)
+CROSS_PARAMETER_RULES = ("must be before until", "cannot be combined with campaign")
 
 
 def seed_events() -> list[EmailEvent]:
@@ -50,20 +68,51 @@ def seed_events() -> list[EmailEvent]:
     return events
 
 
+def _utc(text: Any) -> datetime | None:
+    try:
+        value = msgspec.convert(text, datetime)
+    except msgspec.ValidationError:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def breaks_a_cross_parameter_rule(case: Any) -> bool:
+    """Whether a schema-valid case breaks a rule between parameters that the document
+    describes in words: ``since`` before ``until``; ``tag`` not with ``campaign``. Decided
+    with the gateway's own parsers; such a case is a documented 400, not valid data."""
+    path = case.operation.path
+    if path in ("/v1/events", "/v1/stats"):
+        params = {
+            name: [str(v) for v in (value if isinstance(value, list) else [value])]
+            for name, value in (case.query or {}).items()
+        }
+        parse = parse_event_filter if path == "/v1/events" else parse_stats_query
+        try:
+            parse(params, datetime.now(UTC))
+        except QueryError as exc:
+            return any(rule in str(exc) for rule in CROSS_PARAMETER_RULES)
+        return False
+    if path == "/v1/dlq/replay" and isinstance(case.body, dict):
+        since, until = _utc(case.body.get("since")), _utc(case.body.get("until"))
+        return since is not None and until is not None and since >= until
+    return False
+
+
 def fuzz(document: dict[str, Any], base_url: str) -> list[str]:
-    """Run every read operation's strategies; return the failures (empty when clean)."""
+    """Run every admin operation's strategies with all checks; return the failures."""
     schema = schemathesis.openapi.from_dict(document)
     failures: list[str] = []
     tested = set()
     for result in schema.get_all_operations():
         operation = result.ok()
-        if operation.method.upper() != "GET" or operation.path not in READ_PATHS:
+        key = (operation.method.upper(), operation.path)
+        if key not in ADMIN_OPERATIONS:
             continue
-        tested.add(operation.path)
+        tested.add(key)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @settings(
-                max_examples=15,
+                max_examples=MAX_EXAMPLES,
                 deadline=None,
                 database=None,
                 derandomize=True,
@@ -71,24 +120,27 @@ def fuzz(document: dict[str, Any], base_url: str) -> list[str]:
             )
             @given(case=operation.as_strategy(generation_mode=mode))
             def check(case: Any) -> None:
+                if mode is GenerationMode.POSITIVE:
+                    assume(not breaks_a_cross_parameter_rule(case))
+                # no ``checks=``: schemathesis runs all of its checks
                 case.call_and_validate(
-                    base_url=base_url,
-                    headers={"Authorization": f"Bearer {TOKEN}"},
-                    checks=[not_a_server_error, response_schema_conformance],
+                    base_url=base_url, headers={"Authorization": f"Bearer {TOKEN}"}
                 )
 
             try:
                 check()
             except (Exception, FailureGroup) as exc:  # report it, keep fuzzing the rest
                 failures.append(f"{operation.label} [{mode.value}]: {exc}")
-    assert tested == READ_PATHS, f"operations missing from the document: {READ_PATHS - tested}"
+    assert tested == ADMIN_OPERATIONS, f"missing from the document: {ADMIN_OPERATIONS - tested}"
     return failures
 
 
-async def test_read_endpoints_conform_to_their_openapi_document(gateway_factory: Any) -> None:
-    """The document at /schema/openapi.json describes /v1 reads well enough that
-    schemathesis finds no server error and no response violating its schema."""
-    async with gateway_factory(admin={"token": TOKEN}) as gw:
+async def test_admin_api_conforms_to_its_openapi_document(gateway_factory: Any) -> None:
+    """The document at /schema/openapi.json describes the admin API exactly enough that
+    schemathesis, with all of its checks, finds nothing to report."""
+    async with gateway_factory(
+        admin={"token": TOKEN}, sinks=[{"name": "crm", "url": "http://127.0.0.1:9/hook"}]
+    ) as gw:
         await gw.runtime.database.store.write_events(seed_events())
         document = (await gw.client.get("/schema/openapi.json")).json()
         failures = await asyncio.to_thread(fuzz, document, gw.url)

@@ -150,7 +150,16 @@ def test_cursors_round_trip_and_reject_tampering() -> None:
     cursor = EventCursor(datetime(2024, 5, 1, 10, 11, 12, 123456, tzinfo=UTC), 987654321)
     assert EventCursor.decode(cursor.encode()) == cursor
     assert decode_address_cursor(encode_address_cursor("a+b@example.com")) == "a+b@example.com"
-    for token in ("", "!!!", encode_address_cursor("x"), "ZTE6YWJjOmRlZg", "e" * 3000):
+    for token in (
+        "",
+        "!!!",
+        encode_address_cursor("x"),
+        "ZTE6YWJjOmRlZg",
+        "e" * 3000,
+        "e1.1.99999999999999999999",  # an id beyond bigint
+        "e1.999999999999999999999.1",  # a time beyond datetime
+        "e1.1.1\x00",
+    ):
         with pytest.raises(QueryError, match="malformed cursor"):
             EventCursor.decode(token)
     with pytest.raises(QueryError, match="malformed cursor"):

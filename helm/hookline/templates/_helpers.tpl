@@ -145,6 +145,14 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
   value: /etc/hookline/hookline.toml
 - name: HOOKLINE_HOST
   value: "0.0.0.0"
+{{- with $root.Values.server }}
+- name: HOOKLINE_SERVER_HEADER_READ_TIMEOUT_SECONDS
+  value: {{ .headerReadTimeoutSeconds | quote }}
+- name: HOOKLINE_SERVER_KEEP_ALIVE_TIMEOUT_SECONDS
+  value: {{ .keepAliveTimeoutSeconds | quote }}
+- name: HOOKLINE_SERVER_BODY_READ_TIMEOUT_SECONDS
+  value: {{ .bodyReadTimeoutSeconds | quote }}
+{{- end }}
 - name: HOOKLINE_DATA_DIR
   value: {{ $root.Values.dataDir | quote }}
 {{- if not (include "hookline.embeddedDatabase" $root) }}

@@ -1,0 +1,1 @@
+"""How the gateway is served over HTTP (uvicorn protocol and connection deadlines)."""
