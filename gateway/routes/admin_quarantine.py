@@ -5,24 +5,28 @@
 * ``POST /v1/quarantine/{id}/replay``: store it again once the cause is fixed
 * ``DELETE /v1/quarantine/{id}``: discard a record
 
-Ids are 64-bit: a path id outside 1..2**63-1 is a 404 like any id that does not exist.
+Ids are 64-bit: a path id of digits outside 1..2**63-1 is a 404 like any id that does not
+exist; anything that is not up to 19 digits is refused as input (400), as the document says.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Router, delete, get, post
-from litestar.params import FromPath, Parameter
+from litestar.params import Parameter
 
 from gateway.errors import ProblemError
 from gateway.ingest.quarantine_replay import ReplayFailedError, replay_entry
 from gateway.resilience import CircuitOpenError
 from gateway.routes.admin_auth import require_admin_token
+from gateway.routes.admin_input import require_readable_input
+from gateway.routes.admin_openapi import ADMIN_SECURITY, NO_NUL, error_responses
 from gateway.runtime import Runtime
+from gateway.server.body_deadline import body_deadline_middleware
 from gateway.storage.quarantine import QuarantineEntry, QuarantineStore
 
 __all__ = ["quarantine_router"]
@@ -30,6 +34,9 @@ __all__ = ["quarantine_router"]
 log = structlog.get_logger("hookline.admin")
 
 _MAX_ID = 2**63 - 1
+_NO_RECORD = "No such quarantine record"
+#: a record id in a path: digits (an id beyond 64 bits is a 404: no such record can exist)
+EntryId = Annotated[str, Parameter(max_length=19, pattern=r"^[0-9]+$", description="record id")]
 
 
 class QuarantinePage(msgspec.Struct, kw_only=True):
@@ -70,25 +77,35 @@ async def _existing(request: Request[Any, Any, Any], raw_id: str) -> QuarantineE
     return entry
 
 
-@get("/quarantine", summary="List quarantined records", tags=["quarantine"])
+@get(
+    "/quarantine",
+    summary="List quarantined records",
+    tags=["quarantine"],
+    responses=error_responses(),
+)
 async def list_quarantine(
     request: Request[Any, Any, Any],
-    provider: str | None = Parameter(default=None, max_length=64, description="only this ESP"),
-    source: str | None = Parameter(default=None, max_length=200, description="only this source"),
+    provider: str | None = Parameter(
+        default=None, min_length=1, max_length=64, pattern=NO_NUL, description="only this ESP"
+    ),
+    source: str | None = Parameter(
+        default=None, min_length=1, max_length=200, pattern=NO_NUL, description="only this source"
+    ),
     stage: Literal["parse", "store"] | None = Parameter(
         default=None, description="only this stage"
     ),
     limit: int = Parameter(default=50, ge=1, le=500),
     cursor: str | None = Parameter(
-        default=None, max_length=19, description="next_cursor of the last page"
+        default=None,
+        max_length=19,
+        pattern=r"^[0-9]{1,19}$",
+        description="next_cursor of the last page",
     ),
 ) -> QuarantinePage:
     """Newest first. ``cursor`` continues from ``next_cursor`` of the previous page."""
     before: int | None = None
-    if cursor is not None:
-        if not (cursor.isascii() and cursor.isdigit()) or not 0 < int(cursor) <= _MAX_ID:
-            raise ProblemError(400, "Bad Request", "cursor: not a value this API returned")
-        before = int(cursor)
+    if cursor is not None:  # digits (the pattern); records older than that id
+        before = min(int(cursor), _MAX_ID + 1)
     for name, value in (("provider", provider), ("source", source)):
         if value is not None and "\x00" in value:
             raise ProblemError(400, "Bad Request", f"{name}: must not contain NUL")
@@ -100,9 +117,14 @@ async def list_quarantine(
     return QuarantinePage(items=items, next_cursor=str(items[-1].id) if more and items else None)
 
 
-@get("/quarantine/{entry_id:str}", summary="One quarantined record", tags=["quarantine"])
+@get(
+    "/quarantine/{entry_id:str}",
+    summary="One quarantined record",
+    tags=["quarantine"],
+    responses=error_responses(s404=_NO_RECORD),
+)
 async def get_quarantine_entry(
-    request: Request[Any, Any, Any], entry_id: FromPath[str]
+    request: Request[Any, Any, Any], entry_id: EntryId
 ) -> QuarantineEntry:
     return await _existing(request, entry_id)
 
@@ -112,9 +134,14 @@ async def get_quarantine_entry(
     status_code=200,
     summary="Replay one quarantined record",
     tags=["quarantine"],
+    responses=error_responses(
+        s404=_NO_RECORD,
+        s409="Something must be fixed first (unknown source, already replayed)",
+        s422="PostgreSQL or the adapter still refuses the record",
+    ),
 )
 async def replay_quarantine_entry(
-    request: Request[Any, Any, Any], entry_id: FromPath[str]
+    request: Request[Any, Any, Any], entry_id: EntryId
 ) -> QuarantineReplayed:
     """Stores the record again through the normal path (store stage: the kept event; parse
     stage: the raw item parsed again by its adapter). 409 when something must be fixed
@@ -146,8 +173,9 @@ async def replay_quarantine_entry(
     status_code=204,
     summary="Discard a quarantined record",
     tags=["quarantine"],
+    responses=error_responses(s404=_NO_RECORD),
 )
-async def delete_quarantine_entry(request: Request[Any, Any, Any], entry_id: FromPath[str]) -> None:
+async def delete_quarantine_entry(request: Request[Any, Any, Any], entry_id: EntryId) -> None:
     record_id = _entry_id(entry_id)
     if not await _store(request).delete(record_id):
         raise ProblemError(404, "Not Found", f"no quarantine record {record_id}")
@@ -162,5 +190,7 @@ quarantine_router = Router(
         replay_quarantine_entry,
         delete_quarantine_entry,
     ],
-    guards=[require_admin_token],
+    guards=[require_admin_token, require_readable_input],
+    middleware=[body_deadline_middleware],
+    security=ADMIN_SECURITY,
 )

@@ -154,17 +154,30 @@ async def test_store_stage_quarantine_admin_api_and_cli_round_trip(
         gone = await gw.client.get(f"/v1/quarantine/{record_id}", headers=AUTH)
         assert gone.status_code == 404
 
-        for bad in ("0", "-1", "9223372036854775808", "99999999999999999999999", "x", "1%00"):
+        # digits that no record can have are a 404; anything else is refused as input (400)
+        for bad, status in (
+            ("0", 404),
+            ("9223372036854775808", 404),
+            ("-1", 400),
+            ("99999999999999999999999", 400),
+            ("x", 400),
+            ("1%00", 400),
+        ):
             for method, suffix in (("GET", ""), ("POST", "/replay"), ("DELETE", "")):
                 answer = await gw.client.request(
                     method, f"/v1/quarantine/{bad}{suffix}", headers=AUTH
                 )
-                assert answer.status_code == 404, (method, bad, answer.text)
-        for cursor in ("abc", "99999999999999999999", "0"):
+                assert answer.status_code == status, (method, bad, answer.text)
+                assert answer.headers["content-type"] == "application/problem+json"
+        for cursor in ("abc", "99999999999999999999"):
             bad_cursor = await gw.client.get(
                 "/v1/quarantine", params={"cursor": cursor}, headers=AUTH
             )
             assert bad_cursor.status_code == 400, cursor
+        # a cursor below every id is an empty last page, not an error
+        empty = await gw.client.get("/v1/quarantine", params={"cursor": "0"}, headers=AUTH)
+        assert empty.status_code == 200
+        assert empty.json() == {"items": [], "next_cursor": None}
 
 
 async def test_parse_stage_rejects_are_quarantined_and_paginated(
