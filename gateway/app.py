@@ -28,6 +28,7 @@ from gateway.routes.health import healthz, metrics, readyz
 from gateway.routes.webhooks import webhook_endpoint
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.sns_certificates import SnsCertificates
 from gateway.sources import SourceTable
 from gateway.storage.database import open_database
 from handlers.registry import PROVIDERS
@@ -103,6 +104,11 @@ async def build_runtime(
             max_bytes=settings.storage.spool_max_bytes,
             segment_bytes=settings.storage.spool_segment_bytes,
         )
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=False,
+    )
     runtime = Runtime(
         settings=settings,
         metrics=metrics_,
@@ -112,14 +118,8 @@ async def build_runtime(
         batcher=batcher,
         storage_breaker=storage_breaker,
         ingestor=Ingestor(batcher, storage_breaker, metrics_, spool),
-        http=httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            follow_redirects=False,
-        ),
-        certificate_breaker=AsyncCircuitBreaker(
-            "sns_certificates", metrics_, fail_max=3, reset_timeout=30.0
-        ),
+        http=http,
+        certificates=SnsCertificates(http, metrics_),
         serve_workers=serve_workers,
     )
     if spool is not None:
@@ -131,7 +131,7 @@ async def build_runtime(
     metrics_.preinitialise(
         PROVIDERS,
         sinks=[sink.name for sink in settings.sinks],
-        breakers=["storage", "sns_certificates", *[f"sink:{s.name}" for s in settings.sinks]],
+        breakers=["storage", *[f"sink:{s.name}" for s in settings.sinks]],
     )
     return runtime
 

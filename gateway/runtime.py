@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -18,8 +16,9 @@ from opentelemetry.trace import Tracer
 
 from gateway.ingest.batcher import Batcher
 from gateway.ingest.pipeline import Ingestor
-from gateway.resilience import AsyncCircuitBreaker, CircuitOpenError
+from gateway.resilience import AsyncCircuitBreaker
 from gateway.settings import Settings
+from gateway.sns_certificates import CertificateUnavailableError, SnsCertificates
 from gateway.sources import SourceTable
 from gateway.storage.database import Database
 from handlers.base import ControlMessage
@@ -32,12 +31,7 @@ log = structlog.get_logger("hookline.runtime")
 #: a long-running coroutine that returns when ``stop`` is set
 BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 
-_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 _DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-class CertificateUnavailableError(Exception):
-    """An SNS signing certificate could not be fetched now (the request may be retried)."""
 
 
 @dataclass
@@ -51,13 +45,12 @@ class Runtime:
     storage_breaker: AsyncCircuitBreaker
     ingestor: Ingestor
     http: httpx.AsyncClient
-    certificate_breaker: AsyncCircuitBreaker
+    certificates: SnsCertificates
     #: run the outbox workers in this process (``hookline serve``; ``hookline worker``)
     serve_workers: bool = True
     background: list[tuple[str, BackgroundTask]] = field(default_factory=list)
     #: extra close callbacks (run in reverse order at shutdown)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    _certificates: dict[str, bytes] = field(default_factory=dict)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _confirmations: set[asyncio.Task[None]] = field(default_factory=set)
@@ -113,25 +106,8 @@ class Runtime:
             raise TimeoutError(str(type(exc).__name__)) from exc
 
     async def fetch_certificate(self, url: str) -> bytes:
-        """Fetch an SNS signing certificate (HTTPS, SNS hosts only), cached and guarded."""
-        cached = self._certificates.get(url)
-        if cached is not None:
-            return cached
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not _SNS_HOST.match(parts.hostname or ""):
-            raise CertificateUnavailableError("not an SNS certificate URL")
-
-        async def get() -> bytes:
-            response = await self.http.get(url, timeout=5.0)
-            response.raise_for_status()
-            return response.content
-
-        try:
-            pem = await self.certificate_breaker.call(get)
-        except (httpx.HTTPError, CircuitOpenError) as exc:
-            raise CertificateUnavailableError(type(exc).__name__) from exc
-        self._certificates[url] = pem
-        return pem
+        """An SNS signing certificate (see ``gateway.sns_certificates``)."""
+        return await self.certificates.fetch(url)
 
     async def handle_control_message(
         self, provider: str, source: str, message: ControlMessage
@@ -160,16 +136,7 @@ class Runtime:
             task.add_done_callback(self._confirmations.discard)
 
     async def _confirm(self, url: str, record_id: int | None) -> None:
-        parts = urlsplit(url)
-        error: str | None = None
-        if parts.scheme != "https" or not _SNS_HOST.match(parts.hostname or ""):
-            error = "refused: SubscribeURL is not an https SNS endpoint"
-        else:
-            try:
-                response = await self.http.get(url, timeout=10.0)
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}"
+        error = await self.certificates.confirm(url)
         log.info(
             "sns.subscription_confirmed" if error is None else "sns.confirm_failed", error=error
         )

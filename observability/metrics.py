@@ -42,7 +42,8 @@ SIGNATURE_FAILURE_REASONS = ("missing", "invalid", "stale", "replayed", "untrust
 DELIVERY_OUTCOMES = ("success", "retry", "permanent_failure", "dead_lettered", "breaker_open")
 SUPPRESSION_REASONS = ("hard_bounce", "complaint", "unsubscribe", "soft_bounce", "manual")
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
-#: breaker label values: "storage", "sns_certificates", and "sink:<name>" per sink
+#: breaker label values: "storage", "sns:<SNS host>" (at most 32, then "sns:other") and
+#: "sink:<name>" per sink
 
 
 class Metrics:

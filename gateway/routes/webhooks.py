@@ -27,7 +27,8 @@ from opentelemetry.trace import Span
 
 from gateway.errors import problem_body
 from gateway.ingest.pipeline import StorageUnavailableError
-from gateway.runtime import CertificateUnavailableError, Runtime
+from gateway.runtime import Runtime
+from gateway.sns_certificates import CertificateUnavailableError
 from gateway.storage.store import NonceConflictError
 from handlers.base import (
     AuthError,
