@@ -244,7 +244,7 @@ async def _handle(
                 VerifyContext(now=received_at, fetch_certificate=runtime.fetch_certificate),
             )
         except AuthError as exc:
-            raise _auth_failure(runtime, provider, exc) from None
+            raise _auth_failure(runtime, provider, exc, entry.challenges) from None
         except CertificateUnavailableError as exc:
             log.warning("webhook.certificate_unavailable", provider=provider, error=str(exc))
             raise _Reply(
@@ -265,7 +265,7 @@ async def _handle(
                 "bad_request", _problem(400, "Bad Request", str(exc), extra=extra)
             ) from None
     if result.nonce is not None:
-        await _check_nonce(runtime, provider, name, result)
+        await _check_nonce(runtime, provider, name, result, entry.challenges)
     if result.control is not None:
         await runtime.handle_control_message(provider, name, result.control)
         if not result.events:
@@ -294,26 +294,27 @@ def _ack(accepted: int, duplicates: int) -> _Response:
     return _Response(200, _encode({"accepted": accepted, "duplicates": duplicates}))
 
 
-def _auth_failure(runtime: Runtime, provider: str, exc: AuthError) -> _Reply:
+def _auth_failure(
+    runtime: Runtime, provider: str, exc: AuthError, challenges: tuple[str, ...]
+) -> _Reply:
     runtime.metrics.signature_failures.labels(provider, exc.reason).inc()
     log.warning("webhook.auth_failed", provider=provider, reason=exc.reason)
-    return _Reply(
-        "unauthorized",
-        _problem(
-            401,
-            "Unauthorized",
-            "signature missing, invalid or outside the replay window",
-            headers={"WWW-Authenticate": "Signature"},
-        ),
+    problem = _problem(
+        401, "Unauthorized", "signature missing, invalid or outside the replay window"
     )
+    # one WWW-Authenticate header per scheme the source accepts (RFC 9110 section 11.6.1)
+    headers = tuple((b"www-authenticate", challenge.encode()) for challenge in challenges)
+    return _Reply("unauthorized", msgspec.structs.replace(problem, headers=headers))
 
 
-async def _check_nonce(runtime: Runtime, provider: str, name: str, result: ParseResult) -> None:
+async def _check_nonce(
+    runtime: Runtime, provider: str, name: str, result: ParseResult, challenges: tuple[str, ...]
+) -> None:
     assert result.nonce is not None
     try:
         await runtime.remember_nonce(provider, name, result.nonce, result.nonce_digest or "")
     except NonceConflictError:
-        raise _auth_failure(runtime, provider, AuthError("replayed")) from None
+        raise _auth_failure(runtime, provider, AuthError("replayed"), challenges) from None
     except (OSError, TimeoutError) as exc:
         # the database is unreachable: the signature and its time window were verified, the
         # events go to the spool and are deduplicated by their own ids when drained
