@@ -27,6 +27,7 @@ from opentelemetry.trace import Span
 
 from gateway.errors import problem_body
 from gateway.ingest.pipeline import StorageUnavailableError
+from gateway.proxies import forwarded_origin
 from gateway.runtime import Runtime
 from gateway.sns_certificates import CertificateUnavailableError
 from gateway.storage.store import NonceConflictError
@@ -234,7 +235,8 @@ async def _handle(
     limit = runtime.settings.ingest.max_body_bytes
     body = await _read_body(receive, headers, limit)
     received_at = datetime.now(UTC)
-    webhook = WebhookRequest("POST", _public_url(scope, headers, provider, name), headers, body)
+    url = _public_url(runtime, scope, headers, provider, name)
+    webhook = WebhookRequest("POST", url, headers, body)
     tracer = runtime.tracer
     with child_span(tracer, span, "webhook.verify"):
         try:
@@ -321,10 +323,17 @@ async def _check_nonce(
         log.warning("webhook.nonce_unchecked", provider=provider, error=type(exc).__name__)
 
 
-def _public_url(scope: Scope, headers: dict[str, str], provider: str, name: str) -> str:
-    """The URL the ESP called (behind a proxy: X-Forwarded-Proto / -Host)."""
-    proto = headers.get("x-forwarded-proto") or scope.get("scheme", "http")
-    host = headers.get("x-forwarded-host") or headers.get("host") or ""
+def _public_url(
+    runtime: Runtime, scope: Scope, headers: dict[str, str], provider: str, name: str
+) -> str:
+    """The URL the ESP called (behind a trusted proxy: X-Forwarded-Proto / -Host)."""
+    client = scope.get("client")
+    proto, host = forwarded_origin(
+        client[0] if client else None,
+        scope.get("scheme", "http"),
+        headers,
+        runtime.settings.server.forwarded_allow_ips,
+    )
     path = f"{scope.get('root_path', '')}/webhooks/{provider}/{name}"
     query = scope.get("query_string", b"")
     return (
