@@ -23,6 +23,7 @@ from gateway.ingest.batcher import Batcher
 from gateway.ingest.drainer import SpoolDrainer
 from gateway.ingest.pipeline import Ingestor
 from gateway.ingest.spool import Spool
+from gateway.nonces import NonceStore
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.routes.health import healthz, metrics, readyz
 from gateway.routes.webhooks import webhook_endpoint
@@ -120,10 +121,11 @@ async def build_runtime(
         ingestor=Ingestor(batcher, storage_breaker, metrics_, spool),
         http=http,
         certificates=SnsCertificates(http, metrics_),
+        nonces=NonceStore(settings.data_dir / "nonces", store, storage_breaker, metrics_),
         serve_workers=serve_workers,
     )
     if spool is not None:
-        drainer = SpoolDrainer(spool, store, storage_breaker, metrics_)
+        drainer = SpoolDrainer(spool, store, storage_breaker, metrics_, replays=runtime.nonces)
         runtime.add_background("spool-drainer", drainer.run)
         runtime.closers.append(spool.close)
     for extend in _extensions():

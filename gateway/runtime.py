@@ -16,6 +16,7 @@ from opentelemetry.trace import Tracer
 
 from gateway.ingest.batcher import Batcher
 from gateway.ingest.pipeline import Ingestor
+from gateway.nonces import NonceStore
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.settings import Settings
 from gateway.sns_certificates import CertificateUnavailableError, SnsCertificates
@@ -46,6 +47,7 @@ class Runtime:
     ingestor: Ingestor
     http: httpx.AsyncClient
     certificates: SnsCertificates
+    nonces: NonceStore
     #: run the outbox workers in this process (``hookline serve``; ``hookline worker``)
     serve_workers: bool = True
     background: list[tuple[str, BackgroundTask]] = field(default_factory=list)
@@ -95,16 +97,6 @@ class Runtime:
         await self.database.close()
 
     # -- services used by routes ----------------------------------------------------------
-    async def remember_nonce(self, provider: str, source: str, nonce: str, digest: str) -> None:
-        """Record a signature nonce; ``NonceConflictError`` on a replay with other content.
-        When the database is unreachable the check is skipped (logged by the caller)."""
-        if not self.storage_breaker.allows_call():
-            raise TimeoutError("storage breaker open")
-        try:
-            await self.database.store.remember_nonce(provider, source, nonce, digest)
-        except _DB_ERRORS as exc:
-            raise TimeoutError(str(type(exc).__name__)) from exc
-
     async def fetch_certificate(self, url: str) -> bytes:
         """An SNS signing certificate (see ``gateway.sns_certificates``)."""
         return await self.certificates.fetch(url)

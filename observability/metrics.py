@@ -97,6 +97,13 @@ class Metrics:
             ["provider", "reason"],
             registry=registry,
         )
+        self.replays_rejected = Counter(
+            "hookline_replays_rejected",
+            "Spooled events not stored because their request reused a signature nonce "
+            "with other content (found when the nonce journal was merged after an outage).",
+            ["provider"],
+            registry=registry,
+        )
         self.control_messages = Counter(
             "hookline_control_messages",
             "Non-event messages from ESPs (e.g. SNS subscription confirmations).",

@@ -14,6 +14,7 @@ import structlog
 
 from gateway.ingest.pipeline import count_stored
 from gateway.ingest.spool import Spool, read_segment
+from gateway.nonces import NonceStore
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.storage.store import EventStore
 from observability.metrics import Metrics
@@ -35,12 +36,15 @@ class SpoolDrainer:
         metrics: Metrics,
         *,
         interval: float = 0.5,
+        replays: NonceStore | None = None,
     ) -> None:
         self.spool = spool
         self.store = store
         self.breaker = breaker
         self.metrics = metrics
         self.interval = interval
+        #: nonces journaled during an outage: merged before any spooled event is written
+        self.replays = replays
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -58,6 +62,8 @@ class SpoolDrainer:
         if not self.breaker.allows_call():
             return 0
         await self.spool.rotate()
+        if self.replays is not None:
+            await self.replays.merge_journal()
         moved = 0
         for segment in list(self.spool.closed_segments()):
             data = await asyncio.to_thread(segment.path.read_bytes)
@@ -73,6 +79,8 @@ class SpoolDrainer:
                 )
             for start in range(0, len(result.events), DRAIN_CHUNK):
                 chunk = result.events[start : start + DRAIN_CHUNK]
+                if self.replays is not None:
+                    chunk = self.replays.admit(chunk)
                 new_keys = await self.breaker.call(self.store.write_events, chunk)
                 new = []
                 for event in chunk:
@@ -86,4 +94,6 @@ class SpoolDrainer:
             self.metrics.spool_drained.inc(len(result.events))
             moved += len(result.events)
             log.info("spool.segment_drained", segment=segment.path.name, events=len(result.events))
+        if self.replays is not None:
+            self.replays.drained()
         return moved

@@ -27,9 +27,11 @@ from opentelemetry.trace import Span
 
 from gateway.errors import problem_body
 from gateway.ingest.pipeline import StorageUnavailableError
+from gateway.nonces import NonceJournalError
 from gateway.proxies import forwarded_origin
 from gateway.runtime import Runtime
 from gateway.sns_certificates import CertificateUnavailableError
+from gateway.sources import SourceEntry
 from gateway.storage.store import NonceConflictError
 from handlers.base import (
     AuthError,
@@ -267,7 +269,7 @@ async def _handle(
                 "bad_request", _problem(400, "Bad Request", str(exc), extra=extra)
             ) from None
     if result.nonce is not None:
-        await _check_nonce(runtime, provider, name, result, entry.challenges)
+        await _check_nonce(runtime, provider, entry, result)
     if result.control is not None:
         await runtime.handle_control_message(provider, name, result.control)
         if not result.events:
@@ -310,17 +312,35 @@ def _auth_failure(
 
 
 async def _check_nonce(
-    runtime: Runtime, provider: str, name: str, result: ParseResult, challenges: tuple[str, ...]
+    runtime: Runtime,
+    provider: str,
+    entry: SourceEntry,
+    result: ParseResult,
 ) -> None:
+    """Refuse a reused nonce with other content (401 ``replayed``), also while PostgreSQL is
+    down (``gateway.nonces``); 503 when the nonce cannot be recorded anywhere."""
     assert result.nonce is not None
     try:
-        await runtime.remember_nonce(provider, name, result.nonce, result.nonce_digest or "")
+        await runtime.nonces.check(
+            provider,
+            entry.spec.name,
+            result.nonce,
+            result.nonce_digest or "",
+            window_seconds=entry.spec.replay_window_seconds,
+            events=result.events,
+        )
     except NonceConflictError:
-        raise _auth_failure(runtime, provider, AuthError("replayed"), challenges) from None
-    except (OSError, TimeoutError) as exc:
-        # the database is unreachable: the signature and its time window were verified, the
-        # events go to the spool and are deduplicated by their own ids when drained
-        log.warning("webhook.nonce_unchecked", provider=provider, error=type(exc).__name__)
+        raise _auth_failure(runtime, provider, AuthError("replayed"), entry.challenges) from None
+    except NonceJournalError:
+        raise _Reply(
+            "unavailable",
+            _problem(
+                503,
+                "Service Unavailable",
+                "the request's nonce cannot be recorded right now; retry later",
+                headers={"Retry-After": str(runtime.settings.ingest.retry_after_seconds)},
+            ),
+        ) from None
 
 
 def _public_url(
