@@ -128,6 +128,8 @@ async def build_runtime(
         drainer = SpoolDrainer(spool, store, storage_breaker, metrics_, replays=runtime.nonces)
         runtime.add_background("spool-drainer", drainer.run)
         runtime.closers.append(spool.close)
+    elif role == "gateway":
+        runtime.add_background("nonce-journal", runtime.nonces.run)
     for extend in _extensions():
         extend(runtime)
     metrics_.preinitialise(

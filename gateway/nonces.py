@@ -25,6 +25,7 @@ segments that may hold those events have been drained.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import threading
@@ -229,6 +230,18 @@ class NonceStore:
                 log.warning("nonce.replays_found", entries=len(entries), replays=conflicts)
             self.merging_path.unlink(missing_ok=True)
             log.info("nonce.journal_merged", entries=len(entries), replays=conflicts)
+
+    async def run(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
+        """Merge the journal whenever PostgreSQL allows: the background task of a gateway
+        without a spool (with one, the spool drainer merges, so that it happens first)."""
+        while not stop.is_set():
+            if self.pending() and self._breaker.allows_call():
+                try:
+                    await self.merge_journal()
+                except Exception as exc:  # DB trouble: the breaker counted it; try later
+                    log.warning("nonce.merge_paused", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
 
     async def _record(self, entry: _Entry) -> bool:
         """Record a journaled nonce; False when it conflicts with another digest."""

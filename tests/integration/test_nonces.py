@@ -3,6 +3,7 @@ merge with conflicts found, and the events of replays kept out of storage."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -156,3 +157,27 @@ def test_an_event_fingerprint_survives_the_spool() -> None:
     _, _, events = events_of(mailgun.example_body(seed=5, event="failed"))
     spooled = read_segment(encode_record(events)).events
     assert [event_fingerprint(e) for e in spooled] == [event_fingerprint(e) for e in events]
+
+
+async def test_without_a_spool_the_journal_is_merged_in_the_background(
+    tmp_path: Path, store: EventStore
+) -> None:
+    """A gateway without a spool has no drainer: ``run`` merges the journal once PostgreSQL
+    is reachable again, so the nonce becomes visible to every replica."""
+    nonces = nonce_store(tmp_path, store, Metrics(), Clock())
+    nonces._breaker.open()
+    await nonces.check("mailgun", "main", "bg", "d1", window_seconds=WINDOW, events=[])
+    nonces._breaker.close()
+    stop = asyncio.Event()
+    task = asyncio.create_task(nonces.run(stop, interval=0.05))
+    try:
+        for _ in range(200):
+            if not nonces.pending():
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    assert not nonces.pending()
+    with pytest.raises(NonceConflictError):
+        await store.remember_nonce("mailgun", "main", "bg", "d2")
