@@ -90,9 +90,11 @@ def forwarded_origin(
     """``(scheme, host)`` of the request as the client sent it: from X-Forwarded-Proto /
     -Host when ``peer`` is a trusted proxy, else from the connection and ``Host``."""
     host = headers.get("host") or ""
-    if trusted_proxies(spec).trusts(peer):
-        proto = _first(headers.get("x-forwarded-proto"))
+    forwarded_proto = headers.get("x-forwarded-proto")
+    forwarded_host = headers.get("x-forwarded-host")
+    if (forwarded_proto or forwarded_host) and trusted_proxies(spec).trusts(peer):
+        proto = _first(forwarded_proto)
         if proto in ("http", "https"):
             scheme = proto
-        host = _first(headers.get("x-forwarded-host")) or host
+        host = _first(forwarded_host) or host
     return scheme, host
