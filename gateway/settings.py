@@ -54,7 +54,7 @@ class ServerSettings(_Section):
     port: int = 8000
     #: run the outbox workers inside ``hookline serve`` (``hookline worker`` runs them alone)
     workers: bool = True
-    #: peers whose X-Forwarded-Proto/-Host/-For are believed (``gateway.proxies``): IPs,
+    #: peers whose X-Forwarded-Proto/-Host are believed (``gateway.proxies``): IPs,
     #: CIDR networks, ``*``; comma-separated
     forwarded_allow_ips: str = "127.0.0.1"
 
