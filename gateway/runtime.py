@@ -33,6 +33,9 @@ log = structlog.get_logger("hookline.runtime")
 BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 
 _DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+#: control-message fields never logged: an SNS subscription token (alone or inside the
+#: SubscribeURL) lets whoever reads the log confirm or re-subscribe the endpoint
+_SECRET_DETAIL = frozenset({"token", "subscribe_url"})
 
 
 @dataclass
@@ -112,7 +115,7 @@ class Runtime:
             provider=provider,
             source=source,
             kind=message.kind,
-            detail=dict(message.detail),
+            detail={k: v for k, v in message.detail.items() if k not in _SECRET_DETAIL},
             auto_confirm=bool(entry and entry.spec.auto_confirm),
         )
         record_id: int | None = None
