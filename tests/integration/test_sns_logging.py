@@ -35,16 +35,18 @@ async def test_subscription_tokens_are_not_logged(fresh_db_url: str, tmp_path: P
         ],
     }
     tokens = []
-    async with run_gateway(config, tmp_path, clean_environment()) as gateway:
-        async with httpx.AsyncClient(base_url=gateway.url, timeout=30.0) as client:
-            for seed, kind in ((21, "SubscriptionConfirmation"), (22, "UnsubscribeConfirmation")):
-                body = ses.example_body(seed=seed, event=kind)
-                tokens.append(msgspec.json.decode(body)["Token"])
-                request = ses.signed_request(SPEC, MATERIAL, body, now=datetime.now(UTC))
-                response = await client.post(
-                    "/webhooks/ses/prod", content=request.body, headers=dict(request.headers)
-                )
-                assert response.status_code == 200, response.text
+    async with (
+        run_gateway(config, tmp_path, clean_environment()) as gateway,
+        httpx.AsyncClient(base_url=gateway.url, timeout=30.0) as client,
+    ):
+        for seed, kind in ((21, "SubscriptionConfirmation"), (22, "UnsubscribeConfirmation")):
+            body = ses.example_body(seed=seed, event=kind)
+            tokens.append(msgspec.json.decode(body)["Token"])
+            request = ses.signed_request(SPEC, MATERIAL, body, now=datetime.now(UTC))
+            response = await client.post(
+                "/webhooks/ses/prod", content=request.body, headers=dict(request.headers)
+            )
+            assert response.status_code == 200, response.text
     output = gateway.stderr()
     logged = [
         line for line in gateway.json_lines() if line.get("event") == "webhook.control_message"
