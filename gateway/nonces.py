@@ -115,6 +115,7 @@ class NonceStore:
         self._rejected: dict[Fingerprint, float] = {}
         self._lock = threading.Lock()
         self._merge_lock = asyncio.Lock()
+        self._journal_lock = asyncio.Lock()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._load()
 
@@ -152,10 +153,7 @@ class NonceStore:
         before this returns, so before the ack) or ``NonceJournalError`` if that fails."""
         key = (provider, source, nonce)
         now = self._clock()
-        known = self._memory.get(key)
-        if known is not None and known[1] >= now:
-            if known[0] != digest:
-                raise NonceConflictError(nonce)
+        if self._seen(key, digest, now):
             return
         if self._breaker.allows_call():
             try:
@@ -174,12 +172,27 @@ class NonceStore:
             window_seconds,
             [event_fingerprint(event) for event in events],
         )
-        try:
-            await asyncio.to_thread(self._append, _encode(entry) + b"\n")
-        except OSError as exc:
-            log.error("nonce.journal_failed", error=str(exc.strerror or exc))
-            raise NonceJournalError("nonce journal unwritable") from exc
-        self._remember(key, digest, now + window_seconds)
+        # one journal write at a time, memory checked again under the lock: of two
+        # concurrent requests with one nonce, the second sees what the first recorded
+        async with self._journal_lock:
+            if self._seen(key, digest, now):
+                return
+            try:
+                await asyncio.to_thread(self._append, _encode(entry) + b"\n")
+            except OSError as exc:
+                log.error("nonce.journal_failed", error=str(exc.strerror or exc))
+                raise NonceJournalError("nonce journal unwritable") from exc
+            self._remember(key, digest, now + window_seconds)
+
+    def _seen(self, key: _Key, digest: str, now: float) -> bool:
+        """True: a redelivery of content this replica saw; ``NonceConflictError``: the
+        nonce with other content; False: not in memory."""
+        known = self._memory.get(key)
+        if known is None or known[1] < now:
+            return False
+        if known[0] != digest:
+            raise NonceConflictError(key[2])
+        return True
 
     def _remember(self, key: _Key, digest: str, until: float) -> None:
         now = self._clock()

@@ -181,3 +181,22 @@ async def test_without_a_spool_the_journal_is_merged_in_the_background(
     assert not nonces.pending()
     with pytest.raises(NonceConflictError):
         await store.remember_nonce("mailgun", "main", "bg", "d2")
+
+
+async def test_concurrent_requests_with_one_nonce_during_an_outage_cannot_both_pass(
+    tmp_path: Path, store: EventStore
+) -> None:
+    """Two requests with the same nonce and different content arriving together while the
+    database is down: exactly one is accepted (and journaled), the other is a replay."""
+    nonces = nonce_store(tmp_path, store, Metrics(), Clock())
+    nonces._breaker.open()
+    outcomes = await asyncio.gather(
+        *(
+            nonces.check("mailgun", "main", "race", f"d{i}", window_seconds=WINDOW, events=[])
+            for i in range(8)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(outcome is None for outcome in outcomes) == 1
+    assert all(isinstance(o, NonceConflictError) for o in outcomes if o is not None)
+    assert len(nonces.journal_path.read_bytes().splitlines()) == 1
