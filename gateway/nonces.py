@@ -159,6 +159,9 @@ class NonceStore:
             try:
                 await self._store.remember_nonce(provider, source, nonce, digest)
             except _DB_ERRORS as exc:
+                # the storage breaker is about PostgreSQL being reachable: count it there, so
+                # the next requests go straight to the journal instead of waiting on timeouts
+                self._breaker.record_failure(exc)
                 log.warning("nonce.database_unreachable", error=type(exc).__name__)
             else:
                 self._remember(key, digest, now + window_seconds)
