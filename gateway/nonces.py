@@ -74,7 +74,7 @@ class _Entry(msgspec.Struct, array_like=True):
 
 
 class _Rejected(msgspec.Struct):
-    #: fingerprints of events that must not be stored, and when they stop mattering
+    #: fingerprints of events that must not be stored, and when the merge found them
     events: list[tuple[str, str, float]]
 
 
