@@ -240,6 +240,8 @@ class Metrics:
             if provider == "ses":
                 for kind in CONTROL_KINDS:
                     self.control_messages.labels(provider, kind)
+            if provider == "mailgun":  # the provider whose requests carry a nonce
+                self.replays_rejected.labels(provider)
         for sink in sinks:
             for outcome in DELIVERY_OUTCOMES:
                 self.delivery_attempts.labels(sink, outcome)
