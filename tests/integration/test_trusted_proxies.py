@@ -4,6 +4,7 @@ is listed in ``[server] forwarded_allow_ips``."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ async def post(gateway_url: str, signed_for: str, seed: int) -> int:
         SPEC,
         KEY,
         mandrill.example_body(seed=seed),
-        now=None,
-        url=signed_for,  # type: ignore[arg-type]
+        now=datetime.now(UTC),
+        url=signed_for,
     )
     async with httpx.AsyncClient(timeout=30.0) as client:
         response = await client.post(
