@@ -3,9 +3,11 @@ outbound calls on behalf of an unauthenticated request, so they are fenced in.
 
 - URLs are parsed strictly by ``handlers.sns`` (one host pattern for both): anything else is
   never fetched.
-- A fetched certificate is cached by URL; a URL that failed is not fetched again for
-  ``negative_ttl`` seconds (a refusal, e.g. 404, answers "untrusted" from the cache; a
-  transient failure answers "unavailable" from the cache).
+- A fetched certificate is cached by URL; a URL that failed is not fetched again for a
+  while: ``negative_ttl`` seconds after a refusal (e.g. 404: "untrusted" from the cache),
+  ``transient_ttl`` after a transient failure ("unavailable" from the cache; kept short, as
+  SNS retries a notification only for about a minute, and the breaker covers sustained
+  trouble).
 - One circuit breaker per SNS host (``sns:<host>``, a bounded set: at most ``max_hosts``
   hosts get their own, the rest share ``sns:other``), and only host trouble (connection
   errors, timeouts, 5xx) counts against it. A made-up certificate path on a genuine host
@@ -59,6 +61,7 @@ class SnsCertificates:
         fail_max: int = 3,
         reset_timeout: float = 30.0,
         negative_ttl: float = 60.0,
+        transient_ttl: float = 5.0,
         max_hosts: int = 32,
         timeout: float = 5.0,
         redirect: Callable[[str], str] | None = None,
@@ -69,6 +72,7 @@ class SnsCertificates:
         self._fail_max = fail_max
         self._reset_timeout = reset_timeout
         self._negative_ttl = negative_ttl
+        self._transient_ttl = transient_ttl
         self._max_hosts = max_hosts
         self._timeout = timeout
         self._redirect = redirect or (lambda url: url)
@@ -140,7 +144,8 @@ class SnsCertificates:
         return pem
 
     def _remember_failure(self, url: str, *, transient: bool) -> None:
-        self._failed[url] = (self._clock() + self._negative_ttl, transient)
+        ttl = self._transient_ttl if transient else self._negative_ttl
+        self._failed[url] = (self._clock() + ttl, transient)
         self._failed.move_to_end(url)
         if len(self._failed) > _NEGATIVE_LIMIT:
             self._failed.popitem(last=False)

@@ -243,3 +243,29 @@ async def test_nothing_is_fetched_before_the_cheap_checks_pass() -> None:
                     request, replace(unpinned, topic_arns=source.topic_arns), stale
                 )
     assert served.paths == []
+
+
+async def test_a_transient_failure_is_cached_briefly_then_retried() -> None:
+    """After a 5xx the URL answers "unavailable" from the cache (no new request) until the
+    short transient TTL has passed; then it is fetched again and succeeds."""
+    clock = Clock()
+    with cert_server(b"PEM") as served:
+        async with httpx.AsyncClient() as http:
+            failing = {"on": True}
+
+            def redirect(url: str) -> str:
+                prefix = "/503" if failing["on"] else ""
+                return f"{served.url}{prefix}{urlsplit(url).path}"
+
+            certificates = SnsCertificates(
+                http, Metrics(), redirect=redirect, clock=clock, transient_ttl=5.0
+            )
+            with pytest.raises(CertificateUnavailableError):
+                await certificates.fetch(GOOD)
+            failing["on"] = False
+            with pytest.raises(CertificateUnavailableError):
+                await certificates.fetch(GOOD)
+            assert len(served.paths) == 1
+            clock.now += 6
+            assert await certificates.fetch(GOOD) == b"PEM"
+            assert len(served.paths) == 2
