@@ -58,6 +58,8 @@ class SpoolDrainer:
     async def drain_once(self) -> int:
         """Drain every segment the breaker allows; return the events moved."""
         if self.spool.events == 0 and not any(True for _ in self.spool.closed_segments()):
+            if self.replays is not None and self.replays.pending() and self.breaker.allows_call():
+                await self.replays.merge_journal()  # nothing spooled: safe to merge any time
             return 0
         if not self.breaker.allows_call():
             return 0

@@ -10,7 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from gateway.ingest.spool import encode_record, read_segment
+from gateway.ingest.drainer import SpoolDrainer
+from gateway.ingest.spool import Spool, encode_record, read_segment
 from gateway.nonces import REJECTED_GRACE_SECONDS, NonceJournalError, NonceStore, event_fingerprint
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.storage.store import EventStore, NonceConflictError
@@ -200,3 +201,21 @@ async def test_concurrent_requests_with_one_nonce_during_an_outage_cannot_both_p
     assert sum(outcome is None for outcome in outcomes) == 1
     assert all(isinstance(o, NonceConflictError) for o in outcomes if o is not None)
     assert len(nonces.journal_path.read_bytes().splitlines()) == 1
+
+
+async def test_the_drainer_merges_the_journal_even_when_nothing_was_spooled(
+    tmp_path: Path, store: EventStore
+) -> None:
+    """A request whose nonce was journaled but whose events were refused (503, nothing
+    spooled) still has its nonce recorded in PostgreSQL once the database is back."""
+    metrics = Metrics()
+    nonces = nonce_store(tmp_path, store, metrics, Clock())
+    nonces._breaker.open()
+    await nonces.check("mailgun", "main", "unspooled", "d1", window_seconds=WINDOW, events=[])
+    nonces._breaker.close()
+    spool = Spool(tmp_path / "spool", metrics, max_bytes=1 << 20, segment_bytes=1 << 16)
+    drainer = SpoolDrainer(spool, store, nonces._breaker, metrics, replays=nonces)
+    assert await drainer.drain_once() == 0
+    assert not nonces.pending()
+    with pytest.raises(NonceConflictError):
+        await store.remember_nonce("mailgun", "main", "unspooled", "d2")
