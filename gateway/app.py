@@ -25,12 +25,14 @@ from gateway.ingest.exit_drain import drain_spool_at_exit
 from gateway.ingest.isolation import IsolatingWriter
 from gateway.ingest.pipeline import Ingestor
 from gateway.ingest.spool import Spool
+from gateway.nonces import NonceStore
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.routes.health import healthz, metrics, readyz
 from gateway.routes.storage_guard import require_storage
 from gateway.routes.webhooks import webhook_endpoint
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.sns_certificates import SnsCertificates
 from gateway.sources import SourceTable
 from gateway.storage.connector import StorageConnector
 from gateway.storage.data_errors import is_data_error
@@ -130,6 +132,11 @@ async def build_runtime(
             max_bytes=settings.storage.spool_max_bytes,
             segment_bytes=settings.storage.spool_segment_bytes,
         )
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=False,
+    )
     runtime = Runtime(
         settings=settings,
         metrics=metrics_,
@@ -139,19 +146,20 @@ async def build_runtime(
         batcher=batcher,
         storage_breaker=storage_breaker,
         ingestor=Ingestor(batcher, storage_breaker, metrics_, spool, writer),
-        http=httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            follow_redirects=False,
-        ),
-        certificate_breaker=AsyncCircuitBreaker(
-            "sns_certificates", metrics_, fail_max=3, reset_timeout=30.0
+        http=http,
+        certificates=SnsCertificates(http, metrics_),
+        nonces=NonceStore(
+            settings.data_dir / "nonces",
+            store,
+            storage_breaker,
+            metrics_,
+            connected=database.connected,
         ),
         serve_workers=serve_workers,
     )
     runtime.add_background("storage-connector", connector.run, needs_storage=False)
     if spool is not None:
-        drainer = SpoolDrainer(spool, writer, storage_breaker, metrics_)
+        drainer = SpoolDrainer(spool, writer, storage_breaker, metrics_, replays=runtime.nonces)
         runtime.add_background("spool-drainer", drainer.run)
         runtime.closers.append(spool.close)
 
@@ -160,12 +168,14 @@ async def build_runtime(
             await drain_spool_at_exit(spool, drainer, connector, budget)
 
         runtime.closers.append(drain_at_exit)  # closers run in reverse: before spool.close
+    elif role == "gateway":
+        runtime.add_background("nonce-journal", runtime.nonces.run)
     for extend in _extensions():
         extend(runtime)
     metrics_.preinitialise(
         PROVIDERS,
         sinks=[sink.name for sink in settings.sinks],
-        breakers=["storage", "sns_certificates", *[f"sink:{s.name}" for s in settings.sinks]],
+        breakers=["storage", *[f"sink:{s.name}" for s in settings.sinks]],
     )
     return runtime
 

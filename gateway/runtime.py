@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -18,8 +16,10 @@ from opentelemetry.trace import Tracer
 
 from gateway.ingest.batcher import Batcher
 from gateway.ingest.pipeline import Ingestor
-from gateway.resilience import AsyncCircuitBreaker, CircuitOpenError
+from gateway.nonces import NonceStore
+from gateway.resilience import AsyncCircuitBreaker
 from gateway.settings import Settings
+from gateway.sns_certificates import CertificateUnavailableError, SnsCertificates
 from gateway.sources import SourceTable
 from gateway.storage.database import Database
 from handlers.base import ControlMessage
@@ -32,12 +32,10 @@ log = structlog.get_logger("hookline.runtime")
 #: a long-running coroutine that returns when ``stop`` is set
 BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 
-_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 _DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-class CertificateUnavailableError(Exception):
-    """An SNS signing certificate could not be fetched now (the request may be retried)."""
+#: control-message fields never logged: an SNS subscription token (alone or inside the
+#: SubscribeURL) lets whoever reads the log confirm or re-subscribe the endpoint
+_SECRET_DETAIL = frozenset({"token", "subscribe_url"})
 
 
 @dataclass
@@ -51,7 +49,8 @@ class Runtime:
     storage_breaker: AsyncCircuitBreaker
     ingestor: Ingestor
     http: httpx.AsyncClient
-    certificate_breaker: AsyncCircuitBreaker
+    certificates: SnsCertificates
+    nonces: NonceStore
     #: run the outbox workers in this process (``hookline serve``; ``hookline worker``)
     serve_workers: bool = True
     #: SIGTERM received: acknowledge no more webhooks (503), report not ready
@@ -59,7 +58,6 @@ class Runtime:
     background: list[tuple[str, BackgroundTask]] = field(default_factory=list)
     #: extra close callbacks (run in reverse order at shutdown)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    _certificates: dict[str, bytes] = field(default_factory=dict)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _confirmations: set[asyncio.Task[None]] = field(default_factory=set)
@@ -126,38 +124,9 @@ class Runtime:
         await self.database.close()
 
     # -- services used by routes ----------------------------------------------------------
-    async def remember_nonce(self, provider: str, source: str, nonce: str, digest: str) -> None:
-        """Record a signature nonce; ``NonceConflictError`` on a replay with other content.
-        When the database is unreachable the check is skipped (logged by the caller)."""
-        if not self.database.connected.is_set():
-            raise TimeoutError("storage not connected yet")
-        if not self.storage_breaker.allows_call():
-            raise TimeoutError("storage breaker open")
-        try:
-            await self.database.store.remember_nonce(provider, source, nonce, digest)
-        except _DB_ERRORS as exc:
-            raise TimeoutError(str(type(exc).__name__)) from exc
-
     async def fetch_certificate(self, url: str) -> bytes:
-        """Fetch an SNS signing certificate (HTTPS, SNS hosts only), cached and guarded."""
-        cached = self._certificates.get(url)
-        if cached is not None:
-            return cached
-        parts = urlsplit(url)
-        if parts.scheme != "https" or not _SNS_HOST.match(parts.hostname or ""):
-            raise CertificateUnavailableError("not an SNS certificate URL")
-
-        async def get() -> bytes:
-            response = await self.http.get(url, timeout=5.0)
-            response.raise_for_status()
-            return response.content
-
-        try:
-            pem = await self.certificate_breaker.call(get)
-        except (httpx.HTTPError, CircuitOpenError) as exc:
-            raise CertificateUnavailableError(type(exc).__name__) from exc
-        self._certificates[url] = pem
-        return pem
+        """An SNS signing certificate (see ``gateway.sns_certificates``)."""
+        return await self.certificates.fetch(url)
 
     async def handle_control_message(
         self, provider: str, source: str, message: ControlMessage
@@ -170,7 +139,7 @@ class Runtime:
             provider=provider,
             source=source,
             kind=message.kind,
-            detail=dict(message.detail),
+            detail={k: v for k, v in message.detail.items() if k not in _SECRET_DETAIL},
             auto_confirm=bool(entry and entry.spec.auto_confirm),
         )
         record_id: int | None = None
@@ -186,16 +155,7 @@ class Runtime:
             task.add_done_callback(self._confirmations.discard)
 
     async def _confirm(self, url: str, record_id: int | None) -> None:
-        parts = urlsplit(url)
-        error: str | None = None
-        if parts.scheme != "https" or not _SNS_HOST.match(parts.hostname or ""):
-            error = "refused: SubscribeURL is not an https SNS endpoint"
-        else:
-            try:
-                response = await self.http.get(url, timeout=10.0)
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}"
+        error = await self.certificates.confirm(url)
         log.info(
             "sns.subscription_confirmed" if error is None else "sns.confirm_failed", error=error
         )

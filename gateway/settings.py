@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.proxies import TrustedProxies
 from handlers.base import SourceSpec
 from handlers.events import EventType
 from handlers.registry import PROVIDERS, UnknownProviderError, get_adapter
@@ -62,6 +63,9 @@ class ServerSettings(_Section):
     keep_alive_timeout_seconds: float = 5.0
     #: seconds a client has to send a whole webhook body once its headers are in (then 408)
     body_read_timeout_seconds: float = 30.0
+    #: peers whose X-Forwarded-Proto/-Host are believed (``gateway.proxies``): IPs,
+    #: CIDR networks, ``*``; comma-separated
+    forwarded_allow_ips: str = "127.0.0.1"
 
 
 class DatabaseSettings(_Section):
@@ -204,6 +208,7 @@ _ENV_ALIASES = {
     "HOOKLINE_DATA_DIR": ("storage", "data_dir"),
     "HOOKLINE_ADMIN_TOKEN": ("admin", "token"),
     "HOOKLINE_LOG_LEVEL": ("logging", "level"),
+    "HOOKLINE_FORWARDED_ALLOW_IPS": ("server", "forwarded_allow_ips"),
 }
 
 
@@ -337,6 +342,10 @@ def _validate(settings: Settings) -> list[str]:
             errors.append(f"{label}, field 'basic_auth': must be 'user:password'")
         if source.replay_window_seconds <= 0:
             errors.append(f"{label}, field 'replay_window_seconds': must be positive")
+    try:
+        TrustedProxies(settings.server.forwarded_allow_ips)
+    except ValueError as exc:
+        errors.append(f"[server], field 'forwarded_allow_ips': {exc}")
     sink_names: set[str] = set()
     valid_types = {t.value for t in EventType}
     for i, sink in enumerate(settings.sinks):

@@ -9,7 +9,10 @@ from gateway.settings import Settings, SourceSettings
 from handlers.base import Adapter, SourceSpec
 from handlers.registry import get_adapter
 
-__all__ = ["RateLimiter", "SourceEntry", "SourceTable"]
+__all__ = ["AUTH_REALM", "RateLimiter", "SourceEntry", "SourceTable", "auth_challenges"]
+
+#: the realm of every HTTP auth challenge the webhook endpoint sends
+AUTH_REALM = "hookline"
 
 
 @dataclass
@@ -36,12 +39,29 @@ class RateLimiter:
         return (1.0 - self.tokens) / self.rate
 
 
+def auth_challenges(spec: SourceSpec, adapter: Adapter) -> tuple[str, ...]:
+    """The ``WWW-Authenticate`` values a 401 for this source carries, one per scheme that
+    can authenticate it: ``Basic`` and/or ``Bearer`` for the credentials the source is
+    configured with (so ``curl --anyauth`` and other challenge-driven clients work), and
+    ``Signature`` for providers that sign their requests."""
+    challenges: list[str] = []
+    if spec.basic_auth is not None:
+        challenges.append(f'Basic realm="{AUTH_REALM}"')
+    if spec.bearer_token is not None:
+        challenges.append(f'Bearer realm="{AUTH_REALM}"')
+    if adapter.signs_requests or not challenges:
+        challenges.append("Signature")
+    return tuple(challenges)
+
+
 @dataclass(frozen=True)
 class SourceEntry:
     settings: SourceSettings
     spec: SourceSpec
     adapter: Adapter
     limiter: RateLimiter | None
+    #: ``WWW-Authenticate`` values for a 401 (``auth_challenges``)
+    challenges: tuple[str, ...] = ("Signature",)
 
 
 class SourceTable:
@@ -52,11 +72,14 @@ class SourceTable:
             if source.rate_limit_per_second > 0:
                 burst = source.rate_limit_burst or max(1, int(source.rate_limit_per_second))
                 limiter = RateLimiter(source.rate_limit_per_second, float(burst))
+            spec = source.spec()
+            adapter = get_adapter(source.provider)
             self._entries[(source.provider, source.name)] = SourceEntry(
                 settings=source,
-                spec=source.spec(),
-                adapter=get_adapter(source.provider),
+                spec=spec,
+                adapter=adapter,
                 limiter=limiter,
+                challenges=auth_challenges(spec, adapter),
             )
 
     def get(self, provider: str, name: str) -> SourceEntry | None:

@@ -4,10 +4,12 @@ SNS signs a canonical string built from the message's own fields ("Key\\nValue\\
 fixed list of keys) with the private key of a certificate it publishes at
 ``SigningCertURL``: SignatureVersion 1 is SHA1withRSA, 2 is SHA256withRSA (PKCS#1 v1.5).
 
-Trust comes from the certificate, so it is only ever taken from an Amazon SNS URL (a
-strict pattern, HTTPS), either pinned in the source's ``sns_certificates`` (PEM text or a
-path to a PEM file) or fetched through the gateway's ``VerifyContext.fetch_certificate``.
-Parsed certificates are cached by content. Nothing here does network I/O itself.
+Trust comes from the certificate, so it is only ever taken from an Amazon SNS URL
+(``SIGNING_CERT_URL``, matched whole: https, ``sns.<region>.amazonaws.com[.cn]``, a
+``.pem`` path, nothing else), either pinned in the source's ``sns_certificates`` (PEM text
+or a path to a PEM file; a source that pins never fetches) or fetched through the
+gateway's ``VerifyContext.fetch_certificate`` once every cheap check has passed. Parsed
+certificates are cached by content. Nothing here does network I/O itself.
 
 Raw message delivery must be off for the subscription: a raw SES event carries no
 signature and is refused as ``AuthError("missing")``.
@@ -45,18 +47,25 @@ __all__ = [
     "CONFIRMATION_TYPES",
     "MESSAGE_TYPES",
     "SIGNING_CERT_URL",
+    "SNS_HOST",
     "SUBSCRIBE_URL",
     "canonical_string",
     "sign_envelope",
+    "signing_cert_host",
+    "subscribe_url_host",
     "verify_sns_message",
 ]
 
-#: the only place a signing certificate may come from
+#: an Amazon SNS endpoint: ``sns.<region>.amazonaws.com`` (``.amazonaws.com.cn`` in China).
+#: The one host pattern: the gateway's certificate fetcher and confirmer use it too.
+SNS_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+){1,2}-[0-9]{1,2}\.amazonaws\.com(?:\.cn)?")
+#: the only place a signing certificate may come from. Matched whole (``fullmatch``): no
+#: userinfo, port, query, fragment, whitespace or trailing characters (not even a newline)
 SIGNING_CERT_URL = re.compile(
-    r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/SimpleNotificationService-[0-9a-f]+\.pem$"
+    rf"https://(?P<host>{SNS_HOST.pattern})/SimpleNotificationService-[0-9a-f]{{1,64}}\.pem"
 )
 #: the only place a subscription may be confirmed at (the gateway GETs it on auto_confirm)
-SUBSCRIBE_URL = re.compile(r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/\?")
+SUBSCRIBE_URL = re.compile(rf"https://(?P<host>{SNS_HOST.pattern})/\?[!-~]+")
 
 CONFIRMATION_TYPES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
 MESSAGE_TYPES = ("Notification", *CONFIRMATION_TYPES)
@@ -90,6 +99,19 @@ class _Certificate:
 
 _parsed: dict[bytes, _Certificate | None] = {}
 _pinned_files: dict[str, bytes] = {}
+
+
+def signing_cert_host(url: str) -> str | None:
+    """The SNS host of a well-formed SigningCertURL; None for anything else."""
+    matched = SIGNING_CERT_URL.fullmatch(url)
+    return matched.group("host") if matched else None
+
+
+def subscribe_url_host(url: str) -> str | None:
+    """The SNS host of a well-formed SubscribeURL (printable ASCII, no fragment); None
+    for anything else."""
+    matched = SUBSCRIBE_URL.fullmatch(url)
+    return matched.group("host") if matched and "#" not in url else None
 
 
 def canonical_string(envelope: Mapping[str, Any]) -> bytes:
@@ -142,7 +164,7 @@ def _signature_fields(envelope: Mapping[str, Any]) -> tuple[bytes, str, str]:
         raise AuthError("invalid", "SNS signature fields are malformed")
     if version not in _HASHES:
         raise AuthError("invalid", "unsupported SignatureVersion")
-    if not SIGNING_CERT_URL.match(cert_url):
+    if signing_cert_host(cert_url) is None:
         raise AuthError("untrusted", "SigningCertURL is not an Amazon SNS certificate URL")
     try:
         decoded = base64.b64decode(signature, validate=True)
@@ -168,7 +190,7 @@ def _check_envelope(
             raise AuthError("invalid", f"{header} does not match the body")
     if kind in CONFIRMATION_TYPES:
         subscribe_url = envelope.get("SubscribeURL")
-        if not isinstance(subscribe_url, str) or not SUBSCRIBE_URL.match(subscribe_url):
+        if not isinstance(subscribe_url, str) or subscribe_url_host(subscribe_url) is None:
             raise AuthError("untrusted", "SubscribeURL is not an Amazon SNS URL")
 
 
@@ -186,8 +208,11 @@ def _read_pinned_file(path: str) -> bytes:
 
 
 async def _certificate_pem(cert_url: str, source: SourceSpec, context: VerifyContext) -> bytes:
-    pinned = source.sns_certificates.get(cert_url)
-    if pinned is not None:
+    if source.sns_certificates:
+        # a source that pins certificates trusts only those: it never fetches anything
+        pinned = source.sns_certificates.get(cert_url)
+        if pinned is None:
+            raise AuthError("untrusted", "SigningCertURL is not one of the pinned certificates")
         if "-----BEGIN" in pinned:
             return pinned.encode("utf-8")
         return _read_pinned_file(pinned)

@@ -50,7 +50,8 @@ BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 QUARANTINE_STAGES = ("parse", "store")
 #: why (bounded): gateway/storage/data_errors.py's codes, and "invalid_item" for parse
 QUARANTINE_REASONS = ("invalid_item", "value_too_large", "invalid_text", "invalid_value")
-#: breaker label values: "storage", "sns_certificates", and "sink:<name>" per sink
+#: breaker label values: "storage", "sns:<SNS host>" (at most 32, then "sns:other") and
+#: "sink:<name>" per sink
 
 
 class Metrics:
@@ -102,6 +103,13 @@ class Metrics:
             "hookline_signature_failures",
             "Requests refused because authentication failed, by reason.",
             ["provider", "reason"],
+            registry=registry,
+        )
+        self.replays_rejected = Counter(
+            "hookline_replays_rejected",
+            "Spooled events not stored because their request reused a signature nonce "
+            "with other content (found when the nonce journal was merged after an outage).",
+            ["provider"],
             registry=registry,
         )
         self.control_messages = Counter(
@@ -278,6 +286,8 @@ class Metrics:
             if provider == "ses":
                 for kind in CONTROL_KINDS:
                     self.control_messages.labels(provider, kind)
+            if provider == "mailgun":  # the provider whose requests carry a nonce
+                self.replays_rejected.labels(provider)
         for sink in sinks:
             for outcome in DELIVERY_OUTCOMES:
                 self.delivery_attempts.labels(sink, outcome)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from typing import Any
@@ -63,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         "access_log": False,
         "timeout_graceful_shutdown": 20,
         "server_header": False,
-        "proxy_headers": True,
-        "forwarded_allow_ips": os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        # forwarded headers are judged by the gateway against [server] forwarded_allow_ips
+        # (gateway.proxies), on the real peer: uvicorn must not rewrite scope["client"]
+        "proxy_headers": False,
+        "forwarded_allow_ips": server.forwarded_allow_ips,
     }
     config["http"] = header_deadline_protocol(server.header_read_timeout_seconds)
     config["timeout_keep_alive"] = server.keep_alive_timeout_seconds

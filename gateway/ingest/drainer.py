@@ -20,6 +20,7 @@ import structlog
 from gateway.ingest.isolation import IsolatingWriter, StoredKeys
 from gateway.ingest.pipeline import count_stored
 from gateway.ingest.spool import Spool, read_segment
+from gateway.nonces import NonceStore
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.storage.storable import storable_events
 from observability.metrics import Metrics, observe_many
@@ -41,12 +42,15 @@ class SpoolDrainer:
         metrics: Metrics,
         *,
         interval: float = 0.5,
+        replays: NonceStore | None = None,
     ) -> None:
         self.spool = spool
         self.writer = writer
         self.breaker = breaker
         self.metrics = metrics
         self.interval = interval
+        #: nonces journaled during an outage: merged before any spooled event is written
+        self.replays = replays
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -60,12 +64,16 @@ class SpoolDrainer:
     async def drain_once(self) -> int:
         """Drain every segment the breaker allows; return the events moved."""
         if self.spool.events == 0 and not any(True for _ in self.spool.closed_segments()):
+            if self.replays is not None and self.replays.pending() and self.breaker.allows_call():
+                await self.replays.merge_journal()  # nothing spooled: safe to merge any time
             return 0
         if not self.breaker.allows_call():
             if not await self.writer.store.ping():
                 self.spool.note_progress()  # waiting for the database is not being stuck
             return 0
         await self.spool.rotate()
+        if self.replays is not None:
+            await self.replays.merge_journal()
         moved = 0
         for segment in list(self.spool.closed_segments()):
             data = await asyncio.to_thread(segment.path.read_bytes)
@@ -81,8 +89,12 @@ class SpoolDrainer:
                 )
             await self.writer.quarantine_items(result.quarantined)
             for start in range(0, len(result.events), DRAIN_CHUNK):
+                # a replay found when the nonce journal was merged is not stored or acted on
+                spooled = result.events[start : start + DRAIN_CHUNK]
+                if self.replays is not None:
+                    spooled = self.replays.admit(spooled)
                 # events spooled by an older version may not have been made storable yet
-                chunk = storable_events(result.events[start : start + DRAIN_CHUNK])
+                chunk = storable_events(spooled)
                 written = await self.writer.write(chunk)
                 poison = written.quarantined if isinstance(written, StoredKeys) else set()
                 new_keys = set(written)
@@ -108,4 +120,6 @@ class SpoolDrainer:
                 events=len(result.events),
                 quarantine_records=len(result.quarantined),
             )
+        if self.replays is not None:
+            self.replays.drained()
         return moved

@@ -28,7 +28,11 @@ from opentelemetry.trace import Span
 
 from gateway.errors import problem_body
 from gateway.ingest.pipeline import StorageUnavailableError
-from gateway.runtime import CertificateUnavailableError, Runtime
+from gateway.nonces import NonceJournalError
+from gateway.proxies import forwarded_origin
+from gateway.runtime import Runtime
+from gateway.sns_certificates import CertificateUnavailableError
+from gateway.sources import SourceEntry
 from gateway.storage.quarantine import ERROR_MAX_CHARS, QuarantineItem
 from gateway.storage.storable import clean_json, clean_text
 from gateway.storage.store import NonceConflictError
@@ -267,7 +271,8 @@ async def _handle(
         receive, headers, limit, runtime.settings.server.body_read_timeout_seconds
     )
     received_at = datetime.now(UTC)
-    webhook = WebhookRequest("POST", _public_url(scope, headers, provider, name), headers, body)
+    url = _public_url(runtime, scope, headers, provider, name)
+    webhook = WebhookRequest("POST", url, headers, body)
     tracer = runtime.tracer
     with child_span(tracer, span, "webhook.verify"):
         try:
@@ -277,7 +282,7 @@ async def _handle(
                 VerifyContext(now=received_at, fetch_certificate=runtime.fetch_certificate),
             )
         except AuthError as exc:
-            raise _auth_failure(runtime, provider, exc) from None
+            raise _auth_failure(runtime, provider, exc, entry.challenges) from None
         except CertificateUnavailableError as exc:
             log.warning("webhook.certificate_unavailable", provider=provider, error=str(exc))
             raise _Reply(
@@ -298,7 +303,7 @@ async def _handle(
                 "bad_request", _problem(400, "Bad Request", str(exc), extra=extra)
             ) from None
     if result.nonce is not None:
-        await _check_nonce(runtime, provider, name, result)
+        await _check_nonce(runtime, provider, entry, result)
     if result.control is not None:
         await runtime.handle_control_message(provider, name, result.control)
         if not result.events:
@@ -366,36 +371,62 @@ def _rejected(
     ]
 
 
-def _auth_failure(runtime: Runtime, provider: str, exc: AuthError) -> _Reply:
+def _auth_failure(
+    runtime: Runtime, provider: str, exc: AuthError, challenges: tuple[str, ...]
+) -> _Reply:
     runtime.metrics.signature_failures.labels(provider, exc.reason).inc()
     log.warning("webhook.auth_failed", provider=provider, reason=exc.reason)
-    return _Reply(
-        "unauthorized",
-        _problem(
-            401,
-            "Unauthorized",
-            "signature missing, invalid or outside the replay window",
-            headers={"WWW-Authenticate": "Signature"},
-        ),
+    problem = _problem(
+        401, "Unauthorized", "signature missing, invalid or outside the replay window"
     )
+    # one WWW-Authenticate header per scheme the source accepts (RFC 9110 section 11.6.1)
+    headers = tuple((b"www-authenticate", challenge.encode()) for challenge in challenges)
+    return _Reply("unauthorized", msgspec.structs.replace(problem, headers=headers))
 
 
-async def _check_nonce(runtime: Runtime, provider: str, name: str, result: ParseResult) -> None:
+async def _check_nonce(
+    runtime: Runtime,
+    provider: str,
+    entry: SourceEntry,
+    result: ParseResult,
+) -> None:
+    """Refuse a reused nonce with other content (401 ``replayed``), also while PostgreSQL is
+    down (``gateway.nonces``); 503 when the nonce cannot be recorded anywhere."""
     assert result.nonce is not None
     try:
-        await runtime.remember_nonce(provider, name, result.nonce, result.nonce_digest or "")
+        await runtime.nonces.check(
+            provider,
+            entry.spec.name,
+            result.nonce,
+            result.nonce_digest or "",
+            window_seconds=entry.spec.replay_window_seconds,
+            events=result.events,
+        )
     except NonceConflictError:
-        raise _auth_failure(runtime, provider, AuthError("replayed")) from None
-    except (OSError, TimeoutError) as exc:
-        # the database is unreachable: the signature and its time window were verified, the
-        # events go to the spool and are deduplicated by their own ids when drained
-        log.warning("webhook.nonce_unchecked", provider=provider, error=type(exc).__name__)
+        raise _auth_failure(runtime, provider, AuthError("replayed"), entry.challenges) from None
+    except NonceJournalError:
+        raise _Reply(
+            "unavailable",
+            _problem(
+                503,
+                "Service Unavailable",
+                "the request's nonce cannot be recorded right now; retry later",
+                headers={"Retry-After": str(runtime.settings.ingest.retry_after_seconds)},
+            ),
+        ) from None
 
 
-def _public_url(scope: Scope, headers: dict[str, str], provider: str, name: str) -> str:
-    """The URL the ESP called (behind a proxy: X-Forwarded-Proto / -Host)."""
-    proto = headers.get("x-forwarded-proto") or scope.get("scheme", "http")
-    host = headers.get("x-forwarded-host") or headers.get("host") or ""
+def _public_url(
+    runtime: Runtime, scope: Scope, headers: dict[str, str], provider: str, name: str
+) -> str:
+    """The URL the ESP called (behind a trusted proxy: X-Forwarded-Proto / -Host)."""
+    client = scope.get("client")
+    proto, host = forwarded_origin(
+        client[0] if client else None,
+        scope.get("scheme", "http"),
+        headers,
+        runtime.settings.server.forwarded_allow_ips,
+    )
     path = f"{scope.get('root_path', '')}/webhooks/{provider}/{name}"
     query = scope.get("query_string", b"")
     return (

@@ -148,3 +148,18 @@ def test_malformed_signing_keys_stop_start_up(tmp_path: Path, provider: str, key
     )
     with pytest.raises(ConfigError, match=f"source {provider}/x .*field 'signing_key'"):
         load_settings(path, environ={})
+
+
+def test_forwarded_allow_ips_defaults_to_loopback_and_follows_the_environment(
+    tmp_path: Path,
+) -> None:
+    """[server] forwarded_allow_ips is 127.0.0.1 unless set, in TOML or through
+    HOOKLINE_FORWARDED_ALLOW_IPS; a malformed network stops start-up naming the field."""
+    assert load_settings(None, environ={}).server.forwarded_allow_ips == "127.0.0.1"
+    env = {"HOOKLINE_FORWARDED_ALLOW_IPS": "10.0.0.0/8, 127.0.0.1"}
+    assert load_settings(None, environ=env).server.forwarded_allow_ips == "10.0.0.0/8, 127.0.0.1"
+    path = tmp_path / "hookline.toml"
+    path.write_text('[server]\nforwarded_allow_ips = "10.0.0.0/33"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert "forwarded_allow_ips" in str(caught.value)
