@@ -6,8 +6,9 @@ so unauthenticated requests never get this far."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 import msgspec
 from litestar.connection import ASGIConnection, Request
@@ -18,6 +19,9 @@ from gateway.errors import ProblemError
 __all__ = ["require_readable_input"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: the query parameters an operation declares as arrays (``tag=a&tag=b``); any other name
+#: given twice is ambiguous (which one counts?) and refused
+REPEATABLE = frozenset({"tag", "metadata"})
 
 
 def _utf8(raw: bytes) -> bool:
@@ -31,13 +35,19 @@ def _utf8(raw: bytes) -> bool:
 async def require_readable_input(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
-    """400 for a non-UTF-8 path or query string, or a JSON body nested too deeply."""
+    """400 for a non-UTF-8 path or query string, a query parameter given twice that is not
+    an array, or a JSON body nested too deeply."""
     scope = connection.scope
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogatepass")
     if not _utf8(raw_path):
         raise ProblemError(400, "Bad Request", "the path is not valid UTF-8")
-    if not _utf8(scope.get("query_string", b"")):
+    query: bytes = scope.get("query_string", b"")
+    if not _utf8(query):
         raise ProblemError(400, "Bad Request", "the query string is not valid UTF-8")
+    names = Counter(name for name, _ in parse_qsl(query.decode(), keep_blank_values=True))
+    repeated = sorted(name for name, count in names.items() if count > 1 and name not in REPEATABLE)
+    if repeated:
+        raise ProblemError(400, "Bad Request", f"{repeated[0]}: given more than once")
     if isinstance(connection, Request) and connection.method in _BODY_METHODS:
         body = await connection.body()
         if body:

@@ -25,6 +25,10 @@ CASES: list[tuple[str, str, bytes | None]] = [
     *[("GET", f"/v1/control-messages?cursor={big}", None) for big in BEYOND_BIGINT],
     ("GET", f"/v1/dlq?cursor={2**63}", None),
     ("GET", "/v1/dlq?cursor=%C2%B2", None),  # a Unicode digit
+    # a parameter that is not an array, given twice: which one would count?
+    ("GET", "/v1/suppressions?cursor=&cursor=a%40example.com", None),
+    ("GET", "/v1/events?limit=1&limit=2", None),
+    ("GET", "/v1/quarantine?stage=parse&stage=store", None),
     ("GET", f"/v1/events?cursor=e1.1.{2**64}", None),
     ("GET", f"/v1/events?cursor=e1.{10**22}.1", None),
     ("GET", f"/v1/events?cursor=e1.1.1{NUL}", None),
