@@ -52,6 +52,7 @@ MAX_JSON_DEPTH = 64
 
 #: every byte except the ones that open or close a JSON container or a string
 _NOT_STRUCTURAL = bytes(b for b in range(256) if b not in b'[]{}"')
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
 
 
 def check_json_depth(data: bytes | str, field: str = "body", limit: int = MAX_JSON_DEPTH) -> None:
@@ -76,8 +77,11 @@ def check_json_depth(data: bytes | str, field: str = "body", limit: int = MAX_JS
     structural = structural.replace(b'""', b"")
     if b'"' in structural:
         structural = b"".join(structural.split(b'"')[::2])
+    # one kind of bracket, so that a pass peels exactly one level (mismatched kinds are not
+    # JSON anyway: the decoder refuses them)
+    structural = structural.translate(_ONE_KIND)
     for _ in range(limit + 1):
-        peeled = structural.replace(b"[]", b"").replace(b"{}", b"")
+        peeled = structural.replace(b"[]", b"")
         if len(peeled) == len(structural):
             return  # all peeled (depth <= limit), or unbalanced: not JSON, the decoder says so
         structural = peeled
