@@ -291,6 +291,40 @@ def test_deeply_nested_bodies_are_payload_or_auth_errors(
         adapter.parse(request, source, at)
 
 
+#: header values as an ASGI server hands them over (bytes decoded as latin-1)
+header_values = (
+    st.text(alphabet=st.characters(max_codepoint=255), max_size=40)
+    | hostile_text.filter(lambda text: all(ord(char) < 256 for char in text))
+    | st.sampled_from(HUGE_NUMBERS)
+)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@budget(30)
+@given(data=st.data())
+def test_hostile_header_values_only_raise_typed_errors(provider: str, data: Any) -> None:
+    """The example request with one header (signature, timestamp, id, authorization,
+    content type) replaced by hostile text, huge numbers or removed: verify and parse
+    raise only typed errors."""
+    adapter = get_adapter(provider)
+    source, _ = credentials(provider)
+    request = example_request(provider)
+    headers = dict(request.headers)
+    name = data.draw(st.sampled_from(sorted(headers)), label="header")
+    if data.draw(st.booleans(), label="remove"):
+        del headers[name]
+    else:
+        headers[name] = data.draw(header_values, label="value")
+    request = replace(request, headers=headers)
+    at = datetime.now(UTC)
+    try:
+        adapter.check_content_type(request)
+        loop().run_until_complete(adapter.verify(request, source, VerifyContext(now=at)))
+        check_result(provider, adapter.parse(request, source, at))
+    except TYPED:
+        pass
+
+
 # --- structure-aware mutation of the provider's own example bodies ---------------------------
 
 
