@@ -283,6 +283,9 @@ async def _handle(
             )
         except AuthError as exc:
             raise _auth_failure(runtime, provider, exc, entry.challenges) from None
+        except PayloadError as exc:
+            # a body that cannot even carry a credential (e.g. JSON nested too deeply)
+            raise _bad_request(exc) from None
         except CertificateUnavailableError as exc:
             log.warning("webhook.certificate_unavailable", provider=provider, error=str(exc))
             raise _Reply(
@@ -298,10 +301,7 @@ async def _handle(
         try:
             result = entry.adapter.parse(webhook, entry.spec, received_at)
         except PayloadError as exc:
-            extra = {"field": exc.field} if exc.field else None
-            raise _Reply(
-                "bad_request", _problem(400, "Bad Request", str(exc), extra=extra)
-            ) from None
+            raise _bad_request(exc) from None
     if result.nonce is not None:
         await _check_nonce(runtime, provider, entry, result)
     if result.control is not None:
@@ -331,6 +331,11 @@ async def _handle(
         outcome,
         len(result.events),
     )
+
+
+def _bad_request(exc: PayloadError) -> _Reply:
+    extra = {"field": exc.field} if exc.field else None
+    return _Reply("bad_request", _problem(400, "Bad Request", str(exc), extra=extra))
 
 
 def _ack(accepted: int, duplicates: int, quarantined: int = 0) -> _Response:
