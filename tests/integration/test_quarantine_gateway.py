@@ -3,25 +3,13 @@ responses, the admin API and the CLI, the spool while PostgreSQL is down, and re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import msgspec
-import pytest
 
 from gateway.storage.embedded import EmbeddedPostgres
-from handlers import sendgrid
-from handlers.base import (
-    ParseResult,
-    PayloadError,
-    RejectedItem,
-    SourceSpec,
-    WebhookRequest,
-)
-from handlers.events import EmailEvent
 from tests.integration.conftest import build_settings, serve
 from tests.integration.test_admin_delivery import run_cli
 from tests.integration.test_delivery_gateway import eventually
@@ -38,39 +26,6 @@ __all__ = ["own_pg"]  # a fixture, imported for use here
 
 TOKEN = "admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def per_item_sendgrid(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """SendGrid's real validation, applied per item: an invalid item becomes a
-    ``RejectedItem`` instead of failing the batch (what the adapters are being changed to do;
-    until that lands, this wraps the real adapter so the gateway side can be tested)."""
-    whole_batch = sendgrid.SendGridAdapter.parse
-
-    def parse_item(
-        self: sendgrid.SendGridAdapter, raw: Any, source: SourceSpec, received_at: datetime
-    ) -> list[EmailEvent]:
-        request = WebhookRequest("POST", "", {}, msgspec.json.encode([raw]))
-        return whole_batch(self, request, source, received_at).events
-
-    def parse(
-        self: sendgrid.SendGridAdapter,
-        request: WebhookRequest,
-        source: SourceSpec,
-        received_at: datetime,
-    ) -> ParseResult:
-        events: list[EmailEvent] = []
-        rejected: list[RejectedItem] = []
-        for index, raw in enumerate(msgspec.json.decode(request.body)):
-            try:
-                events.extend(parse_item(self, raw, source, received_at))
-            except PayloadError as exc:
-                rejected.append(RejectedItem(index, exc.field, str(exc), raw))
-        return ParseResult(events=events, rejected=rejected)
-
-    monkeypatch.setattr(sendgrid.SendGridAdapter, "parse", parse)
-    monkeypatch.setattr(sendgrid.SendGridAdapter, "parse_item", parse_item)
-    yield
 
 
 async def post(gw: Any, items: list[dict[str, Any]]) -> Any:
@@ -181,7 +136,7 @@ async def test_store_stage_quarantine_admin_api_and_cli_round_trip(
 
 
 async def test_parse_stage_rejects_are_quarantined_and_paginated(
-    gateway_factory: Any, per_item_sendgrid: None, fresh_db_url: str
+    gateway_factory: Any, fresh_db_url: str
 ) -> None:
     """Items an adapter rejects are quarantined (stage parse, with field and raw item) while
     the valid ones are stored; the 200 says how many; a replay of a still-invalid item is a
@@ -220,7 +175,7 @@ async def test_parse_stage_rejects_are_quarantined_and_paginated(
 
 
 async def test_rejects_are_spooled_while_postgres_is_down_and_drained_after(
-    own_pg: EmbeddedPostgres, tmp_path: Path, per_item_sendgrid: None
+    own_pg: EmbeddedPostgres, tmp_path: Path
 ) -> None:
     """PostgreSQL is down: a batch with a rejected item is still answered 200 (events and the
     rejected item in the spool); once PostgreSQL is back the drainer stores the events and

@@ -29,8 +29,8 @@ async def test_subscription_tokens_are_not_logged(fresh_db_url: str, tmp_path: P
                 "provider": "ses",
                 "name": "prod",
                 "topic_arns": list(SPEC.topic_arns),
-                # a quoted key: to_toml writes keys as they are, and a URL needs quotes
-                "sns_certificates": {f'"{TEST_CERT_URL}"': SPEC.sns_certificates[TEST_CERT_URL]},
+                # to_toml quotes a key that cannot be bare, such as this URL
+                "sns_certificates": {TEST_CERT_URL: SPEC.sns_certificates[TEST_CERT_URL]},
             }
         ],
     }
