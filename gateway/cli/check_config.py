@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from gateway.cli._common import add_config_argument, load_or_exit
+from gateway.delivery.amqp_target import redacted_url
 
 
 def register(subparsers: Any) -> None:
@@ -24,6 +25,6 @@ def run(args: argparse.Namespace) -> int:
     for source in settings.sources:
         print(f"source: POST /webhooks/{source.provider}/{source.name}")
     for sink in settings.sinks:
-        print(f"sink: {sink.name} -> {sink.url}")
+        print(f"sink: {sink.name} ({sink.kind}) -> {redacted_url(sink.url)}")
     print(f"admin API: {'enabled' if settings.admin.token else 'disabled (no [admin] token)'}")
     return 0
