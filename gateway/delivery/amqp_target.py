@@ -75,17 +75,19 @@ def broker_url(sink: SinkSettings) -> str:
 
 
 def redacted_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for check-config, logs, errors)."""
+    """``url`` without its secrets, for check-config, logs and errors: a password becomes
+    ``***`` and so does a query string (webhook consumers often put tokens there)."""
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
         return "<unparseable URL>"
-    if password is None:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit((parts.scheme, f"{user}:***@{hostport}", parts.path, parts.query, ""))
+    netloc = parts.netloc
+    if password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+    query = "***" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def amqp_settings_errors(label: str, sink: SinkSettings) -> list[str]:

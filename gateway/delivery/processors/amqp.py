@@ -204,7 +204,12 @@ class AmqpDeliverer:
                 raise  # a real cancellation (shutdown): not this attempt's verdict
             await self._forget_if_closed()
             return Verdict.RETRY, "connection error: the channel closed", True
-        except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as exc:
+        except (
+            aiormq.exceptions.AMQPError,
+            aiormq.exceptions.ChannelInvalidStateError,  # closed between check and publish
+            ConnectionError,
+            OSError,
+        ) as exc:
             await self._forget_if_closed()
             return Verdict.RETRY, self._connection_error(exc), True
         except Exception as exc:  # not the broker's health (a bug, a bad value): retry
