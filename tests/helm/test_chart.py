@@ -891,3 +891,48 @@ def test_ingress_exposes_only_the_webhook_prefix(full_docs: list[Manifest]) -> N
         "name": FULLNAME,
         "port": {"name": "http"},
     }
+
+
+# --------------------------------------------------------------------------- AMQP sinks
+
+
+def test_an_amqp_sink_takes_its_password_from_one_key_of_a_secret(tmp_path: Path) -> None:
+    """An AMQP sink in `config` with `password_env`, and `secrets.keyRefs` pointing that
+    variable at one key of a Secret the operator manages (e.g. the RabbitMQ operator's
+    default-user Secret): the gateway and the worker read it through secretKeyRef, the
+    password is in no rendered object, and the rendered TOML passes Hookline's own checks."""
+    from gateway.settings import load_settings
+
+    config = (
+        '[[sinks]]\nname = "bus"\nkind = "amqp"\n'
+        'url = "amqp://hookline@rabbitmq.messaging.svc:5672/"\n'
+        'password_env = "RABBITMQ_PASSWORD"\n'
+    )
+    docs = render(
+        {
+            "config": config,
+            "database": {"existingSecret": "db"},
+            "worker": {"enabled": True},
+            "secrets": {
+                "keyRefs": {
+                    "RABBITMQ_PASSWORD": {"name": "rabbitmq-default-user", "key": "password"}
+                }
+            },
+        }
+    )
+    ref = {"secretKeyRef": {"name": "rabbitmq-default-user", "key": "password"}}
+    gateway = container(get(docs, "Deployment", FULLNAME), "hookline")
+    worker = container(get(docs, "Deployment", WORKER), "worker")
+    assert env(gateway)["RABBITMQ_PASSWORD"] == ref
+    assert env(worker)["RABBITMQ_PASSWORD"] == ref
+    toml = get(docs, "ConfigMap", FULLNAME)["data"]["hookline.toml"]
+    path = tmp_path / "hookline.toml"
+    path.write_text(toml)
+    settings = load_settings(path, environ={"RABBITMQ_PASSWORD": "from-the-secret"})
+    assert settings.sinks[0].kind == "amqp"
+    assert settings.sinks[0].password == "from-the-secret"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {"secrets": {"keyRefs": {"RABBITMQ_PASSWORD": {"name": "only-a-name"}}}},
+            json.loads((CHART / "values.schema.json").read_text()),
+        )
