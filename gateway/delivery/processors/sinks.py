@@ -16,7 +16,6 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx
-import structlog
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
@@ -31,8 +30,6 @@ from observability.metrics import Metrics
 from observability.tracing import exemplar
 
 __all__ = ["USER_AGENT", "SinkDeliverer", "links_to_stored_event"]
-
-log = structlog.get_logger("hookline.delivery")
 
 USER_AGENT = "Hookline-Webhooks/0.1 (+https://www.standardwebhooks.com/)"
 _ERROR_EXCERPT = 200
