@@ -143,10 +143,21 @@ class RabbitBroker:
         server, self._server = self._server, None
         if server is None:
             return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGCONT)  # a paused broker cannot stop
         _end(server)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         while _port_open(self.port) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open but nothing is answered."""
+        if self._server is not None:
+            os.killpg(self._server.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._server is not None:
+            os.killpg(self._server.pid, signal.SIGCONT)
 
     def close(self) -> None:
         self.stop()

@@ -253,6 +253,52 @@ async def test_broker_restart_mid_stream_loses_nothing_and_the_breaker_opens_and
         assert received == {webhook_id("rabbit", e.dedup_key) for e in before + during}
 
 
+async def test_a_broker_that_stops_answering_times_out_opens_the_breaker_and_recovers(
+    fresh_db_url: str, broker: RabbitBroker
+) -> None:
+    """The broker is frozen (connections open, no confirms): attempts time out and count
+    against the breaker, which opens; once the broker answers again the probe goes through
+    and every event is in the queue (a timed-out publish may arrive twice, with the same
+    message_id)."""
+    exchange = new_exchange()
+    queue = await bind_queue(broker, exchange, "hookline.#")
+    clock = ManualClock()
+    sink = amqp_sink(
+        broker,
+        exchange,
+        timeout_seconds=1.0,
+        breaker_fail_max=2,
+        breaker_reset_seconds=30,
+        max_attempts=10,
+    )
+    async with (
+        restarted_at_exit(broker),
+        delivery_stack(fresh_db_url, sinks=[sink], clock=clock) as stack,
+    ):
+        before = [event(i, at=clock.now()) for i in range(2)]
+        await stack.write(before)
+        await stack.drain()
+        during = [event(i, at=clock.now()) for i in range(2, 5)]
+        await stack.write(during)
+        broker.pause()
+        try:
+            assert await stack.service.dispatcher.run_once() == 3
+        finally:
+            broker.resume()
+        assert stack.service.breakers["rabbit"].state == "open"
+        errors = sorted(
+            r["last_error"] or "" for r in await stack.rows("SELECT last_error FROM outbox")
+        )
+        assert errors == ["", "timeout after 1s", "timeout after 1s"]
+
+        clock.advance(30)
+        await stack.drain()
+        assert stack.service.breakers["rabbit"].state == "closed"
+        assert await stack.scalar("SELECT count(*) FROM outbox") == 0
+        received = {m.message_id for m in await take_all(broker, queue)}
+        assert received == {webhook_id("rabbit", e.dedup_key) for e in before + during}
+
+
 async def test_a_broker_down_past_max_attempts_dead_letters_and_replay_delivers_it(
     fresh_db_url: str, broker: RabbitBroker
 ) -> None:

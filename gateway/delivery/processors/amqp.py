@@ -118,6 +118,7 @@ class AmqpDeliverer:
         self._password = settings.password
         self._link: _Link | None = None
         self._connecting = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"AmqpDeliverer({self.name!r}, {self.target!r})"
@@ -129,6 +130,8 @@ class AmqpDeliverer:
         link, self._link = self._link, None
         if link is not None:
             await _close_quietly(link.connection)
+        if self._closing:
+            await asyncio.gather(*self._closing)
 
     # -- one attempt ----------------------------------------------------------------------
     async def _attempt(self, row: ClaimedRow, now: datetime) -> Observed | None:
@@ -187,6 +190,7 @@ class AmqpDeliverer:
         self, message: aio_pika.Message, routing_key: str
     ) -> tuple[Verdict, str | None, bool]:
         """Publish and wait for the broker's confirm: (verdict, error, breaker failure)."""
+        link: _Link | None = None
         try:
             async with asyncio.timeout(self.timeout):
                 link = await self._ready()
@@ -196,13 +200,15 @@ class AmqpDeliverer:
         except aiormq.exceptions.DeliveryError:
             return Verdict.RETRY, "the broker nacked the message", True
         except TimeoutError:
-            await self._forget_if_closed()
+            # no confirm in time: a broker that stopped answering, or a connection cut
+            # without a FIN; it is not trusted again, the next attempt reconnects
+            self._forget(link, always=True)
             return Verdict.RETRY, f"timeout after {self.timeout:g}s", True
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # a real cancellation (shutdown): not this attempt's verdict
-            await self._forget_if_closed()
+            self._forget(link)
             return Verdict.RETRY, "connection error: the channel closed", True
         except (
             aiormq.exceptions.AMQPError,
@@ -210,7 +216,7 @@ class AmqpDeliverer:
             ConnectionError,
             OSError,
         ) as exc:
-            await self._forget_if_closed()
+            self._forget(link)
             return Verdict.RETRY, self._connection_error(exc), True
         except Exception as exc:  # not the broker's health (a bug, a bad value): retry
             return Verdict.RETRY, f"publish error: {type(exc).__name__}", False
@@ -227,7 +233,7 @@ class AmqpDeliverer:
                 return link
             if link is not None:
                 self._link = None
-                await _close_quietly(link.connection)
+                self._close_later(link.connection)
             connection = await aio_pika.connect(self._url, timeout=self.timeout)
             try:
                 channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -238,17 +244,25 @@ class AmqpDeliverer:
                 else:
                     exchange = channel.default_exchange
             except BaseException:
-                await _close_quietly(connection)
+                self._close_later(connection)
                 raise
             self._link = _Link(connection, channel, exchange)
             log.info("delivery.amqp_connected", sink=self.name, broker=self.target)
             return self._link
 
-    async def _forget_if_closed(self) -> None:
-        link = self._link
-        if link is not None and not link.usable:
-            self._link = None
-            await _close_quietly(link.connection)
+    def _forget(self, link: _Link | None, *, always: bool = False) -> None:
+        """Drop ``link`` when it closed (or ``always``), unless a newer one replaced it."""
+        if link is None or self._link is not link or not (always or not link.usable):
+            return
+        self._link = None
+        self._close_later(link.connection)
+
+    def _close_later(self, connection: AbstractConnection) -> None:
+        """Close in the background: closing waits for the broker, which may be the one that
+        stopped answering; ``close()`` waits for these at shutdown."""
+        closing = asyncio.create_task(_close_quietly(connection))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     def _unroutable(self, exc: aiormq.exceptions.PublishError, routing_key: str) -> str:
         delivery = exc.message.delivery if exc.message is not None else None
