@@ -19,7 +19,8 @@ responsibility for the message (for a durable queue: written it). What an attemp
 
 The connection is opened on the first attempt and again on the attempt after it was found
 closed (a broker restart) or a confirm timed out on it (a frozen broker, a cut without a
-FIN), so a restarted broker is used again as soon as the breaker lets a probe through. Nothing about the password reaches an error text or a log.
+FIN), so a restarted broker is used again as soon as the breaker lets a probe through.
+Nothing about the password reaches an error text or a log.
 """
 
 from __future__ import annotations
