@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -241,6 +242,7 @@ def main() -> int:
     finally:
         broker.close()
         pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(
         f"delivered events/s from the outbox ({args.events} events, best of {args.rounds}): "
         + ", ".join(f"{name} {rate:,.0f}" for name, rate in results.items())
