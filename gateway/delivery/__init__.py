@@ -1,9 +1,10 @@
 """Acting on events: the outbox, its dispatcher, the processors (suppression list, signed
-HTTP sinks with retries and circuit breakers) and the dead-letter queue.
+HTTP sinks and AMQP sinks with retries and circuit breakers) and the dead-letter queue.
 
 Flow: the ingest transaction writes outbox rows for every new event (``OutboxWriter``);
 dispatchers claim due rows (``OutboxQueue``), run the suppressions processor or deliver to
-sinks (``SinkDeliverer``), and write back success, a retry (``RetryPolicy``), a deferral
+sinks (a ``Deliverer`` per sink: ``SinkDeliverer`` for HTTP, ``AmqpDeliverer`` for
+RabbitMQ; see ``processors/base.py``), and write back success, a retry (``RetryPolicy``), a deferral
 while the sink's breaker is open, or a move to the dead-letter queue (``DeadLetterQueue``).
 """
 

@@ -23,7 +23,7 @@ import structlog
 
 from gateway.delivery.clock import Clock
 from gateway.delivery.models import SINK, SUPPRESSIONS, ClaimedRow, Outcome, RowResult
-from gateway.delivery.processors.sinks import SinkDeliverer
+from gateway.delivery.processors.base import Deliverer
 from gateway.delivery.processors.suppressions import SuppressionProcessor
 from gateway.delivery.queue import OutboxQueue
 from observability.metrics import Metrics
@@ -40,7 +40,7 @@ class Dispatcher:
         self,
         queue: OutboxQueue,
         *,
-        sinks: Sequence[SinkDeliverer],
+        sinks: Sequence[Deliverer],
         suppressions: SuppressionProcessor | None,
         metrics: Metrics,
         clock: Clock,
@@ -155,7 +155,7 @@ async def _relay(stop: asyncio.Event, wake: asyncio.Event) -> None:
     wake.set()
 
 
-def default_lease(sinks: Sequence[SinkDeliverer], batch_size: int, concurrency: int) -> float:
+def default_lease(sinks: Sequence[Deliverer], batch_size: int, concurrency: int) -> float:
     """A lease long enough for a whole pass against the slowest sink, with room to spare."""
     slowest = max((sink.timeout for sink in sinks), default=10.0)
     rounds = math.ceil(batch_size / max(concurrency, 1))

@@ -21,6 +21,7 @@ __all__ = [
     "decode_signal",
     "encode_envelope",
     "encode_signal",
+    "envelope_type",
     "event_type_name",
 ]
 
@@ -53,7 +54,12 @@ def _jsonb_safe(data: bytes) -> str:
 
 def event_type_name(event: EmailEvent) -> str:
     """The envelope ``type`` of an event: ``email.<event_type>``."""
-    return f"email.{event.event_type.value}"
+    return envelope_type(event.event_type.value)
+
+
+def envelope_type(event_type: str) -> str:
+    """The envelope ``type`` for a normalized event type (``bounced`` -> ``email.bounced``)."""
+    return f"email.{event_type}"
 
 
 def encode_envelope(event: EmailEvent) -> str:

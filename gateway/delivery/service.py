@@ -25,6 +25,8 @@ from gateway.delivery.dlq import DeadLetterQueue
 from gateway.delivery.gauges import GaugeRefresher
 from gateway.delivery.listener import OutboxListener
 from gateway.delivery.outbox import OutboxWriter
+from gateway.delivery.processors.amqp import AmqpDeliverer
+from gateway.delivery.processors.base import Deliverer
 from gateway.delivery.processors.sinks import SinkDeliverer
 from gateway.delivery.processors.suppressions import SuppressionProcessor
 from gateway.delivery.queue import OutboxQueue
@@ -68,7 +70,7 @@ class DeliveryService:
         self.writer = OutboxWriter(settings.sinks)
         self.queue = OutboxQueue(pool)
         self.breakers: dict[str, AsyncCircuitBreaker] = {}
-        sinks: list[SinkDeliverer] = []
+        sinks: list[Deliverer] = []
         for sink in settings.sinks:
             breaker = sink_breaker(
                 sink.name,
@@ -85,6 +87,18 @@ class DeliveryService:
                 retry_after_max_seconds=sink.retry_after_max_seconds,
                 random=random,
             )
+            if sink.kind == "amqp":
+                sinks.append(
+                    AmqpDeliverer(
+                        sink,
+                        breaker=breaker,
+                        policy=policy,
+                        metrics=metrics,
+                        tracer=tracer,
+                        clock=self.clock,
+                    )
+                )
+                continue
             sinks.append(
                 SinkDeliverer(
                     sink,
@@ -98,6 +112,7 @@ class DeliveryService:
             )
             if sink.secret is None:
                 log.warning("delivery.unsigned_sink", sink=sink.name)
+        self.deliverers = sinks
         self.suppressions = SuppressionProcessor(pool, settings.suppressions, metrics, self.clock)
         self.gauges = GaugeRefresher(pool, metrics, [s.name for s in settings.sinks], self.clock)
         self.dispatcher = Dispatcher(
@@ -126,6 +141,11 @@ class DeliveryService:
             database_url=runtime.database.url,
         )
 
+    async def close(self) -> None:
+        """Close the sinks' own connections (AMQP); the HTTP client is the runtime's."""
+        for deliverer in self.deliverers:
+            await deliverer.close()
+
     async def _dead_lettered(self) -> None:
         """Keep the DLQ gauge current as soon as something is dead-lettered."""
         with contextlib.suppress(OSError, TimeoutError, asyncpg.PostgresError):
@@ -150,6 +170,7 @@ def install_delivery(runtime: Runtime) -> None:
     runtime.database.store.add_hook(service.writer)
     if not runtime.serve_workers:
         return
+    runtime.closers.append(service.close)
     for index in range(DISPATCHER_LOOPS):
         runtime.add_background(f"delivery-dispatcher-{index}", service.dispatcher.run)
     runtime.add_background("delivery-listener", service.listener.run)

@@ -1005,3 +1005,48 @@ def test_connection_deadlines_reach_the_gateway_as_settings(default_docs: list[M
     server = load_settings(None, variables).server
     assert server.header_read_timeout_seconds == 2.5
     assert (server.keep_alive_timeout_seconds, server.body_read_timeout_seconds) == (5, 30)
+
+
+# --------------------------------------------------------------------------- AMQP sinks
+
+
+def test_an_amqp_sink_takes_its_password_from_one_key_of_a_secret(tmp_path: Path) -> None:
+    """An AMQP sink in `config` with `password_env`, and `secrets.keyRefs` pointing that
+    variable at one key of a Secret the operator manages (e.g. the RabbitMQ operator's
+    default-user Secret): the gateway and the worker read it through secretKeyRef, the
+    password is in no rendered object, and the rendered TOML passes Hookline's own checks."""
+    from gateway.settings import load_settings
+
+    config = (
+        '[[sinks]]\nname = "bus"\nkind = "amqp"\n'
+        'url = "amqp://hookline@rabbitmq.messaging.svc:5672/"\n'
+        'password_env = "RABBITMQ_PASSWORD"\n'
+    )
+    docs = render(
+        {
+            "config": config,
+            "database": {"existingSecret": "db"},
+            "worker": {"enabled": True},
+            "secrets": {
+                "keyRefs": {
+                    "RABBITMQ_PASSWORD": {"name": "rabbitmq-default-user", "key": "password"}
+                }
+            },
+        }
+    )
+    ref = {"secretKeyRef": {"name": "rabbitmq-default-user", "key": "password"}}
+    gateway = container(get(docs, "Deployment", FULLNAME), "hookline")
+    worker = container(get(docs, "Deployment", WORKER), "worker")
+    assert env(gateway)["RABBITMQ_PASSWORD"] == ref
+    assert env(worker)["RABBITMQ_PASSWORD"] == ref
+    toml = get(docs, "ConfigMap", FULLNAME)["data"]["hookline.toml"]
+    path = tmp_path / "hookline.toml"
+    path.write_text(toml)
+    settings = load_settings(path, environ={"RABBITMQ_PASSWORD": "from-the-secret"})
+    assert settings.sinks[0].kind == "amqp"
+    assert settings.sinks[0].password == "from-the-secret"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {"secrets": {"keyRefs": {"RABBITMQ_PASSWORD": {"name": "only-a-name"}}}},
+            json.loads((CHART / "values.schema.json").read_text()),
+        )

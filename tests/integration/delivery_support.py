@@ -277,7 +277,10 @@ async def delivery_stack(
             batch_size=batch_size,
         )
         store.add_hook(service.writer)
-        yield DeliveryStack(settings, store, service, clock, metrics)
+        try:
+            yield DeliveryStack(settings, store, service, clock, metrics)
+        finally:
+            await service.close()
     finally:
         await http.aclose()
         await pool.close()

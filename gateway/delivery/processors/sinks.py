@@ -10,52 +10,36 @@ is pushed to when the breaker may half-open; then a single probe goes through.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx
-import structlog
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
-from gateway.delivery.breaker import ProbeGate
 from gateway.delivery.clock import Clock
-from gateway.delivery.models import Attempt, ClaimedRow, Outcome, RowResult
+from gateway.delivery.models import ClaimedRow, RowResult
+from gateway.delivery.processors.base import AttemptGuard, Observed
 from gateway.delivery.retry import RetryPolicy, Verdict, classify_status, parse_retry_after
 from gateway.delivery.signing import WebhookSigner, webhook_id
-from gateway.resilience import AsyncCircuitBreaker, CircuitOpenError
+from gateway.resilience import AsyncCircuitBreaker
 from gateway.settings import SinkSettings
 from observability.metrics import Metrics
 from observability.tracing import exemplar
 
-__all__ = ["USER_AGENT", "SinkDeliverer"]
-
-log = structlog.get_logger("hookline.delivery")
+__all__ = ["USER_AGENT", "SinkDeliverer", "links_to_stored_event"]
 
 USER_AGENT = "Hookline-Webhooks/0.1 (+https://www.standardwebhooks.com/)"
 _ERROR_EXCERPT = 200
 
 
-class _BreakerFailure(Exception):
-    """Raised inside the breaker call so pybreaker counts the attempt as failed."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Observed:
-    verdict: Verdict
-    status: int | None
-    error: str | None
-    breaker_failure: bool
-    retry_after: float | None = None
-    #: seconds the HTTP exchange took
-    duration: float = 0.0
-
-
 class SinkDeliverer:
-    """Delivers claimed rows to one sink; returns what to write back, never raises."""
+    """Delivers claimed rows to one HTTP sink; returns what to write back, never raises.
+
+    Satisfies ``processors.base.Deliverer``; admission, the breaker and the retry policy are
+    the shared ``AttemptGuard``."""
 
     def __init__(
         self,
@@ -74,7 +58,9 @@ class SinkDeliverer:
         self.signer = WebhookSigner(settings.secret) if settings.secret else None
         self.http = http
         self.breaker = breaker
-        self.gate = ProbeGate(breaker)
+        self.guard = AttemptGuard(
+            settings.name, breaker=breaker, policy=policy, metrics=metrics, clock=clock
+        )
         self.policy = policy
         self.metrics = metrics
         self.tracer = tracer
@@ -82,44 +68,10 @@ class SinkDeliverer:
         self._host = urlsplit(settings.url).hostname or ""
 
     async def deliver(self, row: ClaimedRow) -> RowResult:
-        admission = self.gate.admit()
-        if not admission.allowed:
-            return self._deferred(row, admission.wait)
-        started_at = self.clock.now()
-        try:
-            observed = await self._attempt(row, started_at)
-        finally:
-            self.gate.done(admission)
-        if observed is None:  # the breaker refused the call (opened meanwhile)
-            return self._deferred(row, max(self.breaker.seconds_until_retry(), 0.001))
-        attempts = row.attempts + 1
-        attempt = Attempt(
-            attempts, started_at, observed.status, observed.error, observed.duration * 1000
-        )
-        now = self.clock.now()
-        if observed.verdict is Verdict.SUCCESS:
-            result = RowResult(row, Outcome.SUCCESS, attempt)
-        elif observed.verdict is Verdict.PERMANENT:
-            result = RowResult(row, Outcome.PERMANENT_FAILURE, attempt)
-        elif self.policy.exhausted(attempts):
-            result = RowResult(row, Outcome.DEAD_LETTERED, attempt)
-        else:
-            delay = self.policy.delay(attempts, observed.retry_after)
-            result = RowResult(row, Outcome.RETRY, attempt, now + timedelta(seconds=delay))
-            log.debug(
-                "delivery.retry_scheduled",
-                sink=self.name,
-                attempt=attempts,
-                delay_seconds=round(delay, 3),
-                error=observed.error,
-            )
-        self.metrics.delivery_attempts.labels(self.name, result.outcome.value).inc()
-        return result
+        return await self.guard.run(row, self._attempt)
 
-    def _deferred(self, row: ClaimedRow, wait: float) -> RowResult:
-        self.metrics.delivery_attempts.labels(self.name, Outcome.BREAKER_OPEN.value).inc()
-        due_at = self.clock.now() + timedelta(seconds=wait)
-        return RowResult(row, Outcome.BREAKER_OPEN, None, due_at)
+    async def close(self) -> None:
+        """The HTTP client belongs to the runtime, which closes it."""
 
     def _headers(self, row: ClaimedRow, now: datetime, body: bytes) -> dict[str, str]:
         message_id = webhook_id(self.name, row.dedup_key)
@@ -134,21 +86,13 @@ class SinkDeliverer:
             headers.update(self.signer.headers(message_id, timestamp, body))
         return headers
 
-    async def _attempt(self, row: ClaimedRow, now: datetime) -> _Observed | None:
+    async def _attempt(self, row: ClaimedRow, now: datetime) -> Observed | None:
         body = row.payload.encode()
         headers = self._headers(row, now, body)
-        observed: _Observed | None = None
-
-        async def send() -> None:
-            nonlocal observed
-            observed = await self._send(body, headers)
-            if observed.breaker_failure:
-                raise _BreakerFailure(observed.error)
-
         with self.tracer.start_as_current_span(
             "delivery.attempt",
             kind=SpanKind.CLIENT,
-            links=_links(row.trace_context),
+            links=links_to_stored_event(row.trace_context),
             attributes={
                 "hookline.sink": self.name,
                 "hookline.attempt": row.attempts + 1,
@@ -159,8 +103,7 @@ class SinkDeliverer:
             },
         ) as span:
             propagate.inject(headers)
-            with contextlib.suppress(_BreakerFailure, CircuitOpenError):
-                await self.breaker.call(send)
+            observed = await self.guard.call(lambda: self._send(body, headers))
             if observed is not None:
                 # inside the span, so the histogram's exemplar names this attempt's trace
                 self.metrics.delivery_duration.labels(self.name).observe(
@@ -172,34 +115,34 @@ class SinkDeliverer:
                     span.set_status(Status(StatusCode.ERROR, observed.error))
         return observed
 
-    async def _send(self, body: bytes, headers: dict[str, str]) -> _Observed:
+    async def _send(self, body: bytes, headers: dict[str, str]) -> Observed:
         started = time.perf_counter()
         observed = await self._exchange(body, headers)
         return replace(observed, duration=time.perf_counter() - started)
 
-    async def _exchange(self, body: bytes, headers: dict[str, str]) -> _Observed:
+    async def _exchange(self, body: bytes, headers: dict[str, str]) -> Observed:
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self.http.post(
                     self.url, content=body, headers=headers, timeout=self.timeout
                 )
         except (TimeoutError, httpx.TimeoutException):
-            return _Observed(Verdict.RETRY, None, f"timeout after {self.timeout:g}s", True)
+            return Observed(Verdict.RETRY, None, f"timeout after {self.timeout:g}s", True)
         except httpx.HTTPError as exc:
-            return _Observed(Verdict.RETRY, None, f"connection error: {type(exc).__name__}", True)
+            return Observed(Verdict.RETRY, None, f"connection error: {type(exc).__name__}", True)
         except Exception as exc:  # e.g. an invalid URL: retry, it is not the sink's health
-            return _Observed(Verdict.RETRY, None, f"request error: {type(exc).__name__}", False)
+            return Observed(Verdict.RETRY, None, f"request error: {type(exc).__name__}", False)
         status = response.status_code
         classification = classify_status(status)
         if classification.verdict is Verdict.SUCCESS:
-            return _Observed(Verdict.SUCCESS, status, None, False)
+            return Observed(Verdict.SUCCESS, status, None, False)
         excerpt = response.text[:_ERROR_EXCERPT].strip()
         retry_after = (
             parse_retry_after(response.headers.get("retry-after"), self.clock.now())
             if classification.honours_retry_after
             else None
         )
-        return _Observed(
+        return Observed(
             classification.verdict,
             status,
             f"HTTP {status}" + (f": {excerpt}" if excerpt else ""),
@@ -208,7 +151,7 @@ class SinkDeliverer:
         )
 
 
-def _links(trace_context: str | None) -> list[Link]:
+def links_to_stored_event(trace_context: str | None) -> list[Link]:
     """A link to the trace that stored the event, when it was recorded."""
     if not trace_context:
         return []

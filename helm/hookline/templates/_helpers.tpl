@@ -162,6 +162,13 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
       name: {{ include "hookline.databaseSecretName" $root }}
       key: {{ include "hookline.databaseSecretKey" $root }}
 {{- end }}
+{{- range $name, $ref := $root.Values.secrets.keyRefs }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.name }}
+      key: {{ $ref.key }}
+{{- end }}
 {{- with $root.Values.otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
