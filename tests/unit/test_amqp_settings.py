@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.delivery.amqp_target import RoutingKey, broker_url
-from observability.redact import redact_url
 from gateway.settings import ConfigError, Settings, load_settings
+from observability.redact import redact_url
 
 BASE = '[[sinks]]\nname = "bus"\nkind = "amqp"\n'
 

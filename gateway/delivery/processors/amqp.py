@@ -47,8 +47,8 @@ from gateway.delivery.retry import RetryPolicy, Verdict
 from gateway.delivery.signing import webhook_id
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.settings import SinkSettings
-from observability.redact import redact_url
 from observability.metrics import Metrics
+from observability.redact import redact_url
 from observability.tracing import exemplar
 
 __all__ = ["APP_ID", "AmqpDeliverer"]
