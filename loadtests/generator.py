@@ -12,7 +12,6 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["CpuWatcher", "count_cpu_warnings"]
@@ -57,21 +56,14 @@ def _children_of(root: int) -> list[int]:
     return found
 
 
-@dataclass
-class _Span:
-    first_at: float
-    first_cpu: float
-    last_at: float
-    last_cpu: float
-
-
 class CpuWatcher:
     """Samples the CPU of process ``root`` and its descendants until ``stop()``."""
 
     def __init__(self, root: int, interval: float = 1.0) -> None:
         self.root = root
         self.interval = interval
-        self._spans: dict[int, _Span] = {}
+        #: pid -> [(monotonic time, CPU seconds)] in sampling order
+        self._series: dict[int, list[tuple[float, float]]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-watcher", daemon=True)
 
@@ -79,12 +71,12 @@ class CpuWatcher:
         self._thread.start()
         return self
 
-    def stop(self) -> dict[str, float]:
+    def stop(self, skip: float = 0.0) -> dict[str, float]:
         """Stop sampling; each process's average share of one core (``master``, ``worker N``
-        in fork order; ``locust`` when it forked nothing)."""
+        in fork order; ``locust`` when it forked nothing), see ``shares``."""
         self._stop.set()
         self._thread.join(timeout=10)
-        return self.shares()
+        return self.shares(skip)
 
     def sample(self) -> None:
         now = time.monotonic()
@@ -92,24 +84,25 @@ class CpuWatcher:
             stat = _stat(pid)
             if stat is None:
                 continue
-            span = self._spans.get(pid)
-            if span is None:
-                self._spans[pid] = _Span(now, stat[1], now, stat[1])
-            else:
-                span.last_at, span.last_cpu = now, stat[1]
+            self._series.setdefault(pid, []).append((now, stat[1]))
 
-    def shares(self) -> dict[str, float]:
+    def shares(self, skip: float = 0.0) -> dict[str, float]:
+        """Each process's average share of one core, leaving out its first ``skip`` seconds
+        (Python's imports and Locust's start-up) when at least a second is left after them."""
         shares: dict[str, float] = {}
-        workers = sorted(pid for pid in self._spans if pid != self.root)
-        for pid, span in self._spans.items():
-            elapsed = span.last_at - span.first_at
+        workers = sorted(pid for pid in self._series if pid != self.root)
+        for pid, series in self._series.items():
+            start = next((p for p in series if p[0] >= series[0][0] + skip), series[0])
+            if series[-1][0] - start[0] < 1.0:
+                start = series[0]
+            elapsed = series[-1][0] - start[0]
             if elapsed <= 0:
                 continue
             if pid == self.root:
                 name = "master" if workers else "locust"
             else:
                 name = f"worker {workers.index(pid) + 1}"
-            shares[name] = (span.last_cpu - span.first_cpu) / elapsed
+            shares[name] = (series[-1][1] - start[1]) / elapsed
         return shares
 
     def _run(self) -> None:

@@ -52,3 +52,14 @@ def test_locusts_cpu_warnings_are_counted_in_its_log() -> None:
     )
     assert count_cpu_warnings(log) == 2
     assert count_cpu_warnings("all quiet\n") == 0
+
+
+def test_start_up_seconds_can_be_left_out_of_the_average() -> None:
+    """A process that burned a core while importing, then idled, is not called busy once its
+    start-up is skipped; without the skip the import counts."""
+    watcher = CpuWatcher(root=1)
+    watcher._series = {1: [(0.0, 0.0), (2.0, 2.0), (3.0, 2.05), (4.0, 2.1), (6.0, 2.2)]}
+    assert watcher.shares()["locust"] == 2.2 / 6.0
+    assert round(watcher.shares(skip=2.0)["locust"], 6) == 0.05
+    # too little left after the skip: the whole span is used
+    assert watcher.shares(skip=5.5)["locust"] == 2.2 / 6.0

@@ -110,7 +110,7 @@ def test_capacity_arguments_are_bounded_and_checked() -> None:
     parser = build_parser()
     args = parser.parse_args(["--steps", "5,20", "--step-seconds", "10", "--providers", "sendgrid"])
     assert (args.steps, args.step_seconds, args.providers) == ([5, 20], 10, ["sendgrid"])
-    assert parser.parse_args([]).steps == [10, 50, 100]
+    assert parser.parse_args([]).steps is None  # no fixed steps: the capacity search
     bad_arguments = [
         ["--steps", "0"],
         ["--steps", "5000"],
@@ -119,6 +119,9 @@ def test_capacity_arguments_are_bounded_and_checked() -> None:
         ["--providers", "nosuchesp"],
         ["--batch-size", "0"],
         ["--duplicate-ratio", "2"],
+        ["--processes", "0"],
+        ["--growth", "1"],
+        ["--max-steps", "9"],
         ["--event-weights", "delivery=1"],
     ]
     for bad in bad_arguments:
