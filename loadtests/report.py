@@ -2,7 +2,8 @@
 
 ``render_markdown`` is pure (records in, text out); ``write_report`` writes ``report.md``,
 ``steps.csv`` (one row per step), ``providers.csv`` (one row per step and provider) and
-``generator.csv`` (CPU share of each Locust process per step). Locust's own per-step CSVs
+``generator.csv`` (CPU share of each Locust process per step) and ``capacity.svg``
+(throughput and p99 by step, the knee ringed). Locust's own per-step CSVs
 (``locust/stepN_stats.csv``, ``..._stats_history.csv`` for throughput and latency over time)
 and the logs are written there by the run itself.
 """
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtests.chart import svg_chart
 from loadtests.gateway_figures import GatewayFigures
 from loadtests.stats import RequestStats
 from loadtests.truth import StepTruth
@@ -170,6 +172,9 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
         "",
         "## Steps",
         "",
+        "![Throughput and p99 latency by step; the knee ringed, hollow dots are steps where "
+        "the generator saturated](capacity.svg)",
+        "",
         "| step | users | valid | req/s | events/s | p50 ms | p95 ms | p99 ms | errors | "
         "objective | gateway CPU | flush ms | batch | spool max | queue max | breakers "
         "| truth |",
@@ -225,6 +230,7 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
         "",
         "## Files",
         "",
+        "- `capacity.svg`: the chart above",
         "- `steps.csv`, `providers.csv`, `generator.csv`: the tables above",
         "- `locust/stepN_stats.csv`, `locust/stepN_stats_history.csv`: Locust's statistics "
         "per step (the history is throughput and latency percentiles over time)",
@@ -357,6 +363,7 @@ def write_report(directory: Path, info: RunInfo, records: Sequence[StepRecord]) 
             for name, share in sorted(r.generator_cpu.items())
         ],
     )
+    (directory / "capacity.svg").write_text(svg_chart([r.measure for r in records], info.objective))
     path = directory / "report.md"
     path.write_text(render_markdown(info, records))
     return path

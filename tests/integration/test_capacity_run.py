@@ -21,7 +21,7 @@ async def test_a_two_step_capacity_run_writes_a_report_whose_truth_check_passes(
     tmp_path: Path,
 ) -> None:
     """``python -m loadtests.capacity --steps 2,3`` exits 0; its run directory holds
-    report.md (knee marked, truth check passed, HPA advice) beside steps.csv (two valid
+    report.md (knee marked, truth check passed, HPA advice) and its chart beside steps.csv (two valid
     steps, every acknowledged event stored), providers.csv (every provider, each step),
     generator.csv (the master and both Locust workers watched), Locust's per-step history
     CSVs and the logs; the PostgreSQL directory is gone."""
@@ -62,6 +62,7 @@ async def test_a_two_step_capacity_run_writes_a_report_whose_truth_check_passes(
     }
 
     assert (run / "locust" / "step2_stats_history.csv").stat().st_size > 0
+    assert (run / "capacity.svg").read_text().startswith("<svg")
     assert (run / "logs" / "gateway.log").exists()
     (removed,) = [line for line in text.splitlines() if "database directory removed" in line]
     database_directory = Path(removed.rsplit(": ", 1)[1])
