@@ -112,7 +112,7 @@ class WebhookUser(FastHttpUser):
         request = traffic(host, self.environment.runner).next(provider)
         with self.client.post(
             request.path,
-            data=request.body,
+            data=request.body,  # type: ignore[arg-type]  # documented "String/bytes", typed str
             headers=dict(request.headers),
             name=request.name,
             catch_response=True,
