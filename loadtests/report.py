@@ -2,8 +2,9 @@
 
 ``render_markdown`` is pure (records in, text out); ``write_report`` writes ``report.md``,
 ``steps.csv`` (one row per step), ``providers.csv`` (one row per step and provider) and
-``generator.csv`` (CPU share of each Locust process per step) and ``capacity.svg``
-(throughput and p99 by step, the knee ringed). Locust's own per-step CSVs
+``generator.csv`` (CPU share of each Locust process per step) , ``capacity.svg``
+(throughput and p99 by step, the knee ringed) and ``timeline.svg`` (throughput and latency
+over time, from Locust's history CSVs). Locust's own per-step CSVs
 (``locust/stepN_stats.csv``, ``..._stats_history.csv`` for throughput and latency over time)
 and the logs are written there by the run itself.
 """
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtests.chart import svg_chart
+from loadtests.chart import read_history, svg_chart, svg_timeline
 from loadtests.gateway_figures import GatewayFigures
 from loadtests.stats import RequestStats
 from loadtests.truth import StepTruth
@@ -175,6 +176,8 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
         "![Throughput and p99 latency by step; the knee ringed, hollow dots are steps where "
         "the generator saturated](capacity.svg)",
         "",
+        "![Throughput, p50 and p99 over time, one band per step](timeline.svg)",
+        "",
         "| step | users | valid | req/s | events/s | p50 ms | p95 ms | p99 ms | errors | "
         "objective | gateway CPU | flush ms | batch | spool max | queue max | breakers "
         "| truth |",
@@ -230,7 +233,7 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
         "",
         "## Files",
         "",
-        "- `capacity.svg`: the chart above",
+        "- `capacity.svg`, `timeline.svg`: the charts above",
         "- `steps.csv`, `providers.csv`, `generator.csv`: the tables above",
         "- `locust/stepN_stats.csv`, `locust/stepN_stats_history.csv`: Locust's statistics "
         "per step (the history is throughput and latency percentiles over time)",
@@ -364,6 +367,11 @@ def write_report(directory: Path, info: RunInfo, records: Sequence[StepRecord]) 
         ],
     )
     (directory / "capacity.svg").write_text(svg_chart([r.measure for r in records], info.objective))
+    histories = [
+        read_history(history) if history.exists() else []
+        for history in (directory / "locust" / f"step{r.index}_stats_history.csv" for r in records)
+    ]
+    (directory / "timeline.svg").write_text(svg_timeline(histories, info.objective))
     path = directory / "report.md"
     path.write_text(render_markdown(info, records))
     return path

@@ -63,6 +63,7 @@ async def test_a_two_step_capacity_run_writes_a_report_whose_truth_check_passes(
 
     assert (run / "locust" / "step2_stats_history.csv").stat().st_size > 0
     assert (run / "capacity.svg").read_text().startswith("<svg")
+    assert "step 2: 3 users" in (run / "timeline.svg").read_text()
     assert (run / "logs" / "gateway.log").exists()
     (removed,) = [line for line in text.splitlines() if "database directory removed" in line]
     database_directory = Path(removed.rsplit(": ", 1)[1])
