@@ -46,8 +46,9 @@ import asyncpg
 
 from gateway.storage.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from handlers.registry import available_providers
+from loadtests.chart import read_history
 from loadtests.credentials import make_sources, write_run_files
-from loadtests.gateway_figures import Sample, parse_sample, summarize
+from loadtests.gateway_figures import Sample, during, parse_sample, summarize
 from loadtests.generator import CpuWatcher, count_cpu_warnings
 from loadtests.mix import MAX_BATCH_SIZE, parse_weights
 from loadtests.profile import DEFAULT_PROFILE, Profile, ProfileError, load_profile
@@ -295,9 +296,18 @@ def _run_step(run: _Run, index: int, users: int) -> StepRecord:
         measure=measure,
         generator_cpu=generator_cpu,
         locust_warnings=warnings,
-        gateway=summarize(sampler.samples),
+        gateway=summarize(_under_load(sampler.samples, prefix)),
         truth=check_step(counts, stored, run.providers, run.batch_size),
     )
+
+
+def _under_load(samples: Sequence[Sample], prefix: Path) -> list[Sample]:
+    """The gateway samples taken while Locust's users were running (its history says when)."""
+    history_file = prefix.with_name(prefix.name + "_stats_history.csv")
+    history = read_history(history_file) if history_file.exists() else []
+    if not history:
+        return list(samples)
+    return during(samples, history[0].at, history[-1].at)
 
 
 def _append_samples(path: Path, index: int, samples: Sequence[Sample]) -> None:

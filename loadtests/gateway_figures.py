@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["BREAKER_STATES", "GatewayFigures", "Sample", "parse_sample", "summarize"]
+__all__ = ["BREAKER_STATES", "GatewayFigures", "Sample", "during", "parse_sample", "summarize"]
 
 #: hookline_circuit_breaker_state values
 BREAKER_STATES = {0: "closed", 1: "half-open", 2: "open"}
@@ -24,6 +24,7 @@ BREAKER_STATES = {0: "closed", 1: "half-open", 2: "open"}
 
 @dataclass(frozen=True)
 class Sample:
+    #: Unix time of the scrape (comparable with Locust's history timestamps)
     at: float
     cpu_seconds: float
     flush_seconds_sum: float
@@ -47,7 +48,7 @@ def parse_sample(exposition: str, at: float | None = None) -> Sample:
             elif not sample.labels or sample.name.endswith(("_sum", "_count")):
                 values[sample.name] = values.get(sample.name, 0.0) + sample.value
     return Sample(
-        at=time.monotonic() if at is None else at,
+        at=time.time() if at is None else at,
         cpu_seconds=values.get("process_cpu_seconds_total", math.nan),
         flush_seconds_sum=values.get("hookline_storage_flush_duration_seconds_sum", 0.0),
         flush_count=values.get("hookline_storage_flush_duration_seconds_count", 0.0),
@@ -77,6 +78,16 @@ class GatewayFigures:
 
 def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator > 0 else math.nan
+
+
+def during(samples: Sequence[Sample], start: float, end: float) -> list[Sample]:
+    """The samples from the last one at or before ``start`` to the first at or after ``end``:
+    the window the load was applied in (Locust's start-up and shutdown left out), or every
+    sample when fewer than two fall in it."""
+    first = max((i for i, s in enumerate(samples) if s.at <= start), default=0)
+    last = min((i for i, s in enumerate(samples) if s.at >= end), default=len(samples) - 1)
+    window = list(samples[first : last + 1])
+    return window if len(window) >= 2 else list(samples)
 
 
 def summarize(samples: Sequence[Sample]) -> GatewayFigures:

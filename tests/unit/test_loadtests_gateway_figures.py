@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtests.gateway_figures import parse_sample, summarize
+from loadtests.gateway_figures import during, parse_sample, summarize
 
 
 def exposition(
@@ -48,3 +48,11 @@ def test_a_steps_figures_are_rates_and_means_over_the_step_and_worst_states() ->
     assert figures.queue_max_events == 3
     assert figures.breaker_worst == "open"
     assert not figures.storage_disconnected
+
+
+def test_only_the_samples_taken_under_load_bound_the_figures() -> None:
+    """Idle seconds before Locust's users start and after they stop are left out, keeping
+    the samples that bracket the load; with too few samples in the window, all are kept."""
+    samples = [parse_sample(exposition(float(t), 0, 0, 0, 0, 0), at=float(t)) for t in range(10)]
+    assert [s.at for s in during(samples, 3.5, 6.0)] == [3.0, 4.0, 5.0, 6.0]
+    assert [s.at for s in during(samples, 3.0, 3.0)] == [float(t) for t in range(10)]
