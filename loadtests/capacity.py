@@ -615,6 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         postgres="without fsync (not production-like)" if args.no_fsync else "durable (fsync)",
         replica_cpu=args.replica_cpu,
         headroom=args.headroom,
+        cpu_threshold=args.cpu_threshold,
     )
     records: list[StepRecord] = []
     failure: str | None = None

@@ -21,7 +21,13 @@ from loadtests.chart import read_history, svg_chart, svg_timeline
 from loadtests.gateway_figures import GatewayFigures
 from loadtests.stats import RequestStats
 from loadtests.truth import StepTruth
-from loadtests.verdict import Objective, StepMeasure, find_knee, gateway_saturated
+from loadtests.verdict import (
+    GENERATOR_CPU_THRESHOLD,
+    Objective,
+    StepMeasure,
+    find_knee,
+    gateway_saturated,
+)
 
 __all__ = ["Hpa", "RunInfo", "StepRecord", "hpa_for", "render_markdown", "write_report"]
 
@@ -60,6 +66,7 @@ class RunInfo:
     postgres: str
     replica_cpu: float = 1.0
     headroom: float = DEFAULT_HEADROOM
+    cpu_threshold: float = GENERATOR_CPU_THRESHOLD
     notes: list[str] = field(default_factory=list)
 
 
@@ -86,6 +93,10 @@ def hpa_for(knee: StepRecord, replica_cpu: float, headroom: float) -> Hpa:
 
 def _num(value: float, digits: int = 0) -> str:
     return "-" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _processes(count: int) -> str:
+    return "one process" if count == 1 else f"a master and {count} worker processes"
 
 
 def _verdict(records: Sequence[StepRecord], objective: Objective) -> tuple[str, str | None]:
@@ -122,9 +133,10 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
         f"- Machine: {info.machine}",
         f"- Traffic: {info.traffic} (profile `{info.profile}`)",
         f"- Objective: {objective.describe()} (from grafana/slo/slos.yml unless overridden)",
-        f"- Load generator: Locust, {info.processes} worker process(es); {info.step_seconds} s "
-        "per step; a step where any Locust process used 85 % or more of a core, or Locust "
-        "warned about its CPU, is **invalid** and never counted as the gateway's capacity",
+        f"- Load generator: Locust, {_processes(info.processes)}; {info.step_seconds} s per "
+        f"step; a step where any Locust process used {info.cpu_threshold:.0%} or more of a "
+        "core, or Locust warned about its CPU, is **invalid** and never counted as the "
+        "gateway's capacity",
         f"- PostgreSQL: {info.postgres}",
         *[f"- {note}" for note in info.notes],
         "",
@@ -160,7 +172,8 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
             f"One gateway process (one replica) handles **{_num(hpa.requests_per_second)} "
             f"requests/s** at the knee, using {_num(hpa.cpu_cores, 2)} cores. Scaling out at "
             f"{info.headroom:.0%} of that, with a {info.replica_cpu:g}-CPU request per pod, "
-            "the chart's values would be:",
+            "the chart's values would be"
+            + (" (conservative: the knee is only a lower bound):" if caveat else ":"),
             "",
             "```yaml",
             "autoscaling:",

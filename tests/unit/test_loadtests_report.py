@@ -58,6 +58,8 @@ def test_the_report_marks_the_knee_and_calls_out_a_saturated_generator(tmp_path:
     assert "| 3 | 40 | **no: generator saturated** |" in text
     assert "the load generator saturated at step 3" in text
     assert "Only a lower bound" in text
+    assert "(conservative: the knee is only a lower bound)" in text
+    assert "used 85% or more of a core" in text  # the threshold the run used
     assert "every acknowledged event was found in PostgreSQL" in text
 
     write_report(tmp_path, INFO, records)
