@@ -30,16 +30,17 @@ def test_a_busy_forked_process_is_seen_and_marks_the_generator_saturated() -> No
         for _ in range(40):  # at most ~8 s: until both children are seen and the spinner shows
             time.sleep(0.2)
             shares = watcher.shares()
-            if len(shares) == 3 and shares.get("worker 1", 0.0) > 0.3:
+            if len(shares) == 3 and shares.get("worker 1", 0.0) > 0.5:
                 break
         shares = watcher.stop()
     finally:
         os.killpg(parent.pid, signal.SIGKILL)
         parent.wait()
     assert set(shares) == {"master", "worker 1", "worker 2"}, shares
-    assert shares["worker 1"] > 0.3, shares
-    assert shares["master"] < 0.2 and shares["worker 2"] < 0.2, shares
-    reason = generator_saturation(shares, 0, threshold=0.3)
+    # on a busy machine the spinner may get well under a core: compare it with the idle ones
+    assert shares["worker 1"] > 0.15, shares
+    assert shares["master"] < 0.1 and shares["worker 2"] < 0.1, shares
+    reason = generator_saturation(shares, 0, threshold=0.15)
     assert reason is not None and "worker 1" in reason and "master" not in reason
 
 
