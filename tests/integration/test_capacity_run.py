@@ -21,10 +21,10 @@ async def test_a_two_step_capacity_run_writes_a_report_whose_truth_check_passes(
     tmp_path: Path,
 ) -> None:
     """``python -m loadtests.capacity --steps 2,3`` exits 0; its run directory holds
-    report.md (knee marked, truth check passed, HPA advice) and its chart beside steps.csv (two valid
-    steps, every acknowledged event stored), providers.csv (every provider, each step),
-    generator.csv (the master and both Locust workers watched), Locust's per-step history
-    CSVs and the logs; the PostgreSQL directory is gone."""
+    report.md (knee marked, truth check passed, HPA advice), its two charts, steps.csv (two
+    valid steps, every acknowledged event stored), providers.csv (every provider, each
+    step), generator.csv (the master and both Locust workers watched), Locust's per-step
+    history CSVs and the logs; the PostgreSQL directory is gone."""
     out = tmp_path / "runs"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "loadtests.capacity",
