@@ -54,6 +54,7 @@ from loadtests.mix import MAX_BATCH_SIZE, parse_weights
 from loadtests.profile import DEFAULT_PROFILE, Profile, ProfileError, load_profile
 from loadtests.report import DEFAULT_HEADROOM, RunInfo, StepRecord, write_report
 from loadtests.stats import AGGREGATED, read_stats_csv
+from loadtests.traffic import SEED_SPACE, SEEDS_PER_WORKER
 from loadtests.truth import check_step, count_by_name
 from loadtests.verdict import (
     GENERATOR_CPU_THRESHOLD,
@@ -64,7 +65,7 @@ from loadtests.verdict import (
     objective_from_slos,
 )
 
-__all__ = ["main", "run_capacity"]
+__all__ = ["main", "run_capacity", "step_seed"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOS = ROOT / "grafana" / "slo" / "slos.yml"
@@ -73,6 +74,8 @@ HOST = "127.0.0.1"
 MAX_STEPS = 8
 MAX_USERS = 1000
 MAX_STEP_SECONDS = 300
+#: every worker of every step gets its own seed range (step_seed): 8 x 12 ranges fit
+MAX_PROCESSES = 12
 #: a Locust process's first seconds (imports, connecting workers) are not load
 GENERATOR_STARTUP_SECONDS = 3.0
 #: how long the gateway may take to flush its queue and spool after a step
@@ -225,6 +228,17 @@ class _Run:
     spawn_rate: float
 
 
+def step_seed(index: int, processes: int) -> int:
+    """``LOADTEST_SEED`` for step ``index`` (1-based): its workers take the ranges after those
+    of the steps before, so no two generators of a run send the same event ids (the
+    database is fresh per run). Independent random seeds would collide now and then, and
+    a collision stores fewer rows than were acknowledged: a false loss."""
+    seed = (index - 1) * processes * SEEDS_PER_WORKER
+    if seed + processes * SEEDS_PER_WORKER > SEED_SPACE:
+        raise ValueError(f"step {index} x {processes} processes exceed the seed space")
+    return seed
+
+
 def _locust_command(run: _Run, users: int, prefix: Path) -> list[str]:
     command = [
         sys.executable, "-m", "locust",
@@ -255,7 +269,7 @@ def _run_step(run: _Run, index: int, users: int) -> StepRecord:
         process = subprocess.Popen(
             _locust_command(run, users, prefix),
             cwd=ROOT,
-            env=run.env,
+            env={**run.env, "LOADTEST_SEED": str(step_seed(index, max(1, run.processes)))},
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -513,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     generator = parser.add_argument_group("load generator")
     generator.add_argument(
         "--processes",
-        type=_bounded_int(1, 64, "processes"),
+        type=_bounded_int(1, MAX_PROCESSES, "processes"),
         default=_default_processes(),
         help="Locust worker processes (default: half the CPUs)",
     )

@@ -28,10 +28,7 @@ if __package__ in (None, ""):  # run by path: make the repository importable
 
 from loadtests.credentials import LoadSource, load_credentials
 from loadtests.options import LoadOptions, OptionsError
-from loadtests.traffic import SEED_SPACE, TrafficGenerator
-
-#: seeds reserved per Locust worker process when LOADTEST_SEED is fixed
-_SEEDS_PER_WORKER = 1_000_000
+from loadtests.traffic import SEED_SPACE, SEEDS_PER_WORKER, TrafficGenerator
 
 
 def _load() -> tuple[LoadOptions, list[LoadSource], dict[str, int]]:
@@ -76,7 +73,7 @@ def traffic(host: str, runner: object) -> TrafficGenerator:
         seed = None
         if OPTIONS.seed is not None:
             worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
-            seed = (OPTIONS.seed + worker * _SEEDS_PER_WORKER) % SEED_SPACE
+            seed = (OPTIONS.seed + worker * SEEDS_PER_WORKER) % SEED_SPACE
         generator = TrafficGenerator(
             [s for s in SOURCES if s.provider in TASK_WEIGHTS],
             base_url=host,
