@@ -616,7 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = RunInfo(
         started=started.strftime("%Y-%m-%d %H:%M UTC"),
         machine=f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs shared by "
-        "the gateway, PostgreSQL and Locust)",
+        f"the gateway, PostgreSQL and Locust; load average {os.getloadavg()[0]:.1f} before "
+        "the run: anything else running takes CPU from the gateway)",
         profile=str(args.profile),
         traffic=(
             f"{', '.join(f'{p}:{w}' for p, w in (profile.providers or {}).items()) or 'every ESP'}"
