@@ -65,7 +65,7 @@ from loadtests.verdict import (
     objective_from_slos,
 )
 
-__all__ = ["main", "run_capacity", "step_seed"]
+__all__ = ["default_processes", "main", "run_capacity", "step_seed"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOS = ROOT / "grafana" / "slo" / "slos.yml"
@@ -489,9 +489,10 @@ def _providers(text: str) -> list[str]:
     return wanted
 
 
-def _default_processes() -> int:
-    """Half the CPUs: the gateway and PostgreSQL need the rest on the same machine."""
-    return max(1, (os.cpu_count() or 2) // 2)
+def default_processes(cpus: int | None = None) -> int:
+    """Half the CPUs (the gateway and PostgreSQL need the rest on the same machine), at most
+    ``MAX_PROCESSES``."""
+    return min(MAX_PROCESSES, max(1, (cpus or os.cpu_count() or 2) // 2))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -528,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     generator.add_argument(
         "--processes",
         type=_bounded_int(1, MAX_PROCESSES, "processes"),
-        default=_default_processes(),
+        default=default_processes(),
         help="Locust worker processes (default: half the CPUs)",
     )
     generator.add_argument(

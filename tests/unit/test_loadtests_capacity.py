@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from loadtests.capacity import MAX_PROCESSES, MAX_STEPS, build_parser, step_seed
+from loadtests.capacity import (
+    MAX_PROCESSES,
+    MAX_STEPS,
+    build_parser,
+    default_processes,
+    step_seed,
+)
 from loadtests.traffic import SEED_SPACE, SEEDS_PER_WORKER
 
 
@@ -31,3 +37,9 @@ def test_more_processes_than_the_seed_plan_allows_are_refused() -> None:
     """--processes above the bound is a usage error, before anything starts."""
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--processes", str(MAX_PROCESSES + 1)])
+
+
+def test_the_default_process_count_is_half_the_cpus_within_the_seed_plan() -> None:
+    """Half the CPUs, at least one, and never more than the seed plan allows (a 64-CPU
+    machine must not default to a count that fails at the first step)."""
+    assert [default_processes(cpus) for cpus in (1, 2, 8, 64)] == [1, 1, 4, MAX_PROCESSES]
