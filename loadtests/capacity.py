@@ -21,35 +21,36 @@ are compared with what Locust saw acknowledged (``loadtests.truth``); any loss f
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-
-import asyncpg
 
 from gateway.storage.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from handlers.registry import available_providers
 from loadtests.chart import read_history
 from loadtests.credentials import make_sources, write_run_files
-from loadtests.gateway_figures import Sample, during, parse_sample, summarize
+from loadtests.gateway_figures import Sample, during, summarize
 from loadtests.generator import CpuWatcher, count_cpu_warnings
+from loadtests.harness import (
+    HOST,
+    GatewaySampler,
+    environment_without,
+    free_port,
+    gateway_process,
+    log_tail,
+    stored_by_provider,
+    wait_drained,
+    wait_ready,
+)
 from loadtests.mix import MAX_BATCH_SIZE, parse_weights
 from loadtests.profile import DEFAULT_PROFILE, Profile, ProfileError, load_profile
 from loadtests.report import DEFAULT_HEADROOM, RunInfo, StepRecord, write_report
@@ -70,7 +71,6 @@ __all__ = ["default_processes", "main", "run_capacity", "step_seed"]
 ROOT = Path(__file__).resolve().parents[1]
 SLOS = ROOT / "grafana" / "slo" / "slos.yml"
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-HOST = "127.0.0.1"
 MAX_STEPS = 8
 MAX_USERS = 1000
 MAX_STEP_SECONDS = 300
@@ -78,138 +78,6 @@ MAX_STEP_SECONDS = 300
 MAX_PROCESSES = 12
 #: a Locust process's first seconds (imports, connecting workers) are not load
 GENERATOR_STARTUP_SECONDS = 3.0
-#: how long the gateway may take to flush its queue and spool after a step
-DRAIN_SECONDS = 120.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status), response.read().decode("utf-8")
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-
-
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-@contextmanager
-def _gateway(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``hookline serve`` with ``config``; stopped (SIGTERM, then SIGKILL) on exit."""
-    env = {**_environment_without("HOOKLINE_"), "HOOKLINE_CONFIG": str(config)}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-def _environment_without(prefix: str) -> dict[str, str]:
-    """This process's environment minus ``prefix*`` variables, so the caller's settings
-    (e.g. ``HOOKLINE_DATABASE_URL``) cannot redirect the processes started here."""
-    return {key: value for key, value in os.environ.items() if not key.startswith(prefix)}
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the gateway exited ({process.returncode}):\n{_log_tail(log)}")
-        try:
-            if _get(url + "/readyz", timeout=2.0)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"the gateway was not ready after {timeout:.0f} s:\n{_log_tail(log)}")
-
-
-def _scrape(url: str) -> Sample | None:
-    try:
-        status, text = _get(url + "/metrics")
-    except OSError:
-        return None
-    return parse_sample(text) if status == 200 else None
-
-
-class _GatewaySampler:
-    """Scrapes the gateway's /metrics once a second in a thread, during one step."""
-
-    def __init__(self, url: str, interval: float = 1.0) -> None:
-        self.url = url
-        self.interval = interval
-        self.samples: list[Sample] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="gateway-sampler", daemon=True)
-
-    def _take(self) -> None:
-        sample = _scrape(self.url)
-        if sample is not None:
-            self.samples.append(sample)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._take()
-
-    def __enter__(self) -> _GatewaySampler:
-        self._take()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-        self._take()
-
-
-def _wait_drained(url: str, timeout: float = DRAIN_SECONDS) -> None:
-    """Until nothing waits in the gateway's in-process queue or spool: every acknowledged
-    event has then reached PostgreSQL (or never will, which the truth check reports)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sample = _scrape(url)
-        if sample is not None and sample.queue_events == 0 and sample.spool_events == 0:
-            return
-        time.sleep(0.25)
-
-
-async def _stored_rows(database_url: str) -> dict[str, int]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch("SELECT provider, count(*) AS n FROM events GROUP BY provider")
-    finally:
-        await conn.close()
-    return {str(row["provider"]): int(row["n"]) for row in rows}
-
-
-def stored_by_provider(database_url: str) -> dict[str, int]:
-    """Rows in ``events`` per provider."""
-    return asyncio.run(_stored_rows(database_url))
 
 
 @dataclass(frozen=True)
@@ -262,10 +130,10 @@ def _run_step(run: _Run, index: int, users: int) -> StepRecord:
     locust_dir, logs = run.directory / "locust", run.directory / "logs"
     prefix = locust_dir / f"step{index}"
     log = logs / f"step{index}_locust.log"
-    _wait_drained(run.url)
+    wait_drained(run.url)
     before = stored_by_provider(run.database_url)
     # Locust exits 1 when any request failed: that is a result to report, not an error
-    with _GatewaySampler(run.url) as sampler, log.open("wb") as output:
+    with GatewaySampler(run.url) as sampler, log.open("wb") as output:
         process = subprocess.Popen(
             _locust_command(run, users, prefix),
             cwd=ROOT,
@@ -282,12 +150,12 @@ def _run_step(run: _Run, index: int, users: int) -> StepRecord:
             raise
         finally:
             generator_cpu = watcher.stop(skip=GENERATOR_STARTUP_SECONDS)
-    _wait_drained(run.url)
+    wait_drained(run.url)
     after = stored_by_provider(run.database_url)
     stats_file = prefix.with_name(prefix.name + "_stats.csv")
     json_file = prefix.with_name(prefix.name + ".json")
     if code not in (0, 1) or not stats_file.exists() or not json_file.exists():
-        raise RuntimeError(f"locust failed ({code}):\n{_log_tail(log, 40)}")
+        raise RuntimeError(f"locust failed ({code}):\n{log_tail(log, 40)}")
     total = read_stats_csv(stats_file)[AGGREGATED]
     counts = count_by_name(json.loads(json_file.read_text()))
     requests = sum(n for n, _ in counts.values())
@@ -345,7 +213,7 @@ def _append_samples(path: Path, index: int, samples: Sequence[Sample]) -> None:
 
 def _locust_env(files_credentials: Path, profile: Profile) -> dict[str, str]:
     return {
-        **_environment_without("LOADTEST_"),
+        **environment_without("LOADTEST_"),
         "LOADTEST_CREDENTIALS": str(files_credentials),
         "LOADTEST_PROVIDERS": profile.providers_env(),
         "LOADTEST_BATCH_SIZE": str(profile.batch_size),
@@ -363,7 +231,7 @@ def run_capacity(
     database_url = server.start()
     records: list[StepRecord] = []
     try:
-        port = _free_port()
+        port = free_port()
         providers = profile.provider_names
         files = write_run_files(
             work / "run",
@@ -387,8 +255,8 @@ def run_capacity(
             spawn_rate=args.spawn_rate,
         )
         log = directory / "logs" / "gateway.log"
-        with _gateway(files.config, log) as process:
-            _wait_ready(run.url, process, log, timeout=120)
+        with gateway_process(files.config, log) as process:
+            wait_ready(run.url, process, log, timeout=120)
             while len(records) < args.max_steps:
                 users = _next(args, records, objective)
                 if users is None:
@@ -399,7 +267,7 @@ def run_capacity(
                 records.append(record)
                 print(f"  {_one_line(record, objective)}", flush=True)
                 if process.poll() is not None:
-                    raise RuntimeError(f"the gateway exited during the run:\n{_log_tail(log)}")
+                    raise RuntimeError(f"the gateway exited during the run:\n{log_tail(log)}")
                 if not record.truth.ok:
                     break  # a loss fails the run: no point loading further
         return records
