@@ -1,8 +1,8 @@
 """Load tests for Hookline: signed ESP traffic, a Locust file and a capacity-test script.
 
 ``loadtests.traffic`` generates the traffic (framework-free), ``loadtests.locustfile`` drives
-it with Locust, ``loadtests.capacity`` measures throughput and latency at increasing user
-counts against a gateway it starts itself. See ``loadtests/README.md``.
+it with Locust, ``loadtests.capacity`` searches for the gateway's capacity (the knee) against a
+gateway it starts itself. See ``loadtests/README.md`` and ``docs/capacity.md``.
 
 The public names below are imported lazily, so ``python -m loadtests.traffic`` does not
 import its own module twice.

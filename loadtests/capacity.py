@@ -1,245 +1,303 @@
-"""Capacity test: a private PostgreSQL and gateway, then Locust at increasing user counts.
+"""Capacity search: a private PostgreSQL and gateway, Locust distributed, a verdict and a report.
 
-    .venv/bin/python -m loadtests.capacity                       # 10, 50, 100 users x 20 s
-    .venv/bin/python -m loadtests.capacity --steps 5,20 --step-seconds 10 --batch-size 10
+    .venv/bin/python -m loadtests.capacity                       # search with the default profile
+    .venv/bin/python -m loadtests.capacity --processes 4 --step-seconds 60
+    .venv/bin/python -m loadtests.capacity --steps 5,20 --step-seconds 5   # fixed steps, no search
 
 Everything runs on 127.0.0.1 and is stopped before the script exits: an embedded PostgreSQL
-(durable, as in production, unless ``--no-fsync``) under a temporary directory, one
-``hookline serve`` process on a free port with fresh load-test sources, and one headless
-Locust run per step (bounded: at most 8 steps, 1000 users, 300 s each). The table shows,
-per step: users, requests/s and p50/p95/p99 latency (Locust's CSV), events/s (Locust's
-request rate times the new events stored per request, counted by the gateway's
-``hookline_events_received_total`` / ``hookline_webhook_requests_total``) and failures.
+(durable, as in production, unless ``--no-fsync``), one ``hookline serve`` process on a free
+port with fresh load-test sources, and one headless Locust run per step: a master and
+``--processes`` forked workers, whose CPU is watched (``loadtests.generator``). The search
+(``loadtests.verdict``) climbs from ``--start-users`` x ``--growth`` until the gateway
+saturates, then bisects around the knee; a step where the generator saturated is invalid and
+ends the search. Around every step the gateway is let drain and the rows stored per provider
+are compared with what Locust saw acknowledged (``loadtests.truth``); any loss fails the run
+(exit code 2). During the step ``/metrics`` is sampled each second
+(``loadtests.gateway_figures``). The report (``loadtests.report``) and the raw CSVs go to
+``--out/<UTC time>/``; the database (under the temporary directory) is removed unless
+``--keep-database``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-import math
 import os
+import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from gateway.storage.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from handlers.registry import available_providers
+from loadtests.chart import read_history
 from loadtests.credentials import make_sources, write_run_files
+from loadtests.gateway_figures import Sample, during, summarize
+from loadtests.generator import CpuWatcher, count_cpu_warnings
+from loadtests.harness import (
+    HOST,
+    GatewaySampler,
+    environment_without,
+    free_port,
+    gateway_process,
+    log_tail,
+    stored_by_provider,
+    wait_drained,
+    wait_ready,
+)
 from loadtests.mix import MAX_BATCH_SIZE, parse_weights
-from loadtests.stats import AGGREGATED, StepResult, counter_total, format_table, read_stats_csv
+from loadtests.profile import DEFAULT_PROFILE, Profile, ProfileError, load_profile
+from loadtests.report import DEFAULT_HEADROOM, RunInfo, StepRecord, write_report
+from loadtests.stats import AGGREGATED, read_stats_csv
+from loadtests.traffic import SEED_SPACE, SEEDS_PER_WORKER
+from loadtests.truth import check_step, count_by_name
+from loadtests.verdict import (
+    GENERATOR_CPU_THRESHOLD,
+    Objective,
+    StepMeasure,
+    generator_saturation,
+    next_users,
+    objective_from_slos,
+)
 
-__all__ = ["main", "run_capacity"]
+__all__ = ["default_processes", "main", "run_capacity", "step_seed"]
 
 ROOT = Path(__file__).resolve().parents[1]
+SLOS = ROOT / "grafana" / "slo" / "slos.yml"
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-HOST = "127.0.0.1"
 MAX_STEPS = 8
 MAX_USERS = 1000
 MAX_STEP_SECONDS = 300
-EVENTS_COUNTER = "hookline_events_received_total"
-REQUESTS_COUNTER = "hookline_webhook_requests_total"
+#: every worker of every step gets its own seed range (step_seed): 8 x 12 ranges fit
+MAX_PROCESSES = 12
+#: a Locust process's first seconds (imports, connecting workers) are not load
+GENERATOR_STARTUP_SECONDS = 3.0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+@dataclass(frozen=True)
+class _Run:
+    """What every step of one run shares."""
+
+    url: str
+    database_url: str
+    env: dict[str, str]
+    directory: Path
+    providers: list[str]
+    batch_size: int
+    seconds: int
+    processes: int
+    cpu_threshold: float
+    spawn_rate: float
 
 
-def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status), response.read().decode("utf-8")
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
+def step_seed(index: int, processes: int) -> int:
+    """``LOADTEST_SEED`` for step ``index`` (1-based): its workers take the ranges after those
+    of the steps before, so no two generators of a run send the same event ids (the
+    database is fresh per run). Independent random seeds would collide now and then, and
+    a collision stores fewer rows than were acknowledged: a false loss."""
+    seed = (index - 1) * processes * SEEDS_PER_WORKER
+    if seed + processes * SEEDS_PER_WORKER > SEED_SPACE:
+        raise ValueError(f"step {index} x {processes} processes exceed the seed space")
+    return seed
 
 
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-@contextmanager
-def _gateway(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``hookline serve`` with ``config``; stopped (SIGTERM, then SIGKILL) on exit."""
-    env = {**_environment_without("HOOKLINE_"), "HOOKLINE_CONFIG": str(config)}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-def _environment_without(prefix: str) -> dict[str, str]:
-    """This process's environment minus ``prefix*`` variables, so the caller's settings
-    (e.g. ``HOOKLINE_DATABASE_URL``) cannot redirect the processes started here."""
-    return {key: value for key, value in os.environ.items() if not key.startswith(prefix)}
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the gateway exited ({process.returncode}):\n{_log_tail(log)}")
-        try:
-            if _get(url + "/readyz", timeout=2.0)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"the gateway was not ready after {timeout:.0f} s:\n{_log_tail(log)}")
-
-
-def _gateway_counts(url: str) -> tuple[float, float] | None:
-    """(new events stored, webhook requests answered) so far, from the gateway's /metrics."""
-    try:
-        status, text = _get(url + "/metrics")
-    except OSError:
-        return None
-    if status != 200:
-        return None
-    return counter_total(text, EVENTS_COUNTER), counter_total(text, REQUESTS_COUNTER)
-
-
-def _run_step(
-    url: str,
-    users: int,
-    seconds: int,
-    spawn_rate: float,
-    csv_prefix: Path,
-    env: dict[str, str],
-) -> StepResult:
-    before = _gateway_counts(url)
+def _locust_command(run: _Run, users: int, prefix: Path) -> list[str]:
     command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--only-summary",
-        "-u",
-        str(users),
-        "-r",
-        f"{spawn_rate:g}",
-        "-t",
-        f"{seconds}s",
-        "--host",
-        url,
-        "--csv",
-        str(csv_prefix),
-        "--stop-timeout",
-        "10",
-        "--loglevel",
-        "INFO",
-    ]
+        sys.executable, "-m", "locust",
+        "-f", str(LOCUSTFILE),
+        "--headless", "--only-summary",
+        "-u", str(users),
+        "-r", f"{run.spawn_rate or users:g}",
+        "-t", f"{run.seconds}s",
+        "--host", run.url,
+        "--csv", str(prefix),
+        "--json-file", str(prefix),
+        "--stop-timeout", "10",
+        "--loglevel", "INFO",
+    ]  # fmt: skip
+    if run.processes > 1:
+        command += ["--processes", str(run.processes)]
+    return command
+
+
+def _run_step(run: _Run, index: int, users: int) -> StepRecord:
+    locust_dir, logs = run.directory / "locust", run.directory / "logs"
+    prefix = locust_dir / f"step{index}"
+    log = logs / f"step{index}_locust.log"
+    wait_drained(run.url)
+    before = stored_by_provider(run.database_url)
     # Locust exits 1 when any request failed: that is a result to report, not an error
-    log = csv_prefix.with_name(csv_prefix.name + "_locust.log")
-    with log.open("wb") as output:
-        result = subprocess.run(
-            command,
+    with GatewaySampler(run.url) as sampler, log.open("wb") as output:
+        process = subprocess.Popen(
+            _locust_command(run, users, prefix),
             cwd=ROOT,
-            env=env,
+            env={**run.env, "LOADTEST_SEED": str(step_seed(index, max(1, run.processes)))},
             stdout=output,
             stderr=subprocess.STDOUT,
-            timeout=seconds + 90,
         )
-    stats_file = csv_prefix.with_name(csv_prefix.name + "_stats.csv")
-    if result.returncode not in (0, 1) or not stats_file.exists():
-        raise RuntimeError(f"locust failed ({result.returncode}):\n{_log_tail(log, 40)}")
-    after = _gateway_counts(url)
+        watcher = CpuWatcher(process.pid).start()
+        try:
+            code = process.wait(timeout=run.seconds + 120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            generator_cpu = watcher.stop(skip=GENERATOR_STARTUP_SECONDS)
+    wait_drained(run.url)
+    after = stored_by_provider(run.database_url)
+    stats_file = prefix.with_name(prefix.name + "_stats.csv")
+    json_file = prefix.with_name(prefix.name + ".json")
+    if code not in (0, 1) or not stats_file.exists() or not json_file.exists():
+        raise RuntimeError(f"locust failed ({code}):\n{log_tail(log, 40)}")
     total = read_stats_csv(stats_file)[AGGREGATED]
-    if before is None or after is None:
-        return StepResult(users=users, seconds=float(seconds), total=total)
-    return StepResult(
+    counts = count_by_name(json.loads(json_file.read_text()))
+    requests = sum(n for n, _ in counts.values())
+    failures = sum(f for _, f in counts.values())
+    warnings = count_cpu_warnings(log.read_text(errors="replace"))
+    measure = StepMeasure(
         users=users,
-        seconds=float(seconds),
-        total=total,
-        events_stored=after[0] - before[0],
-        gateway_requests=after[1] - before[1],
+        throughput=total.requests_per_second,
+        p99_ms=total.p99_ms,
+        error_ratio=failures / requests if requests else 0.0,
+        generator_saturated=generator_saturation(generator_cpu, warnings, run.cpu_threshold),
+    )
+    stored = {p: after.get(p, 0) - before.get(p, 0) for p in run.providers}
+    _append_samples(run.directory / "gateway_samples.csv", index, sampler.samples)
+    return StepRecord(
+        index=index,
+        users=users,
+        seconds=float(run.seconds),
+        total=replace(total, requests=requests, failures=failures),
+        measure=measure,
+        generator_cpu=generator_cpu,
+        locust_warnings=warnings,
+        gateway=summarize(_under_load(sampler.samples, prefix)),
+        truth=check_step(counts, stored, run.providers, run.batch_size),
     )
 
 
-def run_capacity(args: argparse.Namespace, work: Path) -> list[StepResult]:
-    """Start PostgreSQL and the gateway under ``work``, run every step, stop them again."""
+def _under_load(samples: Sequence[Sample], prefix: Path) -> list[Sample]:
+    """The gateway samples taken while Locust's users were running (its history says when)."""
+    history_file = prefix.with_name(prefix.name + "_stats_history.csv")
+    history = read_history(history_file) if history_file.exists() else []
+    if not history:
+        return list(samples)
+    return during(samples, history[0].at, history[-1].at)
+
+
+def _append_samples(path: Path, index: int, samples: Sequence[Sample]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(
+                ("step", "seconds", "cpu_seconds", "flush_seconds_sum", "flushes",
+                 "batch_events_sum", "spool_events", "queue_events", "breaker_state",
+                 "storage_connected")
+            )  # fmt: skip
+        start = samples[0].at if samples else 0.0
+        for s in samples:
+            writer.writerow(
+                (index, round(s.at - start, 3), s.cpu_seconds, s.flush_seconds_sum,
+                 s.flush_count, s.batch_events_sum, s.spool_events, s.queue_events,
+                 s.breaker_state, s.storage_connected)
+            )  # fmt: skip
+
+
+def _locust_env(files_credentials: Path, profile: Profile) -> dict[str, str]:
+    return {
+        **environment_without("LOADTEST_"),
+        "LOADTEST_CREDENTIALS": str(files_credentials),
+        "LOADTEST_PROVIDERS": profile.providers_env(),
+        "LOADTEST_BATCH_SIZE": str(profile.batch_size),
+        "LOADTEST_DUPLICATE_RATIO": str(profile.duplicate_ratio),
+        "LOADTEST_BAD_SIGNATURE_RATIO": str(profile.bad_signature_ratio),
+        "LOADTEST_EVENT_WEIGHTS": profile.event_weights_env(),
+    }
+
+
+def run_capacity(
+    args: argparse.Namespace, profile: Profile, objective: Objective, directory: Path, work: Path
+) -> list[StepRecord]:
+    """Start PostgreSQL (under ``work``) and the gateway, search, stop them again."""
     server = EmbeddedPostgres(work / "pg", durable=not args.no_fsync)
     database_url = server.start()
+    records: list[StepRecord] = []
     try:
-        port = _free_port()
+        port = free_port()
+        providers = profile.provider_names
         files = write_run_files(
             work / "run",
-            make_sources(args.providers),
+            make_sources(providers),
             host=HOST,
             port=port,
             database_url=database_url,
             data_dir=str(work / "data"),
             log_level=args.log_level,
         )
-        url = f"http://{HOST}:{port}"
-        log = work / "gateway.log"
-        env = {
-            **_environment_without("LOADTEST_"),
-            "LOADTEST_CREDENTIALS": str(files.credentials),
-            "LOADTEST_BATCH_SIZE": str(args.batch_size),
-            "LOADTEST_DUPLICATE_RATIO": str(args.duplicate_ratio),
-            "LOADTEST_BAD_SIGNATURE_RATIO": str(args.bad_signature_ratio),
-        }
-        if args.event_weights:
-            env["LOADTEST_EVENT_WEIGHTS"] = args.event_weights
-        results: list[StepResult] = []
-        with _gateway(files.config, log) as process:
-            _wait_ready(url, process, log, timeout=120)
-            for index, users in enumerate(args.steps):
-                spawn_rate = args.spawn_rate or float(users)
-                prefix = work / f"step{index + 1}-{users}u"
-                print(
-                    f"step {index + 1}/{len(args.steps)}: {users} users for {args.step_seconds} s"
-                )
-                results.append(_run_step(url, users, args.step_seconds, spawn_rate, prefix, env))
+        run = _Run(
+            url=f"http://{HOST}:{port}",
+            database_url=database_url,
+            env=_locust_env(files.credentials, profile),
+            directory=directory,
+            providers=providers,
+            batch_size=profile.batch_size,
+            seconds=args.step_seconds,
+            processes=args.processes,
+            cpu_threshold=args.cpu_threshold,
+            spawn_rate=args.spawn_rate,
+        )
+        log = directory / "logs" / "gateway.log"
+        with gateway_process(files.config, log) as process:
+            wait_ready(run.url, process, log, timeout=120)
+            while len(records) < args.max_steps:
+                users = _next(args, records, objective)
+                if users is None:
+                    break
+                index = len(records) + 1
+                print(f"step {index}: {users} users for {args.step_seconds} s", flush=True)
+                record = _run_step(run, index, users)
+                records.append(record)
+                print(f"  {_one_line(record, objective)}", flush=True)
                 if process.poll() is not None:
-                    raise RuntimeError(f"the gateway exited during the run:\n{_log_tail(log)}")
-        return results
+                    raise RuntimeError(f"the gateway exited during the run:\n{log_tail(log)}")
+                if not record.truth.ok:
+                    break  # a loss fails the run: no point loading further
+        return records
     finally:
         server.stop()
 
 
-def _finite(value: Any) -> Any:
-    """NaN (no samples) as null, so the JSON stays standard."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
+def _next(
+    args: argparse.Namespace, records: Sequence[StepRecord], objective: Objective
+) -> int | None:
+    if args.steps:
+        return args.steps[len(records)] if len(records) < len(args.steps) else None
+    return next_users(
+        [r.measure for r in records],
+        objective,
+        start=args.start_users,
+        growth=args.growth,
+        max_users=args.max_users,
+        refine=args.refine,
+    )
+
+
+def _one_line(record: StepRecord, objective: Objective) -> str:
+    m = record.measure
+    state = "valid" if m.valid else f"INVALID ({m.generator_saturated})"
+    return (
+        f"{m.throughput:.1f} req/s, {record.events_per_second:.1f} events/s, p99 {m.p99_ms:g} ms, "
+        f"errors {m.error_ratio:.2%}, objective {'met' if m.meets(objective) else 'missed'}, "
+        f"{state}, truth {'ok' if record.truth.ok else 'FAILED'}"
+    )
 
 
 def _steps(text: str) -> list[int]:
@@ -254,30 +312,33 @@ def _steps(text: str) -> list[int]:
     return steps
 
 
-def _seconds(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= MAX_STEP_SECONDS:
-        raise argparse.ArgumentTypeError(f"step seconds must be 1 to {MAX_STEP_SECONDS}")
-    return value
+def _bounded_int(low: int, high: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be {low} to {high}")
+        return value
+
+    return parse
 
 
-def _batch_size(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= MAX_BATCH_SIZE:
-        raise argparse.ArgumentTypeError(f"batch size must be 1 to {MAX_BATCH_SIZE}")
-    return value
+def _bounded_float(low: float, high: float, what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be {low:g} to {high:g}")
+        return value
 
-
-def _ratio(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("a ratio is between 0 and 1")
-    return value
+    return parse
 
 
 def _event_weights(text: str) -> str:
-    if not text:
-        return text  # the default mix
     try:
         parse_weights(text)
     except ValueError as exc:
@@ -287,7 +348,7 @@ def _event_weights(text: str) -> str:
 
 def _providers(text: str) -> list[str]:
     available = available_providers()
-    wanted = [p.strip() for p in text.split(",") if p.strip()] if text else list(available)
+    wanted = [p.strip() for p in text.split(",") if p.strip()]
     unknown = sorted(set(wanted) - set(available))
     if unknown or not wanted:
         raise argparse.ArgumentTypeError(
@@ -296,65 +357,170 @@ def _providers(text: str) -> list[str]:
     return wanted
 
 
+def default_processes(cpus: int | None = None) -> int:
+    """Half the CPUs (the gateway and PostgreSQL need the rest on the same machine), at most
+    ``MAX_PROCESSES``."""
+    return min(MAX_PROCESSES, max(1, (cpus or os.cpu_count() or 2) // 2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m loadtests.capacity",
-        description="Measure Hookline's ingest capacity on this machine (127.0.0.1 only).",
+        description="Find Hookline's ingest capacity on this machine (127.0.0.1 only). "
+        "See docs/capacity.md.",
     )
-    parser.add_argument("--steps", type=_steps, default=[10, 50, 100], help="users per step")
-    parser.add_argument("--step-seconds", type=_seconds, default=20, help="seconds per step")
-    parser.add_argument(
+    search = parser.add_argument_group("search")
+    search.add_argument(
+        "--steps", type=_steps, default=None, help="fixed users per step, no search (e.g. 5,20)"
+    )
+    search.add_argument("--start-users", type=_bounded_int(1, MAX_USERS, "users"), default=10)
+    search.add_argument(
+        "--growth", type=_bounded_float(1.1, 10.0, "growth"), default=2.0, help="x per climb step"
+    )
+    search.add_argument("--max-users", type=_bounded_int(1, MAX_USERS, "users"), default=640)
+    search.add_argument("--max-steps", type=_bounded_int(1, MAX_STEPS, "steps"), default=MAX_STEPS)
+    search.add_argument(
+        "--refine", type=_bounded_int(0, 4, "refine"), default=2, help="bisection steps (2)"
+    )
+    search.add_argument(
+        "--step-seconds", type=_bounded_int(1, MAX_STEP_SECONDS, "step seconds"), default=20
+    )
+    search.add_argument(
         "--spawn-rate", type=float, default=0.0, help="users/s (default: all in 1 s)"
     )
-    parser.add_argument("--providers", type=_providers, default="", help="comma-separated")
-    parser.add_argument(
-        "--batch-size", type=_batch_size, default=1, help="events per batched request (1)"
+    objective = parser.add_argument_group("objective (defaults from grafana/slo/slos.yml)")
+    objective.add_argument("--p99-ms", type=_bounded_float(1, 60_000, "p99"), default=None)
+    objective.add_argument(
+        "--max-error-ratio", type=_bounded_float(0, 1, "error ratio"), default=None
     )
-    parser.add_argument("--duplicate-ratio", type=_ratio, default=0.0, help="redeliveries (0)")
-    parser.add_argument(
-        "--bad-signature-ratio", type=_ratio, default=0.0, help="forged requests (0)"
+    generator = parser.add_argument_group("load generator")
+    generator.add_argument(
+        "--processes",
+        type=_bounded_int(1, MAX_PROCESSES, "processes"),
+        default=default_processes(),
+        help="Locust worker processes (default: half the CPUs)",
     )
-    parser.add_argument(
-        "--event-weights", type=_event_weights, default="", help="e.g. delivered=9,bounced=1"
+    generator.add_argument(
+        "--cpu-threshold",
+        type=_bounded_float(0.1, 1.0, "CPU threshold"),
+        default=GENERATOR_CPU_THRESHOLD,
+        help="share of a core at which a Locust process counts as saturated (0.85)",
     )
-    parser.add_argument("--log-level", default="info", help="gateway log level (default info)")
-    parser.add_argument(
+    traffic = parser.add_argument_group("traffic (override the profile)")
+    traffic.add_argument("--profile", type=Path, default=DEFAULT_PROFILE, help="TOML profile")
+    traffic.add_argument("--providers", type=_providers, default=None, help="comma-separated")
+    traffic.add_argument(
+        "--batch-size", type=_bounded_int(1, MAX_BATCH_SIZE, "batch size"), default=None
+    )
+    traffic.add_argument("--duplicate-ratio", type=_bounded_float(0, 1, "ratio"), default=None)
+    traffic.add_argument("--bad-signature-ratio", type=_bounded_float(0, 1, "ratio"), default=None)
+    traffic.add_argument("--event-weights", type=_event_weights, default=None)
+    scaling = parser.add_argument_group("autoscaling advice")
+    scaling.add_argument(
+        "--replica-cpu", type=_bounded_float(0.1, 64, "CPU"), default=1.0, help="pod CPU request"
+    )
+    scaling.add_argument(
+        "--headroom", type=_bounded_float(0.1, 1.0, "headroom"), default=DEFAULT_HEADROOM
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--out", type=Path, default=Path("capacity-runs"), help="runs go to OUT/<UTC time>/"
+    )
+    output.add_argument(
+        "--keep-database", action="store_true", help="keep PostgreSQL's data directory"
+    )
+    output.add_argument("--log-level", default="info", help="gateway log level (default info)")
+    output.add_argument(
         "--no-fsync", action="store_true", help="PostgreSQL without fsync (not production-like)"
     )
-    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, CSVs)")
     return parser
 
 
+def _profile(args: argparse.Namespace) -> Profile:
+    profile = load_profile(args.profile)
+    if args.providers is not None:
+        shares = profile.providers or {}
+        profile = replace(profile, providers={p: shares.get(p, 1) for p in args.providers})
+    if args.batch_size is not None:
+        profile = replace(profile, batch_size=args.batch_size)
+    if args.duplicate_ratio is not None:
+        profile = replace(profile, duplicate_ratio=args.duplicate_ratio)
+    if args.bad_signature_ratio is not None:
+        profile = replace(profile, bad_signature_ratio=args.bad_signature_ratio)
+    if args.event_weights is not None:
+        profile = replace(profile, event_weights=parse_weights(args.event_weights))
+    if profile.duplicate_ratio + profile.bad_signature_ratio > 1.0:
+        raise ProfileError("the duplicate and bad-signature ratios add up to more than 1")
+    return profile
+
+
+def _objective(args: argparse.Namespace) -> Objective:
+    objective = objective_from_slos(SLOS)
+    if args.p99_ms is not None:
+        objective = replace(objective, p99_ms=args.p99_ms)
+    if args.max_error_ratio is not None:
+        objective = replace(objective, max_error_ratio=args.max_error_ratio)
+    return objective
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """0: report written, every acknowledged event stored; 2: the truth check failed;
+    1: the run could not be made."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.duplicate_ratio + args.bad_signature_ratio > 1.0:
-        parser.error("--duplicate-ratio and --bad-signature-ratio add up to more than 1")
-    work = Path(tempfile.mkdtemp(prefix="hookline-capacity-"))
-    os.chmod(work, 0o755)  # the embedded PostgreSQL may run as another user
     try:
-        results = run_capacity(args, work)
-    except (RuntimeError, EmbeddedPostgresError, subprocess.TimeoutExpired) as exc:
-        print(f"capacity: {exc}", file=sys.stderr)
-        return 1
+        profile = _profile(args)
+    except ProfileError as exc:
+        parser.error(str(exc))
+    objective = _objective(args)
+    started = datetime.now(UTC)
+    directory = args.out / started.strftime("%Y%m%dT%H%M%SZ")
+    directory.mkdir(parents=True, exist_ok=False)
+    for sub in ("locust", "logs"):
+        (directory / sub).mkdir()
+    # PostgreSQL's directory lives apart from the report: /tmp is traversable by the user
+    # the embedded PostgreSQL may run as, and nothing of it is left beside the report
+    work = Path(tempfile.mkdtemp(prefix="hookline-capacity-"))
+    os.chmod(work, 0o755)
+    info = RunInfo(
+        started=started.strftime("%Y-%m-%d %H:%M UTC"),
+        machine=f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs shared by "
+        f"the gateway, PostgreSQL and Locust; load average {os.getloadavg()[0]:.1f} before "
+        "the run: anything else running takes CPU from the gateway)",
+        profile=str(args.profile),
+        traffic=(
+            f"{', '.join(f'{p}:{w}' for p, w in (profile.providers or {}).items()) or 'every ESP'}"
+            f"; batch size {profile.batch_size}; duplicates {profile.duplicate_ratio:g}; "
+            f"forged {profile.bad_signature_ratio:g}"
+        ),
+        objective=objective,
+        processes=args.processes,
+        step_seconds=args.step_seconds,
+        postgres="without fsync (not production-like)" if args.no_fsync else "durable (fsync)",
+        replica_cpu=args.replica_cpu,
+        headroom=args.headroom,
+        cpu_threshold=args.cpu_threshold,
+    )
+    records: list[StepRecord] = []
+    failure: str | None = None
+    try:
+        records = run_capacity(args, profile, objective, directory, work)
+    except (RuntimeError, EmbeddedPostgresError, subprocess.TimeoutExpired, OSError) as exc:
+        failure = str(exc)
     finally:
-        if args.keep:
-            print(f"work directory kept: {work}")
+        if args.keep_database:
+            print(f"database directory kept: {work / 'pg'}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print()
-    print(
-        f"providers: {', '.join(args.providers)} | batch size {args.batch_size} | "
-        f"duplicates {args.duplicate_ratio:g} | bad signatures {args.bad_signature_ratio:g} | "
-        f"PostgreSQL {'without fsync' if args.no_fsync else 'durable'} | "
-        f"{args.step_seconds} s per step | {os.cpu_count()} CPUs shared by all processes"
-    )
-    print(format_table(results))
-    if args.json:
-        document = [{**asdict(r), "events_per_second": r.events_per_second} for r in results]
-        args.json.write_text(json.dumps(_finite(document), indent=2) + "\n")
-    return 0
+            print(f"database directory removed: {work}")
+    if failure is not None:
+        info.notes.append(f"The run stopped early: {failure.splitlines()[0]}")
+    report = write_report(directory, info, records)
+    print(f"report: {report}")
+    if failure is not None:
+        print(f"capacity: {failure}", file=sys.stderr)
+        return 1
+    return 0 if all(r.truth.ok for r in records) else 2
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from loadtests.mix import DEFAULT_WEIGHTS, EVENT_NAMES, EventMix, events_per_req
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_OUT",
+    "SEEDS_PER_WORKER",
     "SEED_SPACE",
     "RequestKind",
     "TrafficGenerator",
@@ -58,6 +59,8 @@ DEFAULT_OUT = Path(tempfile.gettempdir()) / "hookline-loadtest"
 #: seeds stay below this: some example bodies derive timestamps from the seed, and every
 #: provider's still parses at the top of the range
 SEED_SPACE = 100_000_000
+#: seeds reserved per Locust worker process when LOADTEST_SEED is fixed (the worker's range)
+SEEDS_PER_WORKER = 1_000_000
 #: seeds one process may use before wrapping (far beyond any bounded run)
 _SEEDS_PER_RUN = 10_000_000
 

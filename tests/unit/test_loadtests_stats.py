@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.capacity import build_parser
-from loadtests.stats import AGGREGATED, StepResult, counter_total, format_table, read_stats_csv
+from loadtests.stats import AGGREGATED, read_stats_csv
 
 # the header and rows exactly as Locust 2.x writes <prefix>_stats.csv
 STATS_CSV = """\
@@ -25,17 +25,6 @@ Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time
 Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,\
 50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%
 ,Aggregated,0,0,0,0.0,0,0,0,0.0,0.0,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A
-"""
-
-METRICS = """\
-# HELP hookline_events_received_total Distinct events stored.
-# TYPE hookline_events_received_total counter
-hookline_events_received_total{event_type="delivered",provider="sendgrid"} 300.0
-hookline_events_received_total{event_type="opened",provider="sendgrid"} 20.0
-hookline_events_received_total{event_type="delivered",provider="ses"} 80.0
-# HELP hookline_webhook_requests_total Webhook requests by outcome.
-# TYPE hookline_webhook_requests_total counter
-hookline_webhook_requests_total{outcome="accepted",provider="sendgrid"} 100.0
 """
 
 
@@ -57,13 +46,11 @@ def test_stats_csv_rows_by_name(tmp_path: Path) -> None:
 
 
 def test_stats_csv_without_requests_has_no_percentiles(tmp_path: Path) -> None:
-    """Locust writes N/A when nothing completed: that is NaN, shown as '-' in the table."""
+    """Locust writes N/A when nothing completed: that is NaN."""
     path = tmp_path / "empty_stats.csv"
     path.write_text(EMPTY_CSV)
     total = read_stats_csv(path)[AGGREGATED]
     assert total.requests == 0 and math.isnan(total.p99_ms)
-    table = format_table([StepResult(users=1, seconds=5, total=total)])
-    assert table.splitlines()[1].split() == ["1", "0.0", "-", "-", "-", "-", "0", "(0.00%)"]
 
 
 def test_a_file_without_the_aggregated_row_is_rejected(tmp_path: Path) -> None:
@@ -73,44 +60,13 @@ def test_a_file_without_the_aggregated_row_is_rejected(tmp_path: Path) -> None:
         read_stats_csv(path)
 
 
-def test_counter_total_sums_matching_samples() -> None:
-    """Samples of one counter are summed, optionally filtered by labels."""
-    assert counter_total(METRICS, "hookline_events_received_total") == 400.0
-    assert counter_total(METRICS, "hookline_events_received_total", {"provider": "ses"}) == 80.0
-    assert counter_total(METRICS, "hookline_dlq_added_total") == 0.0
-
-
-def test_table_rows_and_events_per_second(tmp_path: Path) -> None:
-    """events/s is Locust's request rate times the gateway's new events per request."""
-    path = tmp_path / "run_stats.csv"
-    path.write_text(STATS_CSV)
-    total = read_stats_csv(path)[AGGREGATED]
-    result = StepResult(users=10, seconds=20, total=total, events_stored=390, gateway_requests=130)
-    assert result.events_per_second == pytest.approx(65.2 * 3)
-    lines = format_table([result]).splitlines()
-    assert lines[0].split() == [
-        "users",
-        "req/s",
-        "events/s",
-        "p50",
-        "ms",
-        "p95",
-        "ms",
-        "p99",
-        "ms",
-        "failures",
-    ]
-    assert lines[1].split() == ["10", "65.2", "195.6", "40", "93", "158", "1", "(0.77%)"]
-    assert StepResult(users=10, seconds=20, total=total).events_per_second is None
-
-
 def test_capacity_arguments_are_bounded_and_checked() -> None:
     """The capacity script refuses unbounded runs (step count, users, seconds) and values
     the load generator would reject, before it starts anything."""
     parser = build_parser()
     args = parser.parse_args(["--steps", "5,20", "--step-seconds", "10", "--providers", "sendgrid"])
     assert (args.steps, args.step_seconds, args.providers) == ([5, 20], 10, ["sendgrid"])
-    assert parser.parse_args([]).steps == [10, 50, 100]
+    assert parser.parse_args([]).steps is None  # no fixed steps: the capacity search
     bad_arguments = [
         ["--steps", "0"],
         ["--steps", "5000"],
@@ -119,6 +75,9 @@ def test_capacity_arguments_are_bounded_and_checked() -> None:
         ["--providers", "nosuchesp"],
         ["--batch-size", "0"],
         ["--duplicate-ratio", "2"],
+        ["--processes", "0"],
+        ["--growth", "1"],
+        ["--max-steps", "9"],
         ["--event-weights", "delivery=1"],
     ]
     for bad in bad_arguments:
