@@ -203,7 +203,7 @@ async def test_no_secret_or_full_address_in_any_output(fresh_db_url: str, tmp_pa
     ]
     assert leaks == []
     # the run did log what the scan is about, in its redacted form
-    assert "sink: crm -> http://hook:[redacted]@127.0.0.1:" in check_config
+    assert "sink: crm (http) -> http://hook:[redacted]@127.0.0.1:" in check_config
     assert "token=[redacted]" in check_config
     assert '"event":"webhook.control_message"' in output["stderr"]
     assert '"event":"delivery.dead_lettered"' in output["stderr"]
