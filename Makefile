@@ -7,12 +7,13 @@ UV         := .uv/bin/uv
 VENV       := .venv
 STAMP      := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test lint format system-deps system-packages bench clean help slo image
+.PHONY: run demo test test-unit lint format system-deps system-packages bench clean help slo image
 
 help:
 	@echo "make run     start the gateway on 127.0.0.1:8000 (HOOKLINE_CONFIG/HOST/PORT honoured)"
 	@echo "make demo    send signed sample events from every provider to it (second terminal)"
 	@echo "make test    lint, type-check and run the whole test suite"
+	@echo "make test-unit  the fast suite alone (no servers or external tools)"
 	@echo "make lint    ruff + mypy + hadolint only"
 	@echo "make image   build the OCI image with podman (scripts/build-image.sh; root on Debian)"
 	@echo "make bench   ingest benchmark (bench/ingest_bench.py)"
@@ -60,6 +61,11 @@ format: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(VENV)/bin/pytest
+
+# the fast suite alone: no PostgreSQL, gateway process, promtool, checkov or container
+# (tests marked `integration`, see pytest_collection_modifyitems in tests/conftest.py)
+test-unit: $(STAMP)
+	$(VENV)/bin/pytest -m "not integration"
 
 # SLOs as code: regenerate the rules, promtool tests and dashboard from grafana/slo/slos.yml
 slo: $(STAMP)

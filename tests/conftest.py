@@ -22,6 +22,23 @@ import pytest
 from gateway.storage.embedded import EmbeddedPostgres
 from gateway.storage.migrate import apply_migrations
 
+#: test directories whose every test runs a real server (PostgreSQL, a gateway process,
+#: Prometheus, Alertmanager, RabbitMQ, podman)
+_SERVER_DIRECTORIES = ("integration", "container")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` every test that needs a real server: everything under
+    tests/integration/ and tests/container/, and any other test that asks for the
+    session's PostgreSQL (directly or through ``fresh_db_url``). ``make test-unit`` runs
+    the rest (``-m "not integration"``)."""
+    tests_root = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests_root).parts
+        needs_postgres = "pg_server" in getattr(item, "fixturenames", ())
+        if parts[0] in _SERVER_DIRECTORIES or needs_postgres:
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[EmbeddedPostgres]:

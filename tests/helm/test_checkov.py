@@ -16,6 +16,9 @@ import yaml
 
 from tests.container.chart import CHART, render
 
+#: checkov is a real external scanner run as a process (tens of seconds): not the fast suite
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = Path(sys.executable).parent / "checkov"
 EXTERNAL = {"database": {"existingSecret": "hookline-db"}}

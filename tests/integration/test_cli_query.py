@@ -65,8 +65,7 @@ async def hookline(gw: Any, *args: str, token: str | None = TOKEN) -> tuple[int,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await process.wait(), out.decode(), err.decode()
 
 
 async def test_events_command_prints_a_table_json_and_follows_pages(gateway_factory: Any) -> None:

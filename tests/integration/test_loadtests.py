@@ -40,8 +40,7 @@ async def run(*command: str, env: dict[str, str] | None = None, timeout: float) 
         process.kill()
         await process.wait()
         raise
-    assert process.returncode is not None
-    return process.returncode, output.decode(errors="replace")
+    return await process.wait(), output.decode(errors="replace")
 
 
 async def count_events(database_url: str) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from handlers import brevo, mailgun, postmark, sendgrid
 from handlers.base import WebhookRequest
@@ -125,6 +126,16 @@ async def _traffic(client: httpx.AsyncClient) -> list[int]:
     return statuses
 
 
+def _histogram_sums(exposition: str, name: str) -> dict[str, float]:
+    """``name``'s ``_sum`` per provider label, from a Prometheus text exposition."""
+    return {
+        sample.labels["provider"]: sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == f"{name}_sum"
+    }
+
+
 async def _until_delivered(sink: Captured, count: int) -> None:
     """Until the sink has received ``count`` deliveries (so delivery logs are written)."""
     deadline = asyncio.get_running_loop().time() + 20
@@ -150,6 +161,7 @@ async def test_gateway_logs_canonical_lines_without_secrets_or_recipients(
         ):
             statuses = await _traffic(client)
             await _until_delivered(sink, ACCEPTED_EVENTS)
+            exposition = (await client.get("/metrics")).text
     assert statuses == [200, 401, 200, 401, 200, 401, 200, 401, 200, 200, 401, 401], statuses
 
     lines = gateway.json_lines()
@@ -167,10 +179,17 @@ async def test_gateway_logs_canonical_lines_without_secrets_or_recipients(
     for line in processed:
         assert line["level"] == "info"
         assert line["source"] == "main"
-        assert isinstance(line["duration_ms"], int | float) and line["duration_ms"] >= 0
+        assert isinstance(line["duration_ms"], int | float) and line["duration_ms"] > 0
         assert re.fullmatch(r"[0-9a-f]{32}", line["trace_id"]), line
         assert re.fullmatch(r"[0-9a-f]{16}", line["span_id"]), line
     assert [line["events"] for line in processed] == [2, 0, 1, 0, 1, 0, 1, 0]
+    # duration_ms is the request's own elapsed time in milliseconds: per provider the logged
+    # durations add up to what the request-duration histogram observed (in seconds), give or
+    # take the log's rounding to 0.01 ms per line
+    observed = _histogram_sums(exposition, "hookline_webhook_request_duration_seconds")
+    for provider in ("sendgrid", "mailgun", "postmark", "brevo"):
+        logged = sum(line["duration_ms"] for line in processed if line["provider"] == provider)
+        assert abs(logged / 1000 - observed[provider]) <= 2 * 0.005 / 1000, (provider, logged)
     assert len({line["trace_id"] for line in processed}) == len(processed)
     failures = [line for line in lines if line["event"] == "webhook.auth_failed"]
     assert {(line["provider"], line["reason"]) for line in failures} == {

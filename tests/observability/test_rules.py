@@ -243,6 +243,7 @@ def test_observability_files_are_present() -> None:
 
 # ------------------------------------------------------------------- rule files ----
 @pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda p: p.name)
+@pytest.mark.integration  # runs a real tool (promtool, amtool or tsc)
 def test_rule_file_passes_promtool_check(rule_file: Path) -> None:
     """`promtool check rules` accepts every rule file (syntax, PromQL, duplicates)."""
     result = _run([_tool("promtool"), "check", "rules", str(rule_file)])
@@ -251,6 +252,7 @@ def test_rule_file_passes_promtool_check(rule_file: Path) -> None:
 
 
 @pytest.mark.parametrize("test_file", RULE_TEST_FILES, ids=lambda p: p.name)
+@pytest.mark.integration  # runs a real tool (promtool, amtool or tsc)
 def test_promtool_unit_tests_pass(test_file: Path) -> None:
     """Every promtool unit test file passes: alerts fire and stay silent as specified."""
     result = _run([_tool("promtool"), "test", "rules", test_file.name], cwd=test_file.parent)
@@ -388,6 +390,7 @@ def test_metric_name_extraction_finds_series_and_skips_the_rest() -> None:
 
 
 # ----------------------------------------------------------------- alertmanager ----
+@pytest.mark.integration  # runs a real tool (promtool, amtool or tsc)
 def test_alertmanager_example_passes_amtool() -> None:
     """`amtool check-config` accepts the example Alertmanager configuration."""
     result = _run([_tool("amtool"), "check-config", str(ALERTMANAGER_EXAMPLE)])
@@ -406,6 +409,7 @@ def test_alertmanager_example_passes_amtool() -> None:
         (["alertname=SomethingElse"], "default"),
     ],
 )
+@pytest.mark.integration  # runs a real tool (promtool, amtool or tsc)
 def test_alertmanager_example_routes_by_severity(labels: list[str], receiver: str) -> None:
     """amtool's route test sends pages to the pager and tickets to the ticket webhook."""
     result = _run(
@@ -484,6 +488,7 @@ def test_an_slo_page_inhibits_the_same_slos_ticket_only() -> None:
 
 
 # -------------------------------------------------------------------- dashboards ----
+@pytest.mark.integration  # runs a real tool (promtool, amtool or tsc)
 def test_promtool_rejects_a_broken_dashboard_expression(tmp_path: Path) -> None:
     """The expression check is real: promtool refuses an expression that does not parse."""
     rule_file = tmp_path / "broken.rules.yml"
@@ -493,6 +498,7 @@ def test_promtool_rejects_a_broken_dashboard_expression(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("dashboard_file", DASHBOARD_FILES, ids=lambda p: p.name)
+@pytest.mark.integration  # runs a real tool (promtool, amtool or tsc)
 def test_dashboard_expressions_parse_with_promtool(dashboard_file: Path, tmp_path: Path) -> None:
     """Every panel query and variable selector parses as PromQL once variables are set."""
     exprs = [
@@ -662,6 +668,7 @@ def _typecheck(
     return _run([str(_tsc()), "-p", str(workdir / "tsconfig.json")], cwd=workdir)
 
 
+@pytest.mark.integration  # runs a real tool (promtool, amtool or tsc)
 def test_dashboards_match_the_published_grafana_schema(tmp_path: Path) -> None:
     """Every dashboard type-checks as @grafana/schema's Dashboard (no unknown fields)."""
     dashboards = {p.stem: _load_json(p) for p in DASHBOARD_FILES}
@@ -669,6 +676,7 @@ def test_dashboards_match_the_published_grafana_schema(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration  # runs a real tool (promtool, amtool or tsc)
 def test_schema_check_rejects_unknown_fields_and_wrong_values(tmp_path: Path) -> None:
     """The schema check is real: a misspelled panel field and a bad enum value fail it."""
     misspelled = _load_json(DASHBOARDS_DIR / "gateway-overview.json")

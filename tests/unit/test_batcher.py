@@ -5,12 +5,12 @@ every waiting request. The writer is a fake: this is a pure unit test of the bat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
 
-from gateway.ingest.batcher import Batcher, QueueFullError
+from gateway.ingest.batcher import Batcher, QueueFullError, WriteOutcome
 from handlers.events import EmailEvent, EventType
 from observability.metrics import Metrics
 
@@ -107,3 +107,113 @@ async def test_a_failed_flush_fails_every_request_in_it() -> None:
     await batcher.close()
     assert all(isinstance(r, OSError) for r in results)
     assert metrics.registry.get_sample_value("hookline_storage_flush_failures_total") >= 1
+
+
+class ConcurrencyProbe:
+    """A writer that records how many writes overlap; each write waits at its own gate
+    (``gates[i]`` for the i-th write) until the test opens it, or ``release()`` opens all."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.gates: list[asyncio.Event] = []
+        self.open = False
+        self.written: list[str] = []
+
+    def release(self) -> None:
+        self.open = True
+        for gate in self.gates:
+            gate.set()
+
+    async def write(self, events: Sequence[EmailEvent]) -> set[str]:
+        gate = asyncio.Event()
+        if self.open:
+            gate.set()
+        self.gates.append(gate)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await gate.wait()
+        finally:
+            self.in_flight -= 1
+        self.written.extend(e.dedup_key for e in events)
+        return {e.dedup_key for e in events}
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop until ``condition`` holds (bounded: the test fails, never hangs)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+async def test_no_more_than_max_flushes_in_flight_write_at_once() -> None:
+    """With two flush slots and writes that do not finish, exactly two flushes start; the
+    other requests wait in the queue and are written once a slot frees."""
+    probe = ConcurrencyProbe()
+    batcher = Batcher(probe.write, Metrics(), batch_max_events=1, max_flushes_in_flight=2)
+    batcher.start()
+    requests = [asyncio.ensure_future(batcher.submit([event(f"s{i}")])) for i in range(6)]
+    await until(lambda: probe.in_flight >= 2)
+    for _ in range(20):  # give a third flush every chance to start
+        await asyncio.sleep(0)
+    assert (probe.in_flight, probe.most_in_flight) == (2, 2)
+    probe.release()
+    outcomes = await asyncio.gather(*requests)
+    await batcher.close()
+    assert [len(o.new) for o in outcomes] == [1] * 6
+    assert sorted(probe.written) == sorted(f"s{i}" for i in range(6))
+    assert probe.most_in_flight == 2
+
+
+async def test_close_flushes_every_queued_request_before_stopping() -> None:
+    """Requests still queued when ``close()`` is called (the only flush slot busy, enough
+    of them for three more batches) are written and answered before ``close()`` returns;
+    later submits are refused."""
+    probe = ConcurrencyProbe()
+    metrics = Metrics()
+    batcher = Batcher(probe.write, metrics, batch_max_events=2, max_flushes_in_flight=1)
+    batcher.start()
+    first = asyncio.ensure_future(batcher.submit([event("busy")]))
+    await until(lambda: probe.in_flight == 1)
+    queued = [asyncio.ensure_future(batcher.submit([event(f"q{i}")])) for i in range(5)]
+    await until(lambda: metrics.registry.get_sample_value("hookline_ingest_queue_events") == 5)
+    closing = asyncio.ensure_future(batcher.close())
+    await asyncio.sleep(0)
+    probe.release()
+    await closing
+    assert all(request.done() for request in [first, *queued])
+    assert [len(request.result().new) for request in queued] == [1] * 5
+    assert sorted(probe.written) == sorted(["busy", *(f"q{i}" for i in range(5))])
+    with pytest.raises(QueueFullError):
+        await batcher.submit([event("late")])
+
+
+async def test_a_cancelled_waiter_does_not_disturb_the_others_in_its_flush() -> None:
+    """A request cancelled while its flush is in flight gets CancelledError; its events
+    are still written (they were handed over), the other requests in the same flush get
+    their own results, and the batcher goes on serving."""
+    probe = ConcurrencyProbe()
+    metrics = Metrics()
+    batcher = Batcher(probe.write, metrics, max_flushes_in_flight=1)
+    batcher.start()
+    first = asyncio.ensure_future(batcher.submit([event("busy")]))
+    await until(lambda: probe.in_flight == 1)
+    # these three queue behind "busy" and are then flushed together
+    requests = [asyncio.ensure_future(batcher.submit([event(f"w{i}")])) for i in range(3)]
+    await until(lambda: metrics.registry.get_sample_value("hookline_ingest_queue_events") == 3)
+    probe.gates[0].set()
+    await until(lambda: len(probe.gates) == 2 and probe.in_flight == 1)
+    requests[1].cancel()  # its flush is now in flight
+    await asyncio.sleep(0)
+    probe.release()
+    results = await asyncio.wait_for(asyncio.gather(*requests, return_exceptions=True), 5)
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert [len(r.new) for r in (results[0], results[2]) if isinstance(r, WriteOutcome)] == [1, 1]
+    assert (await first).new[0].dedup_key == "busy"
+    later = await asyncio.wait_for(batcher.submit([event("after")]), 5)
+    await batcher.close()
+    assert [e.dedup_key for e in later.new] == ["after"]
+    assert sorted(probe.written) == ["after", "busy", "w0", "w1", "w2"]

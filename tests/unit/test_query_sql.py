@@ -1,5 +1,9 @@
-"""The read SQL builders: every client value travels as a $n parameter, never in the text,
-and the clauses match the filters given."""
+"""The read SQL builders: every client value travels as a $n parameter, never in the text.
+
+What the SQL does (filters, keyset order, include=raw, rollups plus pending tallies, the
+time window) is checked by running it against PostgreSQL in
+tests/integration/test_query_events.py and test_query_stats.py, not by comparing its text
+with a copy of itself here."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ HOSTILE = "x'); DROP TABLE events; --"
 
 def test_event_search_parameterises_every_value() -> None:
     """A hostile value in every text filter appears only among the arguments; the text has
-    one placeholder per argument and keyset order with limit + 1."""
+    one placeholder per argument, and the limit travels as limit + 1."""
     cursor = EventCursor(datetime(2024, 5, 1, tzinfo=UTC), 7)
     query = EventFilter(
         recipient=HOSTILE,
@@ -35,39 +39,35 @@ def test_event_search_parameterises_every_value() -> None:
     assert f"${len(args)}" in sql and f"${len(args) + 1}" not in sql
     assert HOSTILE in args and ["sendgrid"] in args and ["bounced"] in args
     assert args[-1] == 26, "one extra row tells whether there is a next page"
+    # kept as text: PostgreSQL happens to return ties in id order without the tie-break, so
+    # no query against it fails when ", id DESC" is dropped (the cursor needs it)
     assert "ORDER BY occurred_at DESC, id DESC" in sql
-    assert "(occurred_at, id) <" in sql
-    assert "lower(recipient) = lower($1)" in sql
 
 
 def test_metadata_numbers_also_match_typed_values() -> None:
-    """``order_id:42`` matches the string "42" or the number 42; text matches only text."""
+    """``order_id:42`` is sent as the string "42" and as the number 42; text only as text."""
     sql, args = event_search_sql(EventFilter(metadata=(("order_id", "42"), ("tier", "gold"))))
     assert args[:3] == ['{"order_id":"42"}', '{"order_id":42}', '{"tier":"gold"}']
-    assert sql.count("metadata @>") == 3 and " OR " in sql
+    assert f"${len(args)}" in sql and f"${len(args) + 1}" not in sql
 
 
-def test_no_filters_is_a_plain_newest_first_page() -> None:
-    """Without filters: no WHERE clause, just the keyset order and the limit."""
+def test_no_filters_sends_only_the_limit() -> None:
+    """Without filters the only parameter is the default limit plus one."""
     sql, args = event_search_sql(EventFilter())
-    assert "WHERE" not in sql and args == [51]
-    assert "NULL::jsonb AS raw" in sql
-    assert ", raw" in event_search_sql(EventFilter(include_raw=True))[0]
+    assert args == [51]
+    assert "$1" in sql and "$2" not in sql
 
 
-def test_stats_reads_rollups_plus_pending_tallies_of_the_right_table() -> None:
-    """Campaign, day and hour groupings read the hourly rollups, tag groupings or a tag
-    filter the per-tag rollups; both add the tallies not folded yet (per distinct tag for
-    the tag rollups); hours overlapping the window count."""
+def test_stats_parameterises_the_window_filters_and_limit() -> None:
+    """The window, the filters and the limit are parameters, in that order; a hostile
+    tag never reaches the text."""
     since, until = datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 2, tzinfo=UTC)
     sql, args = stats_sql(StatsQuery(group_by="campaign", since=since, until=until))
-    assert "FROM stats_hourly UNION ALL SELECT" in sql and "FROM stats_pending)" in sql
-    assert "NULLIF(campaign, '')" in sql and args == [since, until, 1000]
-    assert "hour > $1::timestamptz - interval '1 hour'" in sql
+    assert args == [since, until, 1000]
+    assert "$3" in sql and "$4" not in sql
     tag_sql, tag_args = stats_sql(
         StatsQuery(group_by="day", since=since, until=until, tag=HOSTILE, provider="ses")
     )
-    assert "FROM stats_hourly_tags UNION ALL" in tag_sql and HOSTILE not in tag_sql
-    assert "FROM stats_pending WHERE tags <> '{}' GROUP BY hour, provider, source, tags" in tag_sql
+    assert HOSTILE not in tag_sql and "DROP" not in tag_sql
     assert tag_args == [since, until, "ses", HOSTILE, 1000]
-    assert "ORDER BY 1 " in tag_sql, "time groupings are chronological"
+    assert "$5" in tag_sql and "$6" not in tag_sql

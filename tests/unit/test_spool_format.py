@@ -56,24 +56,31 @@ def test_garbage_before_a_record_is_skipped_to_the_next_marker() -> None:
 
 
 def test_spool_refuses_appends_beyond_its_limit(tmp_path: Path) -> None:
+    """A spool with room for exactly three records takes three, then reports itself not
+    writable and refuses the fourth; what it accepted is on disk and accounted for."""
     import asyncio
 
-    spool = Spool(tmp_path, Metrics(), max_bytes=600, segment_bytes=10_000)
+    record_size = len(encode_record([event("e0")]))  # every e<digit> record has this size
+    spool = Spool(tmp_path, Metrics(), max_bytes=3 * record_size, segment_bytes=10_000)
 
-    async def fill() -> int:
-        accepted = 0
+    async def fill() -> tuple[list[bool], bool]:
+        writable_before = []
+        for i in range(3):
+            writable_before.append(spool.writable())
+            await spool.append([event(f"e{i}")])
         try:
-            for i in range(100):
-                await spool.append([event(f"e{i}")])
-                accepted += 1
+            await spool.append([event("e3")])
         except SpoolUnavailableError:
-            return accepted
-        return accepted
+            return writable_before, True
+        return writable_before, False
 
-    accepted = asyncio.run(fill())
-    assert 0 < accepted < 100
-    assert spool.events == accepted
-    assert not spool.writable() or spool.total_bytes < 600
+    writable_before, refused = asyncio.run(fill())
+    assert writable_before == [True, True, True]
+    assert refused, "the fourth record went beyond max_bytes"
+    assert not spool.writable()
+    assert (spool.events, spool.total_bytes) == (3, 3 * record_size)
+    on_disk = b"".join(path.read_bytes() for path in sorted(tmp_path.glob("seg-*.log")))
+    assert [e.dedup_key for e in read_segment(on_disk).events] == ["e0", "e1", "e2"]
 
 
 def test_quarantine_records_round_trip_beside_event_records() -> None:
