@@ -12,9 +12,10 @@ bounces; SoftBounce / Blocked / VirusNotification / DMARCPolicy soft; Unknown un
 Transient and DnsError deferred (Postmark keeps retrying); SpamNotification complained;
 Unsubscribe / Subscribe (list replies) unsubscribed / resubscribed; Unconfirmed,
 SMTPApiError and TemplateRenderingFailed dropped (Postmark never sent the message);
-AutoResponder, AddressChange, ChallengeVerification, OpenRelayTest and InboundError are not
-delivery outcomes and stay unknown. The bounce ``Type`` is kept as ``reason`` and
-``Details`` (the MTA response) as ``diagnostic``.
+AutoResponder and ChallengeVerification are a mailbox answering (vacation responder,
+challenge-response), so auto_replied, never a bounce; AddressChange, OpenRelayTest and
+InboundError are not delivery outcomes and stay unknown. The bounce ``Type`` is kept as
+``reason`` and ``Details`` (the MTA response) as ``diagnostic``.
 
 ``message_id`` is ``MessageID`` (what the send API returned); Bounce and SpamComplaint
 records carry Postmark's ``ID``, used as ``provider_event_id`` and, with the record type,
@@ -87,9 +88,9 @@ BOUNCE_TYPES: dict[str, tuple[EventType, BounceClass | None]] = {
     "Unconfirmed": (EventType.DROPPED, None),
     "SMTPApiError": (EventType.DROPPED, None),
     "TemplateRenderingFailed": (EventType.DROPPED, None),
-    "AutoResponder": (EventType.UNKNOWN, None),
+    "AutoResponder": (EventType.AUTO_REPLIED, None),
     "AddressChange": (EventType.UNKNOWN, None),
-    "ChallengeVerification": (EventType.UNKNOWN, None),
+    "ChallengeVerification": (EventType.AUTO_REPLIED, None),
     "OpenRelayTest": (EventType.UNKNOWN, None),
     "InboundError": (EventType.UNKNOWN, None),
 }

@@ -10,8 +10,10 @@ deferred, ``bounce`` and ``out_of_band`` -> bounced, ``policy_rejection``,
 complained, ``open`` / ``initial_open`` / ``amp_open`` / ``amp_initial_open`` -> opened,
 ``click`` / ``amp_click`` -> clicked, ``list_unsubscribe`` / ``link_unsubscribe`` ->
 unsubscribed; relay, A/B-test, SMS and other classes -> unknown. The bounce class follows
-SparkPost's bounce classification table: 10, 30, 90 hard; the soft (20-24, 40, 60, 70, 100)
-and block (50-54) categories soft; undetermined (1) and admin (25, 26, 80) undetermined.
+SparkPost's bounce classification table: 10, 30, 90 hard; the soft (20-24, 40, 70) and
+block (50-54) categories soft; undetermined (1) and admin (25, 26, 80) undetermined. Classes
+60 (Auto-Reply) and 100 (Challenge-Response) are not bounces: the mailbox exists and
+answered, so such a bounce is ``auto_replied`` (never suppresses, never a bounce in stats).
 The class's name is the ``reason``, ``raw_reason`` the diagnostic.
 
 Ids: ``event_id`` is the provider event id and dedup key. ``message_id`` is the
@@ -97,12 +99,16 @@ BOUNCE_CLASS_TABLE: dict[str, tuple[str, BounceClass]] = {
     "52": ("Spam Content", BounceClass.SOFT),
     "53": ("Prohibited Attachment", BounceClass.SOFT),
     "54": ("Relaying Denied", BounceClass.SOFT),
-    "60": ("Auto-Reply", BounceClass.SOFT),
+    "60": ("Auto-Reply", BounceClass.SOFT),  # -> auto_replied, see AUTO_REPLY_CLASSES
     "70": ("Transient Failure", BounceClass.SOFT),
     "80": ("Subscribe", BounceClass.UNDETERMINED),
     "90": ("Unsubscribe", BounceClass.HARD),
-    "100": ("Challenge-Response", BounceClass.SOFT),
+    "100": ("Challenge-Response", BounceClass.SOFT),  # -> auto_replied
 }
+
+#: bounce classes that are a mailbox answering, not a failure: vacation / out-of-office
+#: auto-replies and challenge-response probes (the mailbox exists)
+AUTO_REPLY_CLASSES = frozenset({"60", "100"})
 
 
 def _timestamp(value: Any, field: str) -> datetime:
@@ -152,7 +158,9 @@ class SparkPostAdapter(UnsignedAdapter):
             name, category = BOUNCE_CLASS_TABLE.get(
                 class_code, (f"bounce class {class_code}", BounceClass.UNDETERMINED)
             )
-            if event_type is EventType.BOUNCED:
+            if event_type is EventType.BOUNCED and class_code in AUTO_REPLY_CLASSES:
+                event_type = EventType.AUTO_REPLIED
+            elif event_type is EventType.BOUNCED:
                 bounce_class = category
             reason = name
         elif event_type is EventType.BOUNCED:

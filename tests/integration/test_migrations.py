@@ -57,7 +57,7 @@ async def test_first_engagements_become_one_row_per_key_with_a_bit_per_kind(
         "'2024-05-05T00:00Z')"
     )
 
-    assert [m.version for m in await apply_migrations(empty_db)] == [6]
+    assert 6 in [m.version for m in await apply_migrations(empty_db)]
 
     rows = await empty_db.fetch(
         "SELECT key, kinds, received_at::text FROM first_engagements WHERE length(key) = 1 "

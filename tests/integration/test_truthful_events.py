@@ -1,0 +1,111 @@
+"""Real-world ESP traffic through a running gateway (issue #17): what is not a bounce never
+suppresses, quarantines or counts as one; what is not a tracking event is never stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from handlers._common import basic_auth_header
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TOKEN = "truth-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CREDENTIALS = "esp:truth-secret"
+
+
+def unsigned_source(provider: str) -> dict[str, Any]:
+    return {"provider": provider, "name": "main", "basic_auth": CREDENTIALS}
+
+
+async def post_json(gw: Any, provider: str, body: bytes) -> Any:
+    return await gw.client.post(
+        f"/webhooks/{provider}/main",
+        content=body,
+        headers={
+            "content-type": "application/json",
+            "authorization": basic_auth_header(CREDENTIALS),
+        },
+    )
+
+
+async def rows(gw: Any, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(gw.settings.database.url)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 15.0) -> None:
+    """Poll ``check`` (async, truthy when done) until it holds or time runs out."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def outbox_empty(gw: Any) -> bool:
+    return (await rows(gw, "SELECT count(*) AS n FROM outbox"))[0]["n"] == 0
+
+
+def sparkpost_bounce(event_id: str, bounce_class: str, recipient: str) -> dict[str, Any]:
+    """SparkPost's documented bounce sample with another class, event id and recipient."""
+    (item,) = json.loads((FIXTURES / "sparkpost" / "bounce_auto_reply.json").read_bytes())
+    event = item["msys"]["message_event"]
+    event.update(
+        event_id=event_id, bounce_class=bounce_class, rcpt_to=recipient, raw_rcpt_to=recipient
+    )
+    return item
+
+
+async def test_auto_replies_never_suppress_and_are_no_bounces_in_stats(
+    gateway_factory: Any,
+) -> None:
+    """SparkPost classes 60/100 and Postmark AutoResponder are stored as auto_replied: with a
+    soft-bounce threshold of 1 they quarantine nothing, while a real soft bounce (class 21)
+    in the same run does; the stats count them apart and the bounce rate ignores them."""
+    sources = [unsigned_source("sparkpost"), unsigned_source("postmark")]
+    # the documented samples are from 2016: count soft bounces over a window that long
+    suppressions = {"soft_bounce_threshold": 1, "soft_bounce_window_seconds": 20 * 365 * 86400}
+    async with gateway_factory(
+        sources=sources, suppressions=suppressions, admin={"token": TOKEN}
+    ) as gw:
+        batch = [
+            sparkpost_bounce("9001", "60", "vacation@example.org"),
+            sparkpost_bounce("9002", "100", "challenge@example.org"),
+            sparkpost_bounce("9003", "21", "soft@example.org"),
+        ]
+        response = await post_json(gw, "sparkpost", json.dumps(batch).encode())
+        assert response.status_code == 200, response.text
+        auto_responder = (FIXTURES / "postmark" / "bounce_auto_responder.json").read_bytes()
+        response = await post_json(gw, "postmark", auto_responder)
+        assert response.status_code == 200, response.text
+
+        stored = await rows(gw, "SELECT recipient, event_type FROM events ORDER BY recipient")
+        assert [tuple(r) for r in stored] == [
+            ("challenge@example.org", "auto_replied"),
+            ("john@example.com", "auto_replied"),
+            ("soft@example.org", "bounced"),
+            ("vacation@example.org", "auto_replied"),
+        ]
+        await eventually(lambda: outbox_empty(gw))
+        listed = await gw.client.get("/v1/suppressions", headers=AUTH)
+        assert [item["address"] for item in listed.json()["items"]] == ["soft@example.org"]
+
+        report = await gw.client.get(
+            "/v1/stats",
+            params={"since": "2016-01-01", "until": "2020-01-01", "group_by": "provider"},
+            headers=AUTH,
+        )
+        groups = {group["key"]: group for group in report.json()["groups"]}
+        assert groups["sparkpost"]["counts"]["auto_replied"] == 2
+        assert groups["sparkpost"]["counts"]["bounced"] == 1
+        assert groups["postmark"]["counts"]["auto_replied"] == 1
+        assert groups["postmark"]["counts"]["bounced"] == 0
+        assert groups["postmark"]["rates"]["bounce_rate"] is None
