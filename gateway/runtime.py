@@ -22,7 +22,7 @@ from gateway.resilience import AsyncCircuitBreaker, CircuitOpenError
 from gateway.settings import Settings
 from gateway.sources import SourceTable
 from gateway.storage.database import Database
-from handlers.base import ControlMessage
+from handlers.base import ControlKind, ControlMessage
 from observability.metrics import Metrics
 
 __all__ = ["BackgroundTask", "CertificateUnavailableError", "Runtime"]
@@ -34,6 +34,11 @@ BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 _DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+#: control messages logged as warnings; the rest (misrouted inbound traffic, SES's topic
+#: validation) are logged at info: nothing to do but know
+_NEEDS_ATTENTION = frozenset(
+    {ControlKind.SUBSCRIPTION_CONFIRMATION.value, ControlKind.UNSUBSCRIBE_CONFIRMATION.value}
+)
 
 
 class CertificateUnavailableError(Exception):
@@ -139,7 +144,9 @@ class Runtime:
         """Count, log and record a non-event message; auto-confirm SNS subscriptions."""
         self.metrics.control_messages.labels(provider, message.kind).inc()
         entry = self.sources.get(provider, source)
-        log.warning(
+        # SNS (un)subscriptions may need someone to act; the rest is only worth knowing
+        level = log.warning if message.kind in _NEEDS_ATTENTION else log.info
+        level(
             "webhook.control_message",
             provider=provider,
             source=source,

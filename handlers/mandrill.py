@@ -8,8 +8,10 @@ Mandrill (``source.url`` when the gateway sits behind a proxy, else the request 
 There is no timestamp, so no replay window: dedup keys absorb redeliveries.
 
 Message events (``event``): send, deferral, hard_bounce, soft_bounce, open, click, spam,
-unsub, reject, delivered. Sync events (``type``: whitelist / blacklist) and inbound
-messages are not events about a sent email: stored as ``unknown``.
+unsub, reject, delivered. Sync events (``type``: whitelist / blacklist) are not events
+about a sent email: stored as ``unknown``. A batch of ``inbound`` messages (an inbound
+route pointed at the tracking URL) is a ``ControlMessage`` (``inbound_message``): 200, no
+events.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from handlers._extract import (
 from handlers.base import (
     Adapter,
     AuthError,
+    ControlKind,
     ParseResult,
     PayloadError,
     SourceSpec,
@@ -113,6 +116,8 @@ class MandrillAdapter(Adapter):
         if EVENTS_FIELD not in params:
             raise PayloadError(f"{EVENTS_FIELD} is required", EVENTS_FIELD)
         batch = require_list(decode_json_text(params[EVENTS_FIELD], EVENTS_FIELD), EVENTS_FIELD)
+        if batch and all(_is_inbound(item) for item in batch):
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, count=len(batch))
         events = [
             _normalize(
                 require_dict(item, f"{EVENTS_FIELD}[{index}]"),
@@ -123,6 +128,11 @@ class MandrillAdapter(Adapter):
             for index, item in enumerate(batch)
         ]
         return ParseResult(events=events)
+
+
+def _is_inbound(item: Any) -> bool:
+    """An inbound-route message (a received email), not an event about a sent one."""
+    return isinstance(item, dict) and item.get("event") == "inbound"
 
 
 def _dedup_key(raw: dict[str, Any], esp_event: str, url: str | None) -> str:

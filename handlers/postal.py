@@ -9,6 +9,10 @@ Postal). ``signing_key`` is the public key as PEM, or as the bare base64 DER Pos
 There is no signed timestamp (Postal retries for about 36 minutes), so no replay window:
 the envelope ``uuid`` is the same for every attempt and is the dedup key. One event per
 request: ``{"event": ..., "timestamp": ..., "uuid": ..., "payload": {...}}``.
+
+An event whose message has ``direction: incoming`` is about mail Postal *received* (e.g.
+``MessageDeliveryFailed`` when forwarding to the inbound HTTP endpoint failed): it is a
+``ControlMessage`` (``inbound_event``), never a bounce of the organisation's own address.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from handlers._extract import (
 from handlers.base import (
     Adapter,
     AuthError,
+    ControlKind,
     ParseResult,
     SourceSpec,
     VerifyContext,
@@ -146,6 +151,10 @@ class PostalAdapter(Adapter):
         payload = require_dict(body.get("payload"), "payload")
         event_type = _EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
         message_key = _MESSAGE_KEY.get(esp_event, "message")
+        if optional_str(optional_dict(payload, message_key) or {}, "direction") == "incoming":
+            # about a message Postal received (e.g. it could not forward it to the inbound
+            # HTTP endpoint): the "recipient" is the organisation's own inbound address
+            return ParseResult.non_tracking(ControlKind.INBOUND_EVENT, esp_event=esp_event)
         if event_type is EventType.UNKNOWN:
             message = optional_dict(payload, message_key) or {}
         else:

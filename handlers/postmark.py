@@ -17,6 +17,9 @@ challenge-response), so auto_replied, never a bounce; AddressChange, OpenRelayTe
 InboundError are not delivery outcomes and stay unknown. The bounce ``Type`` is kept as
 ``reason`` and ``Details`` (the MTA response) as ``diagnostic``.
 
+Postmark's inbound webhook (a received email, no ``RecordType``) posted to the tracking URL
+is a ``ControlMessage`` (``inbound_message``): 200, no event.
+
 ``message_id`` is ``MessageID`` (what the send API returned); Bounce and SpamComplaint
 records carry Postmark's ``ID``, used as ``provider_event_id`` and, with the record type,
 as the dedup key; other records are deduplicated by content. ``Metadata`` becomes metadata
@@ -46,6 +49,7 @@ from handlers._common import (
 )
 from handlers._unsigned import UnsignedAdapter
 from handlers.base import (
+    ControlKind,
     ParseResult,
     SourceSpec,
     WebhookRequest,
@@ -102,6 +106,17 @@ RECIPIENT_FIELDS = ("Recipient", "Email")
 ID_RECORD_TYPES = frozenset({"Bounce", "SpamComplaint"})
 
 
+def _is_inbound(raw: dict[str, Any]) -> bool:
+    """Postmark's inbound webhook (a received email: no ``RecordType``, ``FromFull`` /
+    ``OriginalRecipient``, stream ``inbound``), posted to the tracking URL by mistake."""
+    record_type = raw.get("RecordType")
+    if record_type == "Inbound":
+        return True
+    return record_type is None and (
+        raw.get("MessageStream") == "inbound" or ("FromFull" in raw and "ToFull" in raw)
+    )
+
+
 class PostmarkAdapter(UnsignedAdapter):
     """Postmark's webhooks (unsigned: basic auth or bearer token)."""
 
@@ -111,6 +126,8 @@ class PostmarkAdapter(UnsignedAdapter):
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
         raw = expect_object(decode_json(request.body), "body")
+        if _is_inbound(raw):
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE)
         return ParseResult(events=[self._event(raw, source, received_at)])
 
     def _event(self, raw: dict[str, Any], source: SourceSpec, received_at: datetime) -> EmailEvent:

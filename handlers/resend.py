@@ -37,6 +37,7 @@ from handlers._extract import (
 from handlers.base import (
     Adapter,
     AuthError,
+    ControlKind,
     ParseResult,
     PayloadError,
     SourceSpec,
@@ -74,6 +75,8 @@ _EVENT_TYPES = {
     "email.failed": EventType.DROPPED,
     "email.suppressed": EventType.DROPPED,
 }
+#: Resend's inbound-email events (a received email, not one the sender sent)
+INBOUND_EVENTS = frozenset({"email.received"})
 _BOUNCE_CLASSES = {"Permanent": BounceClass.HARD, "Transient": BounceClass.SOFT}
 
 
@@ -140,6 +143,8 @@ class ResendAdapter(Adapter):
         data = require_dict(body.get("data"), "data")
         occurred = iso_to_utc(body.get("created_at"))
         msg_id = _header(request, "id")
+        if esp_event in INBOUND_EVENTS:
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, esp_event=esp_event)
         if esp_event.startswith("contact."):
             details = [_contact(esp_event, data)]
         elif esp_event.startswith("email."):
@@ -212,7 +217,7 @@ def _recipients(data: dict[str, Any]) -> list[str]:
 def _email(esp_event: str, data: dict[str, Any]) -> list[_Detail]:
     event_type = _EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
     if event_type is EventType.UNKNOWN:
-        # e.g. email.received (inbound): keep it, with whatever recipients it names
+        # an event Resend adds later: keep it, with whatever recipients it names
         to = optional_list(data, "to") or []
         addresses: list[str | None] = [a for a in to if isinstance(a, str) and a] or [None]
         return [_Detail(EventType.UNKNOWN, address) for address in addresses]

@@ -35,6 +35,7 @@ from handlers._extract import (
 )
 from handlers.base import (
     Adapter,
+    ControlKind,
     ControlMessage,
     ParseResult,
     PayloadError,
@@ -105,10 +106,25 @@ class SesAdapter(Adapter):
         if kind != "Notification":
             raise PayloadError(f"Type {kind!r} is not an SNS message type", "Type")
         message = require_str(envelope, "Message", "Message")
+        if message.startswith(TOPIC_VALIDATION_TEXT):
+            return ParseResult.non_tracking(
+                ControlKind.TOPIC_VALIDATION, topic_arn=topic_arn, message_id=sns_id
+            )
         ses_event = require_dict(decode_json_text(message, "Message"), "Message")
+        if ses_event.get("notificationType") in SETUP_NOTIFICATIONS:
+            return ParseResult.non_tracking(
+                ControlKind.TOPIC_VALIDATION, topic_arn=topic_arn, message_id=sns_id
+            )
         return ParseResult(
             events=_normalize(ses_event, sns_id=sns_id, source=source, received_at=received_at)
         )
+
+
+#: the plain-text Notification SES publishes once when a configuration set's event
+#: destination is pointed at an SNS topic: https://docs.aws.amazon.com/ses/latest/dg/event-publishing-add-event-destination-sns.html
+TOPIC_VALIDATION_TEXT = "Successfully validated SNS topic for Amazon SES event publishing."
+#: the JSON notice SES publishes when identity notifications are pointed at a topic
+SETUP_NOTIFICATIONS = frozenset({"AmazonSnsSubscriptionSucceeded"})
 
 
 def _control(kind: str, envelope: dict[str, Any], sns_id: str, topic_arn: str) -> ControlMessage:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from handlers.base import ControlKind
 from handlers.events import BounceClass, EventType
 
 __all__ = ["Metrics", "observe_many"]
@@ -37,7 +38,7 @@ REQUEST_OUTCOMES = (
     "unavailable",
     "control",
 )
-CONTROL_KINDS = ("subscription_confirmation", "unsubscribe_confirmation")
+CONTROL_KINDS = tuple(kind.value for kind in ControlKind)
 SIGNATURE_FAILURE_REASONS = ("missing", "invalid", "stale", "replayed", "untrusted")
 DELIVERY_OUTCOMES = ("success", "retry", "permanent_failure", "dead_lettered", "breaker_open")
 SUPPRESSION_REASONS = ("hard_bounce", "complaint", "unsubscribe", "soft_bounce", "manual")
@@ -232,6 +233,9 @@ class Metrics:
             if provider == "ses":
                 for kind in CONTROL_KINDS:
                     self.control_messages.labels(provider, kind)
+            # any ESP's inbound traffic can be misrouted to its tracking URL (dashboard panel)
+            self.control_messages.labels(provider, ControlKind.INBOUND_MESSAGE.value)
+            self.control_messages.labels(provider, ControlKind.INBOUND_EVENT.value)
         for sink in sinks:
             for outcome in DELIVERY_OUTCOMES:
                 self.delivery_attempts.labels(sink, outcome)

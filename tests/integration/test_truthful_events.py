@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from handlers import postal
 from handlers._common import basic_auth_header
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -109,3 +111,40 @@ async def test_auto_replies_never_suppress_and_are_no_bounces_in_stats(
         assert groups["postmark"]["counts"]["auto_replied"] == 1
         assert groups["postmark"]["counts"]["bounced"] == 0
         assert groups["postmark"]["rates"]["bounce_rate"] is None
+
+
+async def test_non_tracking_traffic_is_acknowledged_counted_and_never_stored(
+    gateway_factory: Any,
+) -> None:
+    """Postal's failure to forward an *incoming* message and Postmark's inbound webhook at
+    the tracking URL answer 200 with nothing accepted, are counted by kind, and store no
+    event and no suppression (the Postal one used to hard-bounce the inbound address)."""
+    postal_spec, postal_key = postal.make_test_source("main")
+    sources = [
+        {"provider": "postal", "name": "main", "signing_key": postal_spec.signing_key},
+        unsigned_source("postmark"),
+    ]
+    async with gateway_factory(sources=sources, admin={"token": TOKEN}) as gw:
+        body = (FIXTURES / "postal" / "message_delivery_failed_incoming.json").read_bytes()
+        request = postal.signed_request(postal_spec, postal_key, body, now=datetime.now(UTC))
+        response = await gw.client.post(
+            "/webhooks/postal/main", content=request.body, headers=dict(request.headers)
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"accepted": 0, "duplicates": 0}
+        inbound = (FIXTURES / "postmark" / "inbound.json").read_bytes()
+        response = await post_json(gw, "postmark", inbound)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"accepted": 0, "duplicates": 0}
+
+        assert (await rows(gw, "SELECT count(*) AS n FROM events"))[0]["n"] == 0
+        assert (await rows(gw, "SELECT count(*) AS n FROM outbox"))[0]["n"] == 0
+        assert (await rows(gw, "SELECT count(*) AS n FROM suppressions"))[0]["n"] == 0
+        metric = "hookline_control_messages_total"
+        assert gw.metric(metric, provider="postal", kind="inbound_event") == 1
+        assert gw.metric(metric, provider="postmark", kind="inbound_message") == 1
+        for provider in ("postal", "postmark"):
+            assert (
+                gw.metric("hookline_webhook_requests_total", provider=provider, outcome="control")
+                == 1
+            )

@@ -171,7 +171,7 @@ def test_subscription_change_reason_and_offset_time() -> None:
 
 def test_unknown_record_type_and_missing_time() -> None:
     """An unknown RecordType is stored as unknown, timed at reception."""
-    event = parse_one(b'{"RecordType": "Inbound", "MessageID": "x"}')
+    event = parse_one(b'{"RecordType": "SomethingNew", "MessageID": "x"}')
     assert event.event_type is EventType.UNKNOWN
     assert event.occurred_at == RECEIVED
     assert event.message_id == "x"
@@ -292,3 +292,26 @@ async def test_example_body_round_trips(record_type: str, event_type: EventType)
     assert len(keys) == 2
     with pytest.raises(ValueError, match="one event"):
         postmark.example_body(5)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        fixture("inbound"),
+        b'{"RecordType": "Inbound", "MessageID": "x"}',
+        json.dumps({**json.loads(fixture("inbound")), "MessageStream": "support"}).encode(),
+    ],
+)
+def test_inbound_webhook_at_the_tracking_url_is_a_control_message(body: bytes) -> None:
+    """Postmark's inbound webhook (a received email) is recognised: no event, an
+    inbound_message control message (it used to be refused: RecordType is required)."""
+    source, _ = postmark.make_test_source()
+    result = ADAPTER.parse(unsigned(body), source, RECEIVED)
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"
+
+
+def test_a_body_without_record_type_that_is_no_inbound_email_is_still_refused() -> None:
+    """Only the inbound shape is acknowledged; another body without RecordType is a 400."""
+    with pytest.raises(PayloadError):
+        parse_one(b'{"MessageID": "x"}')

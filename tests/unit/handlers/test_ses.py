@@ -102,7 +102,6 @@ MAPPING = [
     ("notification_bounce.json", "Bounce", EventType.BOUNCED, BounceClass.HARD),
     ("notification_complaint.json", "Complaint", EventType.COMPLAINED, None),
     ("notification_delivery.json", "Delivery", EventType.DELIVERED, None),
-    ("notification_setup.json", "AmazonSnsSubscriptionSucceeded", EventType.UNKNOWN, None),
 ]
 
 
@@ -243,14 +242,33 @@ async def test_delay_reject_rendering_failure_and_complaint_keep_their_reasons(
     assert complaint.occurred_at == datetime(2025, 3, 4, 11, 15, tzinfo=UTC)
 
 
-async def test_setup_notification_is_stored_as_unknown_without_recipient(
+@pytest.mark.parametrize("name", ["notification_topic_validation.json", "notification_setup.json"])
+async def test_topic_setup_notices_are_control_messages_not_events(
+    signing: tuple[SourceSpec, SnsSigningMaterial], name: str
+) -> None:
+    """SES's plain-text "Successfully validated SNS topic" Notification and its
+    AmazonSnsSubscriptionSucceeded notice verify and are a topic_validation control
+    message: no event (the plain text used to be refused as invalid JSON)."""
+    envelope = fixture(name)
+    result = await verified_events(signing, name)
+    assert result.events == []
+    assert result.control is not None
+    assert result.control.kind == "topic_validation"
+    assert result.control.confirm_url is None
+    assert result.control.detail == {
+        "topic_arn": envelope["TopicArn"],
+        "message_id": envelope["MessageId"],
+    }
+
+
+async def test_other_plain_text_notifications_are_still_refused(
     signing: tuple[SourceSpec, SnsSigningMaterial],
 ) -> None:
-    """SES's 'subscription succeeded' notice (which has a Subject, signed too) is not an
-    email event: one unknown event, no recipient, falling back to the receive time."""
-    (event,) = (await verified_events(signing, "notification_setup.json")).events
-    assert (event.recipient, event.message_id) == (None, None)
-    assert event.occurred_at == RECEIVED
+    """Only SES's own validation text is acknowledged; other non-JSON text is a 400."""
+    envelope = fixture("notification_topic_validation.json")
+    envelope["Message"] = "Successfully validated? no: something else"
+    with pytest.raises(PayloadError):
+        parse(signed(signing, envelope), signing[0])
 
 
 @pytest.mark.parametrize(
