@@ -41,6 +41,7 @@ from handlers._common import (
     transport_auth_headers,
 )
 from handlers._unsigned import UnsignedBatchAdapter
+from handlers.addresses import canonical_address
 from handlers.base import (
     PayloadError,
     SourceSpec,
@@ -141,7 +142,7 @@ class BrevoAdapter(UnsignedBatchAdapter):
             event_type=event_type,
             occurred_at=_occurred_at(raw, prefix, received_at),
             received_at=received_at,
-            recipient=opt_str(raw, "email", path) or None,
+            recipient=canonical_address(opt_str(raw, "email", path)),
             message_id=strip_angle_brackets(opt_str(raw, "message-id", path)),
             provider_event_id=None,
             dedup_key=content_dedup_key(self.provider, raw),

@@ -54,6 +54,7 @@ from handlers._common import (
     strip_angle_brackets,
     tags_from,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
@@ -203,7 +204,7 @@ class MailgunAdapter(Adapter):
                 epoch_to_utc(timestamp, f"{ED}.timestamp") if timestamp is not None else received_at
             ),
             received_at=received_at,
-            recipient=recipient,
+            recipient=canonical_address(recipient),
             message_id=message_id,
             provider_event_id=event_id,
             dedup_key=(

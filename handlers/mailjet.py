@@ -34,6 +34,7 @@ from handlers._common import (
     transport_auth_headers,
 )
 from handlers._unsigned import UnsignedBatchAdapter
+from handlers.addresses import canonical_address
 from handlers.base import (
     SourceSpec,
     WebhookRequest,
@@ -102,7 +103,7 @@ class MailjetAdapter(UnsignedBatchAdapter):
             event_type=event_type,
             occurred_at=epoch_to_utc(time, f"{prefix}time") if time is not None else received_at,
             received_at=received_at,
-            recipient=opt_str(raw, "email", path) or None,
+            recipient=canonical_address(opt_str(raw, "email", path)),
             message_id=message_id,
             provider_event_id=None,
             dedup_key=content_dedup_key(self.provider, raw),

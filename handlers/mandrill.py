@@ -38,6 +38,7 @@ from handlers._extract import (
     str_tuple,
     timestamp_or,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
@@ -180,7 +181,7 @@ def _normalize(
         event_type=event_type,
         occurred_at=timestamp_or(received_at, epoch_to_utc(raw.get("ts"))),
         received_at=received_at,
-        recipient=recipient,
+        recipient=canonical_address(recipient),
         message_id=optional_str(msg, "_id") or optional_str(raw, "_id"),
         dedup_key=_dedup_key(raw, esp_event, url),
         esp_event=esp_event,
@@ -225,7 +226,7 @@ def _sync_event(
         event_type=EventType.UNKNOWN,
         occurred_at=timestamp_or(received_at, epoch_to_utc(raw.get("ts"))),
         received_at=received_at,
-        recipient=optional_str(reject, "email"),
+        recipient=canonical_address(optional_str(reject, "email")),
         message_id=None,
         dedup_key=content_dedup_key(ADAPTER.provider, raw),
         esp_event=f"{sync_type}:{action}" if action else sync_type,

@@ -42,6 +42,7 @@ from handlers._extract import (
     str_tuple,
     timestamp_or,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
@@ -173,7 +174,7 @@ class PostalAdapter(Adapter):
                 epoch_to_utc(body.get("timestamp")),
             ),
             received_at=received_at,
-            recipient=optional_str(message, "to"),
+            recipient=canonical_address(optional_str(message, "to")),
             message_id=optional_str(message, "message_id"),
             dedup_key=(
                 id_dedup_key(self.provider, event_uuid)

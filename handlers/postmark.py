@@ -48,6 +48,7 @@ from handlers._common import (
     transport_auth_headers,
 )
 from handlers._unsigned import UnsignedAdapter
+from handlers.addresses import canonical_address
 from handlers.base import (
     ControlKind,
     ParseResult,
@@ -175,7 +176,7 @@ class PostmarkAdapter(UnsignedAdapter):
             event_type=event_type,
             occurred_at=occurred_at,
             received_at=received_at,
-            recipient=recipient,
+            recipient=canonical_address(recipient),
             message_id=opt_str(raw, "MessageID") or None,
             provider_event_id=event_id,
             dedup_key=(

@@ -34,6 +34,7 @@ from handlers._extract import (
     smtp_status_from,
     timestamp_or,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
@@ -163,12 +164,14 @@ class ResendAdapter(Adapter):
                     event_type=detail.event_type,
                     occurred_at=timestamp_or(received_at, detail.occurred_at, occurred),
                     received_at=received_at,
-                    recipient=detail.recipient,
+                    recipient=canonical_address(detail.recipient),
                     message_id=optional_str(data, "email_id"),
                     dedup_key=(
                         id_dedup_key(self.provider, event_id)
                         if event_id
-                        else content_dedup_key(self.provider, body, detail.recipient or "")
+                        else content_dedup_key(
+                            self.provider, body, canonical_address(detail.recipient) or ""
+                        )
                     ),
                     provider_event_id=event_id,
                     esp_event=esp_event,

@@ -42,6 +42,7 @@ from handlers._common import (
     smtp_status_from_text,
     tags_from,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
@@ -337,7 +338,7 @@ def _event(f: _Fields, raw: dict[str, Any], source: str, received_at: datetime) 
         event_type=event_type,
         occurred_at=received_at if f.timestamp is None else _utc(f.timestamp),
         received_at=received_at,
-        recipient=f.email,
+        recipient=canonical_address(f.email),
         message_id=f.sg_message_id.split(".", 1)[0] if f.sg_message_id else None,
         provider_event_id=f.sg_event_id,
         dedup_key=(

@@ -33,6 +33,7 @@ from handlers._extract import (
     smtp_status_from,
     timestamp_or,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     ControlKind,
@@ -201,7 +202,7 @@ def _event(
         event_type=detail.event_type,
         occurred_at=timestamp_or(received_at, detail.occurred_at),
         received_at=received_at,
-        recipient=detail.recipient,
+        recipient=canonical_address(detail.recipient),
         message_id=optional_str(mail, "messageId"),
         dedup_key=id_dedup_key(ADAPTER.provider, event_id),
         provider_event_id=event_id,

@@ -46,6 +46,7 @@ from handlers._common import (
     transport_auth_headers,
 )
 from handlers._unsigned import UnsignedAdapter
+from handlers.addresses import canonical_address
 from handlers.base import (
     ParseResult,
     SourceSpec,
@@ -178,7 +179,9 @@ class SparkPostAdapter(UnsignedAdapter):
                 _timestamp(timestamp, f"{path}.timestamp") if timestamp is not None else received_at
             ),
             received_at=received_at,
-            recipient=opt_str(event, "raw_rcpt_to", path) or opt_str(event, "rcpt_to", path),
+            recipient=canonical_address(
+                opt_str(event, "raw_rcpt_to", path) or opt_str(event, "rcpt_to", path)
+            ),
             message_id=opt_str(event, "transmission_id", path) or None,
             provider_event_id=event_id,
             dedup_key=(

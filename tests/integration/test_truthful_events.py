@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from handlers import postal
+from handlers import postal, resend
 from handlers._common import basic_auth_header
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -148,3 +148,38 @@ async def test_non_tracking_traffic_is_acknowledged_counted_and_never_stored(
                 gw.metric("hookline_webhook_requests_total", provider=provider, outcome="control")
                 == 1
             )
+
+
+async def test_a_recipient_written_with_a_display_name_is_one_canonical_address(
+    gateway_factory: Any,
+) -> None:
+    """Resend echoes ``Recipient <To@Example.ORG>``: the event is stored for
+    ``To@example.org`` (raw keeps the ESP's spelling), its hard bounce suppresses that
+    address, and lookups in any spelling find both the events and the suppression."""
+    spec, secret = resend.make_test_source("main")
+    source = {"provider": "resend", "name": "main", "signing_key": spec.signing_key}
+    async with gateway_factory(sources=[source], admin={"token": TOKEN}) as gw:
+        body = (FIXTURES / "resend" / "email_bounced_display_name.json").read_bytes()
+        request = resend.signed_request(spec, secret, body, now=datetime.now(UTC))
+        response = await gw.client.post(
+            "/webhooks/resend/main", content=request.body, headers=dict(request.headers)
+        )
+        assert response.status_code == 200, response.text
+        stored = await rows(gw, "SELECT recipient, raw->'data'->'to' AS to FROM events")
+        assert [(r["recipient"], json.loads(r["to"])) for r in stored] == [
+            ("To@example.org", ["Recipient <To@Example.ORG>"])
+        ]
+        await eventually(lambda: outbox_empty(gw))
+        for spelling in ("to@example.org", "TO@EXAMPLE.ORG"):
+            entry = await gw.client.get(f"/v1/suppressions/{spelling}", headers=AUTH)
+            assert entry.status_code == 200, entry.text
+            assert entry.json()["reason"] == "hard_bounce"
+            assert entry.json()["address"] == "To@example.org"
+            history = await gw.client.get(f"/v1/recipients/{spelling}", headers=AUTH)
+            assert history.status_code == 200, history.text
+            assert history.json()["counts"] == {"bounced": 1}
+            assert history.json()["suppressed"] is True
+        events = await gw.client.get(
+            "/v1/events", params={"recipient": "Recipient <to@EXAMPLE.org>"}, headers=AUTH
+        )
+        assert [e["recipient"] for e in events.json()["items"]] == ["To@example.org"]
