@@ -12,8 +12,9 @@ Normalization: ``processed`` -> queued; ``dropped`` -> dropped; ``deferred`` -> 
 ``machine_open`` from ``sg_machine_open``; ``spamreport`` -> complained; ``unsubscribe`` and
 ``group_unsubscribe`` -> unsubscribed; ``group_resubscribe`` -> resubscribed.
 
-``message_id`` is the ``X-Message-Id`` the send API returned: ``sg_message_id`` up to its
-first dot. Custom args are the top-level keys SendGrid does not define; they become
+``message_id`` is the ``X-Message-Id`` the send API returned (see ``message_id_of``):
+``sg_message_id`` up to its first host segment, else the local part of ``smtp-id``, never
+a SendGrid host name (some dropped events carry one where the id should be). Custom args are the top-level keys SendGrid does not define; they become
 ``metadata``. ``category`` (string or list) becomes ``tags``.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -230,6 +232,7 @@ class _Fields(msgspec.Struct, gc=False):
     timestamp: int | float | None = None
     sg_event_id: str | None = None
     sg_message_id: str | None = None
+    smtp_id: str | None = msgspec.field(default=None, name="smtp-id")
     response: str | None = None
     reason: str | None = None
     status: str | None = None
@@ -279,6 +282,7 @@ def _checked_fields(raw: dict[str, Any], path: str) -> _Fields:
         timestamp=None if timestamp is None else _checked_epoch(timestamp, f"{path}.timestamp"),
         sg_event_id=opt_str(raw, "sg_event_id", path),
         sg_message_id=opt_str(raw, "sg_message_id", path),
+        smtp_id=opt_str(raw, "smtp-id", path),
         response=opt_str(raw, "response", path),
         reason=opt_str(raw, "reason", path),
         status=opt_str(raw, "status", path),
@@ -298,6 +302,35 @@ def _checked_fields(raw: dict[str, Any], path: str) -> _Fields:
 def _checked_epoch(value: Any, field: str) -> float:
     epoch_to_utc(value, field)  # raises PayloadError naming the field
     return float(value)
+
+
+#: the first segment of a SendGrid host name (``filter0093p1las1``, ``filterdrecv-...``,
+#: ``recvd-...``, ``ismtpd0001p1lon1``, ``geopod-...``): shared by unrelated messages
+_HOST_PREFIXES = ("filter", "recvd", "ismtpd", "geopod")
+_HOST_SEGMENT = re.compile(r"\.(?:filter|recvd|ismtpd|geopod)")
+
+
+def message_id_of(sg_message_id: str | None, smtp_id: str | None) -> str | None:
+    """The ``X-Message-Id`` the send API returned, in this order:
+
+    1. ``sg_message_id`` up to its first host segment (``W86E...Q.filterdrecv-....0`` ->
+       ``W86E...Q``; the older ``14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0`` ->
+       ``14c5d75ce93.dfd.64b469``), unless that is empty or itself a host name: some
+       dropped events carry ``filter0093p1las1.<n>.<hex>.0``, shared by unrelated messages;
+    2. the local part of ``smtp-id`` (``<14c5d75ce93.dfd.64b469@ismtpd-555>``), likewise;
+    3. none: a message id that merges unrelated timelines is worse than none.
+    """
+    if sg_message_id and not sg_message_id.startswith(_HOST_PREFIXES):
+        host = _HOST_SEGMENT.search(sg_message_id)
+        # no host segment (an undocumented shape): up to the first dot, as before
+        found = sg_message_id[: host.start()] if host else sg_message_id.split(".", 1)[0]
+        if found:
+            return found
+    if smtp_id:
+        local = smtp_id.strip().lstrip("<").rsplit("@", 1)[0].strip()
+        if local and "@" in smtp_id and not local.startswith(_HOST_PREFIXES):
+            return local
+    return None
 
 
 # enum members as plain module constants: on Python 3.11 ``EventType.BOUNCED`` is an
@@ -339,7 +372,7 @@ def _event(f: _Fields, raw: dict[str, Any], source: str, received_at: datetime) 
         occurred_at=received_at if f.timestamp is None else _utc(f.timestamp),
         received_at=received_at,
         recipient=canonical_address(f.email),
-        message_id=f.sg_message_id.split(".", 1)[0] if f.sg_message_id else None,
+        message_id=message_id_of(f.sg_message_id, f.smtp_id),
         provider_event_id=f.sg_event_id,
         dedup_key=(
             id_dedup_key("sendgrid", f.sg_event_id)
