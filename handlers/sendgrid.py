@@ -14,8 +14,9 @@ Normalization: ``processed`` -> queued; ``dropped`` -> dropped; ``deferred`` -> 
 
 ``message_id`` is the ``X-Message-Id`` the send API returned (see ``message_id_of``):
 ``sg_message_id`` up to its first host segment, else the local part of ``smtp-id``, never
-a SendGrid host name (some dropped events carry one where the id should be). Custom args are the top-level keys SendGrid does not define; they become
-``metadata``. ``category`` (string or list) becomes ``tags``.
+a SendGrid host name (some dropped events carry one where the id should be). Custom args
+are the top-level keys SendGrid does not define; they become ``metadata``. ``category``
+(string or list) becomes ``tags``.
 """
 
 from __future__ import annotations
