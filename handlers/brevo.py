@@ -14,8 +14,9 @@ unsubscribed, ``opened`` / ``unique_opened`` -> opened, ``proxy_open`` /
 ``unique_proxy_open`` -> opened with ``machine_open`` (a privacy-proxy open, e.g. Apple
 MPP), ``click`` -> clicked.
 
-Time: ``ts_epoch`` (milliseconds, UTC), else ``ts_event`` (seconds, UTC); ``date`` and
-``ts`` follow the account's time zone and are ignored. ``message_id`` is ``message-id``
+Time: ``ts_epoch`` (milliseconds, UTC), else ``ts_event`` (seconds, UTC), else the
+envelope's ``s_epoch`` (when the message was sent, milliseconds), else the receipt time;
+``date`` and ``ts`` follow the account's time zone and are ignored. ``message_id`` is ``message-id``
 without angle brackets. ``X-Mailin-custom`` (a free-form header) is kept verbatim in the
 metadata under ``x-mailin-custom`` and, when it is a JSON object or ``k:v|k2:v2`` pairs,
 its keys are merged in too. ``tags`` (or the single ``tag``) are the tags. Brevo's ``id``
@@ -89,6 +90,15 @@ def _occurred_at(raw: dict[str, Any], prefix: str, received_at: datetime) -> dat
     ts_event = raw.get("ts_event")
     if ts_event is not None:
         return epoch_to_utc(ts_event, f"{prefix}ts_event")
+    # no event time: the envelope's (when Brevo sent the message), then receipt
+    s_epoch = raw.get("s_epoch")
+    if s_epoch is not None:
+        field = f"{prefix}s_epoch"
+        if isinstance(s_epoch, int | float) and not isinstance(s_epoch, bool):
+            return epoch_to_utc(
+                s_epoch, field, milliseconds=abs(s_epoch) >= _MILLISECONDS_THRESHOLD
+            )
+        raise PayloadError(f"{field} must be a number of milliseconds", field)
     return received_at
 
 

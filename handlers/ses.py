@@ -10,6 +10,11 @@ One ``EmailEvent`` per affected recipient: bounces per ``bouncedRecipients``, co
 ``complainedRecipients``, deliveries per ``delivery.recipients``, delays per
 ``delayedRecipients``, everything else per ``mail.destination``. Dedup key: the SNS
 ``MessageId`` with the recipient (SNS redelivers a message with the same id).
+
+Time: the event's own timestamp (``bounce.timestamp``, ``open.timestamp``, ``mail.timestamp``
+for Send ...), else the SNS envelope's ``Timestamp`` (when SNS published it), else receipt.
+SES's plain-text topic validation and its ``AmazonSnsSubscriptionSucceeded`` notice are
+``ControlMessage``s (``topic_validation``), not events.
 """
 
 from __future__ import annotations
@@ -116,8 +121,16 @@ class SesAdapter(Adapter):
             return ParseResult.non_tracking(
                 ControlKind.TOPIC_VALIDATION, topic_arn=topic_arn, message_id=sns_id
             )
+        # the envelope's time: when SNS published it (the event's own time comes first)
+        published_at = iso_to_utc(envelope.get("Timestamp"))
         return ParseResult(
-            events=_normalize(ses_event, sns_id=sns_id, source=source, received_at=received_at)
+            events=_normalize(
+                ses_event,
+                sns_id=sns_id,
+                source=source,
+                received_at=received_at,
+                published_at=published_at,
+            )
         )
 
 
@@ -145,7 +158,12 @@ def _control(kind: str, envelope: dict[str, Any], sns_id: str, topic_arn: str) -
 
 
 def _normalize(
-    ses_event: dict[str, Any], *, sns_id: str, source: SourceSpec, received_at: datetime
+    ses_event: dict[str, Any],
+    *,
+    sns_id: str,
+    source: SourceSpec,
+    received_at: datetime,
+    published_at: datetime | None = None,
 ) -> list[EmailEvent]:
     kind = optional_str(ses_event, "eventType") or optional_str(ses_event, "notificationType")
     if kind is None:
@@ -173,6 +191,7 @@ def _normalize(
             ses_event=ses_event,
             source=source,
             received_at=received_at,
+            published_at=published_at,
         )
         for detail in details
     ]
@@ -188,6 +207,7 @@ def _event(
     ses_event: dict[str, Any],
     source: SourceSpec,
     received_at: datetime,
+    published_at: datetime | None,
 ) -> EmailEvent:
     event_id = f"{sns_id}:{detail.recipient or ''}"
     campaign_values = tags.get("campaign")
@@ -200,7 +220,7 @@ def _event(
         provider=ADAPTER.provider,
         source=source.name,
         event_type=detail.event_type,
-        occurred_at=timestamp_or(received_at, detail.occurred_at),
+        occurred_at=timestamp_or(received_at, detail.occurred_at, published_at),
         received_at=received_at,
         recipient=canonical_address(detail.recipient),
         message_id=optional_str(mail, "messageId"),

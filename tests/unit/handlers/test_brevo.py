@@ -242,3 +242,26 @@ async def test_example_body_round_trips(event: str, count: int, event_type: Even
         assert events[0].metadata["tenant"] == "acme"
         keys.update(e.dedup_key for e in events)
     assert len(keys) == 2 * count
+
+
+@pytest.mark.parametrize(
+    ("present", "expected"),
+    [
+        ({"ts_epoch", "ts_event", "s_epoch"}, datetime.fromtimestamp(1700000000.002, tz=UTC)),
+        ({"ts_event", "s_epoch"}, datetime.fromtimestamp(1700000000, tz=UTC)),
+        ({"s_epoch"}, datetime.fromtimestamp(1699999990.5, tz=UTC)),
+        (set(), RECEIVED),
+    ],
+)
+def test_event_time_then_the_sending_time_then_receipt(
+    present: set[str], expected: datetime
+) -> None:
+    """ts_epoch (ms), then ts_event (s), then the envelope's s_epoch (when Brevo sent the
+    message, ms), then the receipt time; date and ts (account time zone) never."""
+    raw = json.loads(fixture("delivered"))
+    raw["s_epoch"] = 1699999990500
+    for field in ("ts_epoch", "ts_event", "s_epoch"):
+        if field not in present:
+            raw.pop(field)
+    (event,) = parse(json.dumps(raw).encode())
+    assert event.occurred_at == expected

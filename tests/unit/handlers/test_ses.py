@@ -792,3 +792,40 @@ async def test_example_body_dedup_keys_depend_on_seed_only(
 
     assert keys(1, now) == keys(1, now + timedelta(seconds=30))
     assert set(keys(1, now)).isdisjoint(keys(2, now))
+
+
+@pytest.mark.parametrize(
+    ("delivery_time", "envelope_time", "expected"),
+    [
+        (
+            "2025-03-04T10:00:01.544Z",
+            "2025-03-04T10:00:05.123Z",
+            datetime(2025, 3, 4, 10, 0, 1, 544000, tzinfo=UTC),
+        ),
+        (None, "2025-03-04T10:00:05.123Z", datetime(2025, 3, 4, 10, 0, 5, 123000, tzinfo=UTC)),
+        (None, None, RECEIVED),
+        (None, "not a time", RECEIVED),
+    ],
+)
+async def test_event_time_then_the_sns_envelope_time_then_receipt(
+    signing: tuple[SourceSpec, SnsSigningMaterial],
+    delivery_time: str | None,
+    envelope_time: str | None,
+    expected: datetime,
+) -> None:
+    """occurred_at is the event's own time; without one, the SNS envelope's Timestamp (when
+    SNS published it), not the receipt time; the receipt time only when neither is usable."""
+    envelope = fixture("event_delivery.json")
+    message = json.loads(envelope["Message"])
+    message["delivery"].pop("timestamp")
+    if delivery_time is not None:
+        message["delivery"]["timestamp"] = delivery_time
+    envelope["Message"] = json.dumps(message)
+    if envelope_time is None:
+        envelope.pop("Timestamp")
+    else:
+        envelope["Timestamp"] = envelope_time
+    # parsing only (SNS needs a Timestamp to sign): the body of a signed request, replaced
+    request = with_body(signed(signing, fixture("event_delivery.json")), encode(envelope))
+    events = parse(request, signing[0]).events
+    assert events and {e.occurred_at for e in events} == {expected}
