@@ -13,6 +13,7 @@ One ``EmailEvent`` per affected recipient: bounces per ``bouncedRecipients``, co
 
 Time: the event's own timestamp (``bounce.timestamp``, ``open.timestamp``, ``mail.timestamp``
 for Send ...), else the SNS envelope's ``Timestamp`` (when SNS published it), else receipt.
+Metadata: the message tags, single-valued ones as scalars (see ``scalar_tags``).
 SES's plain-text topic validation and its ``AmazonSnsSubscriptionSucceeded`` notice are
 ``ControlMessage``s (``topic_validation``), not events.
 """
@@ -197,6 +198,17 @@ def _normalize(
     ]
 
 
+def scalar_tags(tags: dict[str, Any]) -> dict[str, Any]:
+    """SES message tags as metadata: SES sends every tag as an array of strings
+    (``{"gw_message_id": ["gw-7c1e2a"]}``); a single value becomes that value, as every other
+    ESP sends its metadata, so ``metadata=key:value`` finds SES messages the same way.
+    Several values stay a list (the search matches any one of them)."""
+    return {
+        key: value[0] if isinstance(value, list) and len(value) == 1 else value
+        for key, value in tags.items()
+    }
+
+
 def _event(
     detail: _Detail,
     *,
@@ -235,7 +247,7 @@ def _event(
         user_agent=detail.user_agent,
         ip=detail.ip,
         campaign=campaigns[0] if campaigns else None,
-        metadata=dict(tags),
+        metadata=scalar_tags(tags),
         raw=ses_event,
     )
 

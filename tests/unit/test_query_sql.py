@@ -41,10 +41,17 @@ def test_event_search_parameterises_every_value() -> None:
 
 
 def test_metadata_numbers_also_match_typed_values() -> None:
-    """``order_id:42`` matches the string "42" or the number 42; text matches only text."""
+    """``order_id:42`` matches the string "42" or the number 42; text matches only text;
+    either also matches a list holding the text (a multi-valued SES tag)."""
     sql, args = event_search_sql(EventFilter(metadata=(("order_id", "42"), ("tier", "gold"))))
-    assert args[:3] == ['{"order_id":"42"}', '{"order_id":42}', '{"tier":"gold"}']
-    assert sql.count("metadata @>") == 3 and " OR " in sql
+    assert args[:5] == [
+        '{"order_id":"42"}',
+        '{"order_id":["42"]}',
+        '{"order_id":42}',
+        '{"tier":"gold"}',
+        '{"tier":["gold"]}',
+    ]
+    assert sql.count("metadata @>") == 5 and " OR " in sql
 
 
 def test_no_filters_is_a_plain_newest_first_page() -> None:

@@ -87,3 +87,23 @@ BEGIN
     RETURN NULL;
 END;
 $fn$;
+
+-- SES message tags were stored as arrays of strings ({"gw_message_id": ["gw-7c1e2a"]})
+-- where every other provider stores scalars, so metadata=key:value missed SES. The adapter
+-- now stores single-valued tags as scalars (handlers.ses.scalar_tags); this fixes the rows
+-- already stored the same way. Bounded: only SES rows holding a one-element array, in one
+-- statement (an UPDATE takes row locks only: ingest keeps inserting meanwhile).
+UPDATE events AS e
+SET metadata = (
+    SELECT jsonb_object_agg(
+        t.key,
+        CASE WHEN jsonb_typeof(t.value) = 'array' AND jsonb_array_length(t.value) = 1
+             THEN t.value -> 0 ELSE t.value END)
+    FROM jsonb_each(e.metadata) AS t
+)
+WHERE e.provider = 'ses'
+  AND jsonb_typeof(e.metadata) = 'object'
+  AND EXISTS (
+      SELECT 1 FROM jsonb_each(e.metadata) AS t
+      WHERE jsonb_typeof(t.value) = 'array' AND jsonb_array_length(t.value) = 1
+  );

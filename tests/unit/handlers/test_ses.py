@@ -185,15 +185,16 @@ async def test_delivery_to_two_recipients_gives_two_events_with_distinct_dedup_k
 async def test_message_tags_become_metadata_and_campaign(
     signing: tuple[SourceSpec, SnsSigningMaterial],
 ) -> None:
-    """mail.tags (ses:* included) is the metadata; a 'campaign' tag names the campaign."""
+    """mail.tags (ses:* included) is the metadata, single-valued tags as scalars like every
+    other ESP's metadata (SES sends arrays); a 'campaign' tag names the campaign."""
     (event,) = (await verified_events(signing, "event_send.json")).events
     assert event.metadata == {
-        "ses:configuration-set": ["ConfigSet"],
-        "ses:source-ip": ["192.0.2.0"],
-        "ses:from-domain": ["example.com"],
-        "ses:caller-identity": ["ses_user"],
-        "campaign": ["spring-sale"],
-        "customer_id": ["c-1001"],
+        "ses:configuration-set": "ConfigSet",
+        "ses:source-ip": "192.0.2.0",
+        "ses:from-domain": "example.com",
+        "ses:caller-identity": "ses_user",
+        "campaign": "spring-sale",
+        "customer_id": "c-1001",
     }
     assert event.campaign == "spring-sale"
     assert event.occurred_at == datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
@@ -829,3 +830,13 @@ async def test_event_time_then_the_sns_envelope_time_then_receipt(
     request = with_body(signed(signing, fixture("event_delivery.json")), encode(envelope))
     events = parse(request, signing[0]).events
     assert events and {e.occurred_at for e in events} == {expected}
+
+
+def test_tags_with_several_values_stay_lists() -> None:
+    """Only single-valued tags become scalars; several values (or none) stay as sent."""
+    assert ses.scalar_tags({"a": ["x"], "b": ["x", "y"], "c": [], "d": "z"}) == {
+        "a": "x",
+        "b": ["x", "y"],
+        "c": [],
+        "d": "z",
+    }
