@@ -10,7 +10,9 @@ Normalization of ``event``: ``request`` (and its alias ``sent``) -> queued, ``de
 ``invalid_email`` / ``invalid`` and ``error`` -> dropped (Brevo did not send the message:
 ``error`` is a failure on Brevo's side before delivery, so it counts against neither the
 address nor the bounce rate), ``spam`` / ``complaint`` -> complained, ``unsubscribed`` ->
-unsubscribed, ``opened`` / ``unique_opened`` -> opened, ``proxy_open`` /
+unsubscribed (``unsubscribe``, the marketing webhooks' spelling, too; camelCase spellings
+such as ``hardBounce`` / ``uniqueOpened`` / ``invalidEmail`` map like their snake_case
+names), ``opened`` / ``unique_opened`` -> opened, ``proxy_open`` /
 ``unique_proxy_open`` -> opened with ``machine_open`` (a privacy-proxy open, e.g. Apple
 MPP), ``click`` -> clicked.
 
@@ -67,6 +69,7 @@ EVENT_TYPES: dict[str, tuple[EventType, BounceClass | None, bool]] = {
     "spam": (EventType.COMPLAINED, None, False),
     "complaint": (EventType.COMPLAINED, None, False),
     "unsubscribed": (EventType.UNSUBSCRIBED, None, False),
+    "unsubscribe": (EventType.UNSUBSCRIBED, None, False),  # marketing webhooks' spelling
     "opened": (EventType.OPENED, None, False),
     "unique_opened": (EventType.OPENED, None, False),
     "proxy_open": (EventType.OPENED, None, True),
@@ -76,6 +79,12 @@ EVENT_TYPES: dict[str, tuple[EventType, BounceClass | None, bool]] = {
 
 #: ``ts_epoch`` is documented in milliseconds; values below this are seconds (old docs)
 _MILLISECONDS_THRESHOLD = 100_000_000_000
+
+
+def _snake_case(name: str) -> str:
+    """Brevo's camelCase spellings of its event names (``hardBounce``, ``uniqueOpened``,
+    ``invalidEmail``: the names its webhook API and some payloads use) as snake_case."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
 def _occurred_at(raw: dict[str, Any], prefix: str, received_at: datetime) -> datetime:
@@ -136,9 +145,8 @@ class BrevoAdapter(UnsignedBatchAdapter):
     ) -> EmailEvent:
         prefix = f"{path}." if path else ""
         esp_event = req_str(raw, "event", path)
-        event_type, bounce_class, machine_open = EVENT_TYPES.get(
-            esp_event, (EventType.UNKNOWN, None, False)
-        )
+        mapped = EVENT_TYPES.get(esp_event) or EVENT_TYPES.get(_snake_case(esp_event))
+        event_type, bounce_class, machine_open = mapped or (EventType.UNKNOWN, None, False)
         reason = opt_str(raw, "reason", path) or None
         tags_value = raw.get("tags")
         tags = (

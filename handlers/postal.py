@@ -69,8 +69,9 @@ _EVENT_TYPES = {
     "MessageDelayed": EventType.DEFERRED,
     "MessageDeliveryFailed": EventType.BOUNCED,
     # held for review (suppression list, spam, send limit): not sent unless someone
-    # releases it, in which case a MessageSent follows
-    "MessageHeld": EventType.DROPPED,
+    # releases it, in which case a MessageSent follows. Deferred, not dropped: dropped is
+    # terminal and would outrank the later delivery in the message's status
+    "MessageHeld": EventType.DEFERRED,
     "MessageBounced": EventType.BOUNCED,
     "MessageLinkClicked": EventType.CLICKED,
     "MessageLoaded": EventType.OPENED,

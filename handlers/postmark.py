@@ -6,16 +6,20 @@ bearer token (a custom header), and a source with neither is refused unless it s
 
 Normalization by ``RecordType``: ``Delivery`` -> delivered, ``Open`` -> opened, ``Click``
 -> clicked, ``SpamComplaint`` -> complained, ``SubscriptionChange`` -> unsubscribed when
-``SuppressSending`` is true, resubscribed when false. ``Bounce`` depends on its ``Type``
-(see ``BOUNCE_TYPES``): HardBounce / BadEmailAddress / ManuallyDeactivated are hard
-bounces; SoftBounce / Blocked / VirusNotification / DMARCPolicy soft; Unknown undetermined;
-Transient and DnsError deferred (Postmark keeps retrying); SpamNotification complained;
-Unsubscribe / Subscribe (list replies) unsubscribed / resubscribed; Unconfirmed,
-SMTPApiError and TemplateRenderingFailed dropped (Postmark never sent the message);
-AutoResponder and ChallengeVerification are a mailbox answering (vacation responder,
-challenge-response), so auto_replied, never a bounce; AddressChange, OpenRelayTest and
-InboundError are not delivery outcomes and stay unknown. The bounce ``Type`` is kept as
-``reason`` and ``Details`` (the MTA response) as ``diagnostic``.
+``SuppressSending`` is true (``ManualSuppression``: the recipient or the sender asked),
+resubscribed when false; with ``SuppressionReason`` HardBounce or SpamComplaint it is
+Postmark's list hygiene echoing a Bounce / SpamComplaint record it sends anyway: unknown
+(kept in the timeline, counted as neither an unsubscribe nor a second bounce).
+
+``Bounce`` depends on its ``Type`` (see ``BOUNCE_TYPES``): HardBounce / BadEmailAddress /
+ManuallyDeactivated are hard bounces; SoftBounce / Blocked / VirusNotification / DMARCPolicy
+soft; Unknown undetermined; Transient and DnsError deferred (Postmark keeps retrying);
+SpamNotification complained; Unsubscribe / Subscribe (list replies) unsubscribed /
+resubscribed; Unconfirmed, SMTPApiError and TemplateRenderingFailed dropped (Postmark never
+sent the message); AutoResponder and ChallengeVerification are a mailbox answering (vacation
+responder, challenge-response), so auto_replied, never a bounce; AddressChange,
+OpenRelayTest and InboundError are not delivery outcomes and stay unknown. The bounce
+``Type`` is kept as ``reason`` and ``Details`` (the MTA response) as ``diagnostic``.
 
 Postmark's inbound webhook (a received email, no ``RecordType``) posted to the tracking URL
 is a ``ControlMessage`` (``inbound_message``): 200, no event.
@@ -100,6 +104,10 @@ BOUNCE_TYPES: dict[str, tuple[EventType, BounceClass | None]] = {
     "InboundError": (EventType.UNKNOWN, None),
 }
 
+#: SubscriptionChange reasons that echo an outcome Postmark reports as its own record
+#: (Bounce, SpamComplaint): neither an unsubscribe nor a second bounce or complaint
+ECHO_SUPPRESSION_REASONS = frozenset({"HardBounce", "SpamComplaint"})
+
 #: where each record type keeps its time and its recipient
 TIME_FIELDS = ("DeliveredAt", "BouncedAt", "ReceivedAt", "ChangedAt")
 RECIPIENT_FIELDS = ("Recipient", "Email")
@@ -150,9 +158,13 @@ class PostmarkAdapter(UnsignedAdapter):
             reason = opt_str(raw, "Type")
             diagnostic = opt_str(raw, "Details") or None
         elif record_type == "SubscriptionChange":
+            reason = opt_str(raw, "SuppressionReason")
             if not opt_bool(raw, "SuppressSending"):
                 event_type = EventType.RESUBSCRIBED
-            reason = opt_str(raw, "SuppressionReason")
+            elif reason in ECHO_SUPPRESSION_REASONS:
+                # Postmark deactivating the address after a hard bounce or a complaint it
+                # already reported as its own Bounce / SpamComplaint record: no unsubscribe
+                event_type = EventType.UNKNOWN
         elif record_type == "Delivery":
             diagnostic = opt_str(raw, "Details") or None
 

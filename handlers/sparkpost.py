@@ -15,6 +15,9 @@ block (50-54) categories soft; undetermined (1) and admin (25, 26, 80) undetermi
 60 (Auto-Reply) and 100 (Challenge-Response) are not bounces: the mailbox exists and
 answered, so such a bounce is ``auto_replied`` (never suppresses, never a bounce in stats).
 The class's name is the ``reason``, ``raw_reason`` the diagnostic.
+``initial_open`` (top pixel) and ``open`` (bottom pixel), and their AMP twins, are all
+opens: with both kinds of tracking one reading sends two, which only the raw open count
+shows; every open rate counts the first open per message and recipient.
 
 Ids: ``event_id`` is the provider event id and dedup key. ``message_id`` is the
 ``transmission_id``: that is what SparkPost's send API (``POST /transmissions``) returns to

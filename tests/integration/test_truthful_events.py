@@ -183,3 +183,38 @@ async def test_a_recipient_written_with_a_display_name_is_one_canonical_address(
             "/v1/events", params={"recipient": "Recipient <to@EXAMPLE.org>"}, headers=AUTH
         )
         assert [e["recipient"] for e in events.json()["items"]] == ["To@example.org"]
+
+
+async def test_sparkpost_initial_open_and_open_count_one_unique_open(
+    gateway_factory: Any,
+) -> None:
+    """Judgment call: SparkPost's initial_open (top pixel) and open (bottom pixel) are both
+    opens, as are their AMP twins, so with both kinds of tracking one reading sends two
+    events; every open rate counts the first open per message and recipient, so the stats
+    show one unique open, and the raw open count says what was received."""
+    async with gateway_factory(
+        sources=[unsigned_source("sparkpost")], admin={"token": TOKEN}
+    ) as gw:
+        batch = json.loads((FIXTURES / "sparkpost" / "all_events.json").read_bytes())
+        opens = [
+            item
+            for item in batch
+            if item["msys"].get("track_event", {}).get("type")
+            in ("open", "initial_open", "amp_open", "amp_initial_open")
+        ]
+        assert len(opens) == 4
+        for index, item in enumerate(opens):  # one reader, one message
+            item["msys"]["track_event"].update(
+                event_id=f"77{index}", rcpt_to="reader@example.org", raw_rcpt_to=None
+            )
+        response = await post_json(gw, "sparkpost", json.dumps(opens).encode())
+        assert response.status_code == 200, response.text
+        assert response.json()["accepted"] == 4
+        report = await gw.client.get(
+            "/v1/stats",
+            params={"since": "2016-01-01", "until": "2020-01-01", "group_by": "provider"},
+            headers=AUTH,
+        )
+        (group,) = report.json()["groups"]
+        assert group["counts"]["opened"] == 4
+        assert group["details"]["unique_opens"] == 1

@@ -265,3 +265,29 @@ def test_event_time_then_the_sending_time_then_receipt(
             raw.pop(field)
     (event,) = parse(json.dumps(raw).encode())
     assert event.occurred_at == expected
+
+
+@pytest.mark.parametrize(
+    ("spelling", "event_type", "bounce_class"),
+    [
+        ("unsubscribe", EventType.UNSUBSCRIBED, None),
+        ("unsubscribed", EventType.UNSUBSCRIBED, None),
+        ("hardBounce", EventType.BOUNCED, BounceClass.HARD),
+        ("softBounce", EventType.BOUNCED, BounceClass.SOFT),
+        ("uniqueOpened", EventType.OPENED, None),
+        ("invalidEmail", EventType.DROPPED, None),
+        ("invalid_email", EventType.DROPPED, None),
+        ("somethingNew", EventType.UNKNOWN, None),
+    ],
+)
+def test_brevo_spellings_of_one_event_map_alike(
+    spelling: str, event_type: EventType, bounce_class: BounceClass | None
+) -> None:
+    """Judgment call: Brevo's spellings (marketing 'unsubscribe', camelCase names from its
+    webhook API) map like the documented snake_case names; invalid_email is dropped (Brevo
+    never sent it: no bounce, nothing suppressed); the ESP's spelling is kept."""
+    raw = json.loads(fixture("delivered"))
+    raw["event"] = spelling
+    (event,) = parse(json.dumps(raw).encode())
+    assert (event.event_type, event.bounce_class) == (event_type, bounce_class)
+    assert event.esp_event == spelling

@@ -65,7 +65,7 @@ MAPPING = [
     ("message_sent.json", EventType.DELIVERED, None),
     ("message_delayed.json", EventType.DEFERRED, None),
     ("message_delivery_failed.json", EventType.BOUNCED, BounceClass.HARD),
-    ("message_held.json", EventType.DROPPED, None),
+    ("message_held.json", EventType.DEFERRED, None),
     ("message_bounced.json", EventType.BOUNCED, BounceClass.UNDETERMINED),
     ("message_link_clicked.json", EventType.CLICKED, None),
     ("message_loaded.json", EventType.OPENED, None),

@@ -315,3 +315,27 @@ def test_a_body_without_record_type_that_is_no_inbound_email_is_still_refused() 
     """Only the inbound shape is acknowledged; another body without RecordType is a 400."""
     with pytest.raises(PayloadError):
         parse_one(b'{"MessageID": "x"}')
+
+
+@pytest.mark.parametrize(
+    ("suppress", "reason", "event_type"),
+    [
+        (True, "ManualSuppression", EventType.UNSUBSCRIBED),
+        (True, "HardBounce", EventType.UNKNOWN),
+        (True, "SpamComplaint", EventType.UNKNOWN),
+        (False, None, EventType.RESUBSCRIBED),
+        (False, "HardBounce", EventType.RESUBSCRIBED),
+    ],
+)
+def test_subscription_change_reasons(
+    suppress: bool, reason: str | None, event_type: EventType
+) -> None:
+    """Judgment call: a SubscriptionChange with SuppressionReason HardBounce or SpamComplaint
+    echoes a Bounce / SpamComplaint record Postmark sends anyway, so it is neither an
+    unsubscribe (which inflated unsubscribe counts) nor a second bounce: unknown, with the
+    reason kept. A manual suppression is an unsubscribe; reactivation a resubscribe."""
+    raw = json.loads(fixture("subscription_change_unsubscribe"))
+    raw.update(SuppressSending=suppress, SuppressionReason=reason)
+    event = parse_one(json.dumps(raw).encode())
+    assert event.event_type is event_type
+    assert event.reason == reason

@@ -390,3 +390,19 @@ async def test_received_email_is_an_inbound_control_message(
     assert result.events == []
     assert result.control is not None and result.control.kind == "inbound_message"
     assert result.control.detail == {"esp_event": "email.received"}
+
+
+async def test_older_bounce_and_suppression_payloads(signing: tuple[SourceSpec, str]) -> None:
+    """Judgment calls for Resend's older payloads: a bounce without a type is an
+    undetermined bounce (counts towards a quarantine, never suppresses at once: it may
+    have been transient); a suppression without details is still dropped (Resend did not
+    send: no bounce, nothing for the suppression list)."""
+    (bounce,) = (await events_of(signing, "email_bounced_older.json")).events
+    assert (bounce.event_type, bounce.bounce_class) == (
+        EventType.BOUNCED,
+        BounceClass.UNDETERMINED,
+    )
+    assert bounce.diagnostic == "The recipient's email provider sent a bounce message."
+    assert bounce.metadata == {"category": "confirm_email"}
+    (suppressed,) = (await events_of(signing, "email_suppressed_older.json")).events
+    assert (suppressed.event_type, suppressed.bounce_class) == (EventType.DROPPED, None)
