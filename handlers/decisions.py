@@ -173,6 +173,7 @@ def _mailgun() -> Iterator[Decision]:
     for subtype, severity, reason, why in cases:
         event_type, bounce_class = mailgun._failed_outcome(severity, reason)
         yield _row("mailgun", "failed", event_type, bounce_class, subtype=subtype, why=why)
+    yield _row("mailgun", "(inbound route: form with body-plain ...)", ControlKind.INBOUND_MESSAGE)
 
 
 def _postmark() -> Iterator[Decision]:

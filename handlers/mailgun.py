@@ -6,7 +6,9 @@ webhook signing key; the timestamp must be within ``replay_window_seconds`` of n
 signature does not cover ``event-data``, so ``parse`` returns the token as the nonce and a
 SHA-256 of the exact raw body as its digest: the gateway refuses a token seen before with
 other content (a forgery built on a captured signature) and treats the same content as a
-redelivery. Legacy form-encoded webhooks (before 2018) are not accepted.
+redelivery. Legacy form-encoded webhooks (before 2018) are not accepted. A form that is a
+message an inbound route forwards (``body-plain``, ``message-headers`` ..., signed with the
+same key) is verified and acknowledged as a ``ControlMessage`` (``inbound_message``).
 
 Normalization of ``event``: ``accepted`` -> queued, ``rejected`` -> dropped,
 ``delivered``, ``opened``, ``clicked``, ``unsubscribed``, ``complained`` as named, and
@@ -54,10 +56,13 @@ from handlers._common import (
     strip_angle_brackets,
     tags_from,
 )
+from handlers._forms import FORM_TYPES, form_fields
 from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
+    ControlKind,
+    ControlMessage,
     ParseResult,
     PayloadError,
     SourceSpec,
@@ -122,7 +127,8 @@ class MailgunAdapter(Adapter):
     """Mailgun's JSON webhooks (HMAC over timestamp + token, nonce-checked)."""
 
     provider: ClassVar[str] = "mailgun"
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    #: forms only to recognise an inbound route pointed at the tracking URL (see parse)
+    content_types: ClassVar[tuple[str, ...]] = ("application/json", *FORM_TYPES)
     signs_requests: ClassVar[bool] = True
     required_fields: ClassVar[tuple[str, ...]] = ("signing_key",)
 
@@ -134,7 +140,10 @@ class MailgunAdapter(Adapter):
             if source.allow_unauthenticated:
                 return
             raise AuthError("missing", "no signing key configured")
-        timestamp, token, signature = _signature_block(request.body)
+        if request.content_type in FORM_TYPES:
+            timestamp, token, signature = _form_signature(request)
+        else:
+            timestamp, token, signature = _signature_block(request.body)
         expected = sign(source.signing_key, timestamp, token)
         if not constant_time_equals(signature.lower(), expected):
             raise AuthError("invalid")
@@ -147,6 +156,16 @@ class MailgunAdapter(Adapter):
     def parse(
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
+        if request.content_type in FORM_TYPES:
+            fields = form_fields(request)
+            if INBOUND_FIELDS & fields.keys() and "event" not in fields:
+                return ParseResult(
+                    events=[],
+                    control=ControlMessage(kind=ControlKind.INBOUND_MESSAGE.value, detail={}),
+                    nonce=fields.get("token") or None,
+                    nonce_digest=hashlib.sha256(request.body).hexdigest(),
+                )
+            raise PayloadError("Mailgun event webhooks are JSON (legacy form webhooks are not)")
         body = expect_object(decode_json(request.body), "body")
         data = expect_object(body.get(ED), ED)
         signature = opt_object(body, "signature")
@@ -246,6 +265,23 @@ def _campaign(value: Any) -> str | None:
     return opt_str(first, "name", f"{ED}.campaigns[0]") or opt_str(
         first, "id", f"{ED}.campaigns[0]"
     )
+
+
+#: fields of a message a Mailgun route forwards (a received email)
+INBOUND_FIELDS = frozenset({"body-plain", "body-mime", "message-headers", "stripped-text"})
+
+
+def _form_signature(request: WebhookRequest) -> tuple[str, str, str]:
+    """timestamp, token, signature from a form body (Mailgun signs forwarded inbound
+    messages with the same key); ``AuthError('missing')`` if absent."""
+    try:
+        fields = form_fields(request)
+    except PayloadError:
+        raise AuthError("missing") from None
+    values = tuple(fields.get(name, "") for name in ("timestamp", "token", "signature"))
+    if not all(values):
+        raise AuthError("missing")
+    return values[0], values[1], values[2]
 
 
 def _signature_block(body: bytes) -> tuple[str, str, str]:

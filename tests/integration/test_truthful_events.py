@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from handlers import postal, resend
+from handlers import mailgun, postal, resend
 from handlers._common import basic_auth_header
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -116,12 +116,15 @@ async def test_auto_replies_never_suppress_and_are_no_bounces_in_stats(
 async def test_non_tracking_traffic_is_acknowledged_counted_and_never_stored(
     gateway_factory: Any,
 ) -> None:
-    """Postal's failure to forward an *incoming* message and Postmark's inbound webhook at
-    the tracking URL answer 200 with nothing accepted, are counted by kind, and store no
-    event and no suppression (the Postal one used to hard-bounce the inbound address)."""
+    """Postal's failure to forward an *incoming* message, Postmark's inbound webhook and a
+    signed Mailgun inbound route at the tracking URL answer 200 with nothing accepted, are
+    counted by kind, and store no event and no suppression (the Postal one used to
+    hard-bounce the inbound address)."""
     postal_spec, postal_key = postal.make_test_source("main")
+    mailgun_spec, mailgun_key = mailgun.make_test_source("main")
     sources = [
         {"provider": "postal", "name": "main", "signing_key": postal_spec.signing_key},
+        {"provider": "mailgun", "name": "main", "signing_key": mailgun_spec.signing_key},
         unsigned_source("postmark"),
     ]
     async with gateway_factory(sources=sources, admin={"token": TOKEN}) as gw:
@@ -137,13 +140,22 @@ async def test_non_tracking_traffic_is_acknowledged_counted_and_never_stored(
         assert response.status_code == 200, response.text
         assert response.json() == {"accepted": 0, "duplicates": 0}
 
+        fields = json.loads((FIXTURES / "mailgun" / "inbound_route_fields.json").read_bytes())
+        timestamp, token = str(int(datetime.now(UTC).timestamp())), "b" * 50
+        signature = mailgun.sign(mailgun_key, timestamp, token)
+        fields.update(timestamp=timestamp, token=token, signature=signature)
+        response = await gw.client.post("/webhooks/mailgun/main", files={}, data=fields)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"accepted": 0, "duplicates": 0}
+
         assert (await rows(gw, "SELECT count(*) AS n FROM events"))[0]["n"] == 0
         assert (await rows(gw, "SELECT count(*) AS n FROM outbox"))[0]["n"] == 0
         assert (await rows(gw, "SELECT count(*) AS n FROM suppressions"))[0]["n"] == 0
         metric = "hookline_control_messages_total"
         assert gw.metric(metric, provider="postal", kind="inbound_event") == 1
         assert gw.metric(metric, provider="postmark", kind="inbound_message") == 1
-        for provider in ("postal", "postmark"):
+        assert gw.metric(metric, provider="mailgun", kind="inbound_message") == 1
+        for provider in ("postal", "postmark", "mailgun"):
             assert (
                 gw.metric("hookline_webhook_requests_total", provider=provider, outcome="control")
                 == 1

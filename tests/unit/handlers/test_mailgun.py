@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -208,9 +209,66 @@ def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str
 
 
 def test_wrong_content_type_is_refused() -> None:
-    """Legacy form-encoded webhooks are refused with ContentTypeError."""
+    """Bodies Mailgun never posts are refused with ContentTypeError."""
     with pytest.raises(ContentTypeError):
-        ADAPTER.check_content_type(unsigned(b"", "application/x-www-form-urlencoded"))
+        ADAPTER.check_content_type(unsigned(b"", "text/plain"))
+
+
+def inbound_form(key: str, *, multipart: bool, extra: dict[str, str] | None = None) -> Any:
+    """A received email as a Mailgun route forwards it, signed with ``key``."""
+    fields = json.loads(fixture("inbound_route_fields"))
+    timestamp, token = (
+        str(int(NOW.timestamp())),
+        "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0",
+    )
+    fields.update(timestamp=timestamp, token=token, signature=mailgun.sign(key, timestamp, token))
+    fields.update(extra or {})
+    if not multipart:
+        return unsigned(urlencode(fields).encode(), "application/x-www-form-urlencoded")
+    parts = [
+        f'--B0UND\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    body = ("".join(parts) + "--B0UND--\r\n").encode()
+    return unsigned(body, "multipart/form-data; boundary=B0UND")
+
+
+@pytest.mark.parametrize("multipart", [True, False])
+async def test_an_inbound_route_at_the_tracking_url_is_a_control_message(
+    multipart: bool,
+) -> None:
+    """A received email forwarded by a Mailgun route (multipart or urlencoded, signed with
+    the same key) verifies and is an inbound_message control message: no event (it used to
+    be refused with 415, and Mailgun retries then disables the route)."""
+    source, key = mailgun.make_test_source()
+    request = inbound_form(key, multipart=multipart)
+    ADAPTER.check_content_type(request)
+    await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+    result = ADAPTER.parse(request, source, RECEIVED)
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"
+    assert result.nonce is not None
+
+
+async def test_forms_must_be_signed_and_legacy_event_forms_stay_refused() -> None:
+    """An unsigned or wrongly signed form is refused like any request; a signed legacy
+    (pre-2018) form webhook with an event field is a PayloadError, not an event."""
+    source, key = mailgun.make_test_source()
+    with pytest.raises(AuthError) as missing:
+        await ADAPTER.verify(
+            unsigned(b"recipient=a%40b.example&body-plain=hi", "application/x-www-form-urlencoded"),
+            source,
+            VerifyContext(now=NOW),
+        )
+    assert missing.value.reason == "missing"
+    forged = inbound_form("not-the-key", multipart=True)
+    with pytest.raises(AuthError) as invalid:
+        await ADAPTER.verify(forged, source, VerifyContext(now=NOW))
+    assert invalid.value.reason == "invalid"
+    legacy = inbound_form(key, multipart=False, extra={"event": "delivered"})
+    await ADAPTER.verify(legacy, source, VerifyContext(now=NOW))
+    with pytest.raises(PayloadError):
+        ADAPTER.parse(legacy, source, RECEIVED)
 
 
 # --- signature ----------------------------------------------------------------------------
