@@ -30,7 +30,8 @@ Normalization of ``event``: ``accepted`` -> queued, ``rejected`` -> dropped,
 ``message_id`` is ``message.headers.message-id`` without angle brackets (what the send API
 returned, bracketed); ``provider_event_id`` is ``event-data.id``; ``user-variables`` is the
 metadata, ``tags`` the tags and the first of ``campaigns`` the campaign. ``raw`` is the
-``event-data`` object (the signature block is transport, not event).
+``event-data`` object (the signature block is transport, not event). Time: the event's
+``timestamp``, else ``signature.timestamp`` (when Mailgun signed it), else the receipt time.
 """
 
 from __future__ import annotations
@@ -170,14 +171,26 @@ class MailgunAdapter(Adapter):
         data = expect_object(body.get(ED), ED)
         signature = opt_object(body, "signature")
         token = opt_str(signature, "token", "signature") if signature else None
-        event = self._event(data, source, received_at)
+        signed = opt_str(signature, "timestamp", "signature") if signature else None
+        try:
+            # the envelope's time (when Mailgun signed the request), for an undated event
+            undated = epoch_to_utc(signed, "signature.timestamp") if signed else None
+        except PayloadError:
+            undated = None
+        event = self._event(data, source, received_at, undated)
         return ParseResult(
             events=[event],
             nonce=token or None,
             nonce_digest=hashlib.sha256(request.body).hexdigest(),
         )
 
-    def _event(self, data: dict[str, Any], source: SourceSpec, received_at: datetime) -> EmailEvent:
+    def _event(
+        self,
+        data: dict[str, Any],
+        source: SourceSpec,
+        received_at: datetime,
+        undated_at: datetime | None = None,
+    ) -> EmailEvent:
         esp_event = req_str(data, "event", ED)
         event_type = EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
         severity = opt_str(data, "severity", ED)
@@ -220,7 +233,9 @@ class MailgunAdapter(Adapter):
             source=source.name,
             event_type=event_type,
             occurred_at=(
-                epoch_to_utc(timestamp, f"{ED}.timestamp") if timestamp is not None else received_at
+                epoch_to_utc(timestamp, f"{ED}.timestamp")
+                if timestamp is not None
+                else undated_at or received_at
             ),
             received_at=received_at,
             recipient=canonical_address(recipient),

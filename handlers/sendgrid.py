@@ -16,7 +16,8 @@ Normalization: ``processed`` -> queued; ``dropped`` -> dropped; ``deferred`` -> 
 ``sg_message_id`` up to its first host segment, else the local part of ``smtp-id``, never
 a SendGrid host name (some dropped events carry one where the id should be). Custom args
 are the top-level keys SendGrid does not define; they become ``metadata``. ``category``
-(string or list) becomes ``tags``.
+(string or list) becomes ``tags``. Time: the event's ``timestamp``, else the signed
+timestamp header (when SendGrid sent the batch), else the receipt time.
 """
 
 from __future__ import annotations
@@ -222,7 +223,10 @@ class SendGridAdapter(Adapter):
                 raw = expect_object(item, f"[{i}]")
                 pairs.append((_checked_fields(raw, f"[{i}]"), raw))
         name = source.name
-        return ParseResult(events=[_event(fields, raw, name, received_at) for fields, raw in pairs])
+        undated = _envelope_time(request) or received_at
+        return ParseResult(
+            events=[_event(fields, raw, name, received_at, undated) for fields, raw in pairs]
+        )
 
 
 class _Fields(msgspec.Struct, gc=False):
@@ -351,7 +355,22 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
-def _event(f: _Fields, raw: dict[str, Any], source: str, received_at: datetime) -> EmailEvent:
+def _envelope_time(request: WebhookRequest) -> datetime | None:
+    """When SendGrid signed the request (the signature timestamp header), if it says."""
+    value = request.headers.get(TIMESTAMP_HEADER, "").strip()
+    if not value.isdigit() or not 0 <= int(value) <= _MAX_EPOCH_SECONDS:
+        return None
+    return _utc(float(value))
+
+
+def _event(
+    f: _Fields,
+    raw: dict[str, Any],
+    source: str,
+    received_at: datetime,
+    undated_at: datetime | None = None,
+) -> EmailEvent:
+    """``undated_at``: the time of an event without its own (the envelope's, else receipt)."""
     event_type = EVENT_TYPES.get(f.event, _UNKNOWN)
     bounce_class: BounceClass | None = None
     if event_type is _BOUNCED:
@@ -370,7 +389,7 @@ def _event(f: _Fields, raw: dict[str, Any], source: str, received_at: datetime) 
         provider="sendgrid",
         source=source,
         event_type=event_type,
-        occurred_at=received_at if f.timestamp is None else _utc(f.timestamp),
+        occurred_at=(undated_at or received_at) if f.timestamp is None else _utc(f.timestamp),
         received_at=received_at,
         recipient=canonical_address(f.email),
         message_id=message_id_of(f.sg_message_id, f.smtp_id),

@@ -363,3 +363,21 @@ async def test_example_body_single_event_distinct_per_seed() -> None:
         assert event.event_type is EventType.OPENED
         keys.add(event.dedup_key)
     assert len(keys) == 3
+
+
+def test_an_undated_event_takes_the_signature_time_before_the_receipt_time() -> None:
+    """Event time first; without one, the envelope's (signature.timestamp: when Mailgun
+    signed the request); the receipt time only when neither is usable."""
+    source, _ = mailgun.make_test_source()
+    data = {"event": "delivered", "recipient": "a@example.com"}
+    signed = {"timestamp": "1699999990", "token": "t" * 50, "signature": "0" * 64}
+    body = json.dumps({"signature": signed, "event-data": data}).encode()
+    (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
+    assert event.occurred_at == datetime.fromtimestamp(1699999990, tz=UTC)
+    dated = {**data, "timestamp": 1699999980.5}
+    body = json.dumps({"signature": signed, "event-data": dated}).encode()
+    (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
+    assert event.occurred_at == datetime.fromtimestamp(1699999980.5, tz=UTC)
+    body = json.dumps({"signature": {**signed, "timestamp": "soon"}, "event-data": data}).encode()
+    (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
+    assert event.occurred_at == RECEIVED

@@ -393,3 +393,28 @@ def test_message_id_fallback_order(
     """sg_message_id up to its host segment, then smtp-id's local part, then none; a host
     name or an empty value is never the answer."""
     assert sendgrid.message_id_of(sg_message_id, smtp_id) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("1699999990", datetime.fromtimestamp(1699999990, tz=UTC)),
+        (None, RECEIVED),
+        ("not-a-time", RECEIVED),
+    ],
+)
+def test_an_undated_event_takes_the_signature_time_before_the_receipt_time(
+    header: str | None, expected: datetime
+) -> None:
+    """Event time first; without one, the envelope's (the signed timestamp header: when
+    SendGrid sent the batch); the receipt time only when neither is usable."""
+    body = b'[{"email":"a@example.com","event":"delivered"},'
+    body += b'{"email":"b@example.com","event":"delivered","timestamp":1699999900}]'
+    headers = {"content-type": "application/json"}
+    if header is not None:
+        headers[sendgrid.TIMESTAMP_HEADER] = header
+    request = WebhookRequest("POST", "http://hookline/webhooks/sendgrid/test", headers, body)
+    source, _ = sendgrid.make_test_source()
+    undated, dated = ADAPTER.parse(request, source, RECEIVED).events
+    assert undated.occurred_at == expected
+    assert dated.occurred_at == datetime.fromtimestamp(1699999900, tz=UTC)
