@@ -266,6 +266,7 @@ def _sparkpost() -> Iterator[Decision]:
             subtype=f"bounce_class={code} ({label})",
             doc=_SPARKPOST_CLASSES,
         )
+    yield _row("sparkpost", "relay_message", ControlKind.INBOUND_MESSAGE)
 
 
 def _mailjet() -> Iterator[Decision]:

@@ -2,7 +2,9 @@
 
 SparkPost signs nothing: sources use basic auth or a bearer token (SparkPost's OAuth2 option
 sends one), and a source with neither is refused unless ``allow_unauthenticated`` is set.
-SparkPost's test "ping" is ``[]`` or ``[{"msys": {}}]``: valid, and yields no events.
+SparkPost's test "ping" is ``[]`` or ``[{"msys": {}}]``: valid, and yields no events. A
+batch of ``relay_message`` items (an inbound relay webhook pointed at the tracking URL) is a
+``ControlMessage`` (``inbound_message``): 200, no events.
 
 Normalization of ``type``: ``injection`` -> queued, ``delivery`` -> delivered, ``delay`` ->
 deferred, ``bounce`` and ``out_of_band`` -> bounced, ``policy_rejection``,
@@ -51,6 +53,7 @@ from handlers._common import (
 from handlers._unsigned import UnsignedAdapter
 from handlers.addresses import canonical_address
 from handlers.base import (
+    ControlKind,
     ParseResult,
     SourceSpec,
     WebhookRequest,
@@ -115,6 +118,14 @@ BOUNCE_CLASS_TABLE: dict[str, tuple[str, BounceClass]] = {
 AUTO_REPLY_CLASSES = frozenset({"60", "100"})
 
 
+def _is_relay_message(item: Any) -> bool:
+    """An inbound-relay item (a received email SparkPost relays), not a tracking event."""
+    if not isinstance(item, dict):
+        return False
+    msys = item.get("msys")
+    return isinstance(msys, dict) and list(msys) == ["relay_message"]
+
+
 def _timestamp(value: Any, field: str) -> datetime:
     """SparkPost sends epoch seconds as a string; accept a number or ISO 8601 too."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -133,6 +144,8 @@ class SparkPostAdapter(UnsignedAdapter):
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
         items = expect_list(decode_json(request.body), "body")
+        if items and all(_is_relay_message(item) for item in items):
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, count=len(items))
         events: list[EmailEvent] = []
         for index, item in enumerate(items):
             path = f"[{index}]"

@@ -290,3 +290,13 @@ def test_auto_reply_and_challenge_response_classes_are_not_bounces(
     assert event.bounce_class is None
     assert event.reason == reason
     assert event.diagnostic == json.loads(fixture(name))[0]["msys"]["message_event"]["raw_reason"]
+
+
+def test_relay_messages_at_the_tracking_url_are_a_control_message() -> None:
+    """A batch of relay_message items (inbound relay, a received email) is recognised: no
+    event, an inbound_message control message (it used to be a 400: no 'type')."""
+    source, _ = sparkpost.make_test_source()
+    result = ADAPTER.parse(unsigned(fixture("relay_message")), source, RECEIVED)
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"
+    assert result.control.detail == {"count": 1}
