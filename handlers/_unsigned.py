@@ -42,6 +42,9 @@ class UnsignedBatchAdapter(UnsignedAdapter):
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
         decoded = decode_json(request.body)
+        non_tracking = self._non_tracking(decoded)
+        if non_tracking is not None:
+            return non_tracking
         if isinstance(decoded, dict):
             return ParseResult(events=[self._event(decoded, "", source, received_at)])
         if not isinstance(decoded, list):
@@ -51,6 +54,11 @@ class UnsignedBatchAdapter(UnsignedAdapter):
             for i, item in enumerate(decoded)
         ]
         return ParseResult(events=events)
+
+    def _non_tracking(self, decoded: Any) -> ParseResult | None:
+        """A body that is no tracking event (e.g. the ESP's inbound-parse payload at the
+        tracking URL) as a ``ParseResult`` with a control message; None for events."""
+        return None
 
     @abc.abstractmethod
     def _event(

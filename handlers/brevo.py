@@ -23,6 +23,9 @@ without angle brackets. ``X-Mailin-custom`` (a free-form header) is kept verbati
 metadata under ``x-mailin-custom`` and, when it is a JSON object or ``k:v|k2:v2`` pairs,
 its keys are merged in too. ``tags`` (or the single ``tag``) are the tags. Brevo's ``id``
 is the webhook's id, not the event's: the dedup key hashes the event.
+
+Brevo's inbound parsing webhook (``{"items": [...]}``, received emails) at the tracking URL
+is a ``ControlMessage`` (``inbound_message``): 200, no events.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from handlers._common import (
 from handlers._unsigned import UnsignedBatchAdapter
 from handlers.addresses import canonical_address
 from handlers.base import (
+    ControlKind,
+    ParseResult,
     PayloadError,
     SourceSpec,
     WebhookRequest,
@@ -139,6 +144,14 @@ class BrevoAdapter(UnsignedBatchAdapter):
     """Brevo's transactional webhooks (unsigned: basic auth or bearer token)."""
 
     provider: ClassVar[str] = "brevo"
+
+    def _non_tracking(self, decoded: Any) -> ParseResult | None:
+        """Brevo's inbound parsing webhook (``{"items": [<received email>...]}``)."""
+        if isinstance(decoded, dict) and "event" not in decoded:
+            items = decoded.get("items")
+            if isinstance(items, list) and items:
+                return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, count=len(items))
+        return None
 
     def _event(
         self, raw: dict[str, Any], path: str, source: SourceSpec, received_at: datetime

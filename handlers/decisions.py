@@ -284,6 +284,7 @@ def _mailjet() -> Iterator[Decision]:
         subtype="hard_bounce=false, error=greylisted",
         why="greylisting: the server asks to retry later",
     )
+    yield _row("mailjet", "(Parse API payload)", ControlKind.INBOUND_MESSAGE)
 
 
 def _mandrill() -> Iterator[Decision]:
@@ -301,6 +302,7 @@ def _brevo() -> Iterator[Decision]:
         elif name == "unsubscribe":
             why = "the marketing webhooks' spelling of unsubscribed"
         yield _row("brevo", name, event_type, bounce_class, why=why)
+    yield _row("brevo", "(inbound parsing: {items: [...]})", ControlKind.INBOUND_MESSAGE)
 
 
 def _resend() -> Iterator[Decision]:

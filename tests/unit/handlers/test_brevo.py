@@ -291,3 +291,19 @@ def test_brevo_spellings_of_one_event_map_alike(
     (event,) = parse(json.dumps(raw).encode())
     assert (event.event_type, event.bounce_class) == (event_type, bounce_class)
     assert event.esp_event == spelling
+
+
+def test_inbound_parsing_payload_is_a_control_message() -> None:
+    """Brevo's inbound parsing webhook ({"items": [received email]}) at the tracking URL is
+    an inbound_message control message, not a 400 (it has no 'event')."""
+    source, _ = brevo.make_test_source()
+    request = WebhookRequest(
+        "POST",
+        "http://hookline/webhooks/brevo/test",
+        {"content-type": "application/json"},
+        fixture("inbound_parsing"),
+    )
+    result = brevo.ADAPTER.parse(request, source, RECEIVED)
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"
+    assert result.control.detail == {"count": 1}
