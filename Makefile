@@ -51,5 +51,11 @@ test: $(STAMP) system-deps lint
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest_bench.py
 
+# The adapter fuzzers of `make test` with the deep hypothesis profile (60 times the
+# examples: thousands per property and provider; no per-test timeout)
+.PHONY: fuzz
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=deep $(VENV)/bin/pytest tests/unit/handlers/test_fuzz.py --timeout=0
+
 clean:
 	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,10 @@ import msgspec
 from handlers.base import Adapter, AuthError, PayloadError, SourceSpec, WebhookRequest
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "basic_auth_header",
+    "check_json_depth",
+    "decode_embedded_json",
     "decode_json",
     "default_url",
     "epoch_to_utc",
@@ -42,14 +45,72 @@ _ENHANCED_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 _BASIC_STATUS = re.compile(r"(?<!\d)([245]\d\d)(?!\d)")
 
 
-def decode_json(body: bytes) -> Any:
-    """The body as JSON; ``PayloadError(field="body")`` if it is not UTF-8 JSON."""
+#: deepest JSON nesting any adapter accepts (ESP bodies are 3 to 6 levels deep). A bound far
+#: below the interpreter's recursion limit, so nothing that walks a decoded body (dedup-key
+#: encoding, storage, scrubbing) can run out of stack on what an adapter accepted.
+MAX_JSON_DEPTH = 64
+
+#: every byte except the ones that open or close a JSON container or a string
+_NOT_STRUCTURAL = bytes(b for b in range(256) if b not in b'[]{}"')
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
+
+
+def check_json_depth(data: bytes | str, field: str = "body", limit: int = MAX_JSON_DEPTH) -> None:
+    """``PayloadError`` if the JSON document ``data`` nests containers deeper than ``limit``.
+
+    Runs before the document is decoded, in C-speed passes over the bytes (no per-byte Python
+    loop): the brackets and quotes are kept, and when there are more brackets than ``limit``
+    (the depth cannot be higher than their number) strings are dropped and matched pairs
+    peeled off level by level. A document whose brackets do not match is not JSON: the
+    decoder rejects it (this check only guarantees that no *valid* document is too deep)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    structural = raw.translate(None, _NOT_STRUCTURAL)
+    if structural.count(b"[") + structural.count(b"{") <= limit:
+        return
+    if b"\\" in raw:
+        # escaped backslashes, then escaped quotes: what is left of a string's quotes are
+        # its delimiters (in valid JSON a backslash only ever appears inside a string)
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+        structural = raw.translate(None, _NOT_STRUCTURAL)
+    # dropping two adjacent quotes never changes which brackets are inside a string; most
+    # strings hold no brackets and vanish here, the rest go by quote parity
+    structural = structural.replace(b'""', b"")
+    if b'"' in structural:
+        structural = b"".join(structural.split(b'"')[::2])
+    # one kind of bracket, so that a pass peels exactly one level (mismatched kinds are not
+    # JSON anyway: the decoder refuses them)
+    structural = structural.translate(_ONE_KIND)
+    for _ in range(limit + 1):
+        peeled = structural.replace(b"[]", b"")
+        if len(peeled) == len(structural):
+            return  # all peeled (depth <= limit), or unbalanced: not JSON, the decoder says so
+        structural = peeled
+    raise PayloadError(f"{field} nests JSON deeper than {limit} levels", field)
+
+
+def decode_json(body: bytes | str, field: str = "body") -> Any:
+    """The JSON document ``body`` (bytes or the text of a form field or string field);
+    ``PayloadError(field=field)`` if it is not UTF-8 JSON or nests deeper than
+    ``MAX_JSON_DEPTH``."""
+    check_json_depth(body, field)
     try:
         return msgspec.json.decode(body)
     except UnicodeDecodeError:
-        raise PayloadError("body is not valid UTF-8", "body") from None
+        raise PayloadError(f"{field} is not valid UTF-8", field) from None
     except msgspec.DecodeError as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}", "body") from None
+        raise PayloadError(f"{field} is not valid JSON: {exc}", field) from None
+    except (RecursionError, ValueError):
+        # unbalanced brackets the depth check leaves to the decoder; text with lone surrogates
+        raise PayloadError(f"{field} is not valid JSON", field) from None
+
+
+def decode_embedded_json(text: str) -> Any | None:
+    """Best effort for JSON an ESP carries inside a string field (custom headers, payloads):
+    the decoded value, or None when it is not JSON (or too deep to be taken as such)."""
+    try:
+        return decode_json(text, "embedded")
+    except PayloadError:
+        return None
 
 
 def expect_object(value: Any, field: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from handlers._common import check_json_depth
 from handlers.base import PayloadError
 
 __all__ = [
@@ -52,11 +53,17 @@ def decode_json(body: bytes, field: str = "body") -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise PayloadError(f"{field} is not UTF-8", field) from None
-    return decode_json_text(text, field)
+    check_json_depth(body, field)
+    return _decode_text(text, field)
 
 
 def decode_json_text(text: str, field: str) -> Any:
     """A JSON document held in a string (e.g. an SNS ``Message`` or a form field)."""
+    check_json_depth(text, field)
+    return _decode_text(text, field)
+
+
+def _decode_text(text: str, field: str) -> Any:
     try:
         return msgspec.json.decode(text)
     except (msgspec.DecodeError, RecursionError, ValueError):

@@ -7,6 +7,7 @@ import abc
 from datetime import datetime
 from typing import Any, ClassVar
 
+from handlers._batch import ItemNormalizer, normalize_batch, normalize_item
 from handlers._common import decode_json, expect_object, require_transport_auth
 from handlers.base import (
     Adapter,
@@ -46,14 +47,20 @@ class UnsignedBatchAdapter(UnsignedAdapter):
         if non_tracking is not None:
             return non_tracking
         if isinstance(decoded, dict):
+            # one event is the whole body: malformed, it is a malformed body (400)
             return ParseResult(events=[self._event(decoded, "", source, received_at)])
         if not isinstance(decoded, list):
             raise PayloadError("body must be a JSON object or an array of events", "body")
-        events = [
-            self._event(expect_object(item, f"[{i}]"), f"[{i}]", source, received_at)
-            for i, item in enumerate(decoded)
-        ]
-        return ParseResult(events=events)
+        return normalize_batch(decoded, self._item_normalizer(source, received_at))
+
+    def parse_item(self, item: Any, source: SourceSpec, received_at: datetime) -> list[EmailEvent]:
+        return normalize_item(item, self._item_normalizer(source, received_at))
+
+    def _item_normalizer(self, source: SourceSpec, received_at: datetime) -> ItemNormalizer:
+        def normalize(item: Any, path: str) -> list[EmailEvent]:
+            return [self._event(expect_object(item, path), path, source, received_at)]
+
+        return normalize
 
     def _non_tracking(self, decoded: Any) -> ParseResult | None:
         """A body that is no tracking event (e.g. the ESP's inbound-parse payload at the

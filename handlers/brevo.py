@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from handlers._common import (
+    decode_embedded_json,
     default_url,
     epoch_to_utc,
     opt_str,
@@ -126,10 +127,7 @@ def _metadata(raw: dict[str, Any], prefix: str) -> dict[str, Any]:
         field = f"{prefix}X-Mailin-custom"
         raise PayloadError(f"{field} must be a string", field)
     metadata: dict[str, Any] = {"x-mailin-custom": value}
-    try:
-        decoded = msgspec.json.decode(value)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        decoded = None
+    decoded = decode_embedded_json(value)
     if isinstance(decoded, dict):
         metadata.update(decoded)
     elif ":" in value:

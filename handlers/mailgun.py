@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from handlers._common import (
+    check_json_depth,
     decode_json,
     default_url,
     epoch_to_utc,
@@ -300,7 +301,12 @@ def _form_signature(request: WebhookRequest) -> tuple[str, str, str]:
 
 
 def _signature_block(body: bytes) -> tuple[str, str, str]:
-    """timestamp, token, signature from the body; ``AuthError('missing')`` if absent."""
+    """timestamp, token, signature from the body; ``AuthError('missing')`` if absent.
+
+    The signature lives inside the body, so the body is decoded before anything is
+    authenticated: its depth is checked first (``PayloadError``, 400), so an
+    unauthenticated request gets no more than linear work over its bytes."""
+    check_json_depth(body)
     try:
         decoded = decode_json(body)
         block = expect_object(expect_object(decoded, "body").get("signature"), "signature")

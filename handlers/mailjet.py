@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from handlers._common import (
+    decode_embedded_json,
     default_url,
     epoch_to_utc,
     opt_bool,
@@ -66,10 +67,7 @@ def _metadata(raw: dict[str, Any], path: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
     payload = opt_str(raw, "Payload", path)
     if payload:
-        try:
-            decoded = msgspec.json.decode(payload)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            decoded = None
+        decoded = decode_embedded_json(payload)
         if isinstance(decoded, dict):
             metadata.update(decoded)
         else:

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from handlers._batch import ItemNormalizer, normalize_batch, normalize_item
 from handlers._extract import (
     decode_form,
     decode_json_text,
@@ -119,16 +120,20 @@ class MandrillAdapter(Adapter):
         batch = require_list(decode_json_text(params[EVENTS_FIELD], EVENTS_FIELD), EVENTS_FIELD)
         if batch and all(_is_inbound(item) for item in batch):
             return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, count=len(batch))
-        events = [
-            _normalize(
-                require_dict(item, f"{EVENTS_FIELD}[{index}]"),
-                path=f"{EVENTS_FIELD}[{index}]",
-                source=source,
-                received_at=received_at,
-            )
-            for index, item in enumerate(batch)
-        ]
-        return ParseResult(events=events)
+        return normalize_batch(batch, _item_normalizer(source, received_at), EVENTS_FIELD)
+
+    def parse_item(self, item: Any, source: SourceSpec, received_at: datetime) -> list[EmailEvent]:
+        return normalize_item(item, _item_normalizer(source, received_at))
+
+
+def _item_normalizer(source: SourceSpec, received_at: datetime) -> ItemNormalizer:
+    """One entry of ``mandrill_events``: its event, or a PayloadError."""
+
+    def normalize(item: Any, path: str) -> list[EmailEvent]:
+        raw = require_dict(item, path)
+        return [_normalize(raw, path=path, source=source, received_at=received_at)]
+
+    return normalize
 
 
 def _is_inbound(item: Any) -> bool:

@@ -34,7 +34,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from handlers._batch import ItemNormalizer, normalize_batch, normalize_item
 from handlers._common import (
+    check_json_depth,
     decode_json,
     default_url,
     epoch_to_utc,
@@ -214,19 +216,30 @@ class SendGridAdapter(Adapter):
     def parse(
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
+        check_json_depth(request.body)
         pairs = _well_formed(request.body)
         if pairs is None:
-            # the careful path: same events, and a PayloadError naming the bad field
+            # the careful path: item by item, a malformed one rejected with the bad field named
             items = expect_list(decode_json(request.body), "body")
-            pairs = []
-            for i, item in enumerate(items):
-                raw = expect_object(item, f"[{i}]")
-                pairs.append((_checked_fields(raw, f"[{i}]"), raw))
+            return normalize_batch(items, _item_normalizer(source.name, received_at))
         name = source.name
         undated = _envelope_time(request) or received_at
         return ParseResult(
             events=[_event(fields, raw, name, received_at, undated) for fields, raw in pairs]
         )
+
+    def parse_item(self, item: Any, source: SourceSpec, received_at: datetime) -> list[EmailEvent]:
+        return normalize_item(item, _item_normalizer(source.name, received_at))
+
+
+def _item_normalizer(source: str, received_at: datetime) -> ItemNormalizer:
+    """The careful path for one batch item at ``path``: its event, or a PayloadError."""
+
+    def normalize(item: Any, path: str) -> list[EmailEvent]:
+        raw = expect_object(item, path)
+        return [_event(_checked_fields(raw, path), raw, source, received_at)]
+
+    return normalize
 
 
 class _Fields(msgspec.Struct, gc=False):
@@ -258,14 +271,15 @@ _MAX_EPOCH_SECONDS = 253402300799.0
 
 
 def _well_formed(body: bytes) -> list[tuple[_Fields, dict[str, Any]]] | None:
-    """The fast path: one JSON parse, then the fields typed by msgspec in C (``convert``
-    from the decoded dicts). None when anything is off (a wrong type, an empty required
-    field, a time out of range, a numeric id): the careful path then parses the body again
-    and names the field."""
+    """The fast path (on a body already checked for depth): one JSON parse, then the fields
+    typed by msgspec in C (``convert`` from the decoded dicts). None when anything is off
+    (a wrong type, an empty required field, a time out of range, a numeric id): the careful
+    path then parses the body again, item by item, and names the field."""
     try:
         items = _decode_items(body)
         fields = msgspec.convert(items, list[_Fields])
-    except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # ValidationError is a DecodeError; RecursionError: unbalanced brackets (not JSON)
         return None
     for f in fields:
         if not f.email or not f.event:

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from handlers._batch import ItemNormalizer, normalize_batch, normalize_item
 from handlers._common import (
     decode_json,
     default_url,
@@ -146,16 +147,26 @@ class SparkPostAdapter(UnsignedAdapter):
         items = expect_list(decode_json(request.body), "body")
         if items and all(_is_relay_message(item) for item in items):
             return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, count=len(items))
-        events: list[EmailEvent] = []
-        for index, item in enumerate(items):
-            path = f"[{index}]"
+        return normalize_batch(items, self._item_normalizer(source, received_at))
+
+    def parse_item(self, item: Any, source: SourceSpec, received_at: datetime) -> list[EmailEvent]:
+        return normalize_item(item, self._item_normalizer(source, received_at))
+
+    def _item_normalizer(self, source: SourceSpec, received_at: datetime) -> ItemNormalizer:
+        """One ``{"msys": {<event class>: {...}}}`` item: an event per class (none for a
+        ping's empty ``msys``), or a PayloadError for the whole item."""
+
+        def normalize(item: Any, path: str) -> list[EmailEvent]:
             msys = expect_object(expect_object(item, path).get("msys"), f"{path}.msys")
+            events: list[EmailEvent] = []
             for event_class, payload in msys.items():
                 event_path = f"{path}.msys.{event_class}"
                 body = expect_object(payload, event_path)
                 raw = {"msys": {event_class: body}}
                 events.append(self._event(body, raw, event_path, source, received_at))
-        return ParseResult(events=events)
+            return events
+
+        return normalize
 
     def _event(
         self,

@@ -244,6 +244,9 @@ async def _handle(
             )
         except AuthError as exc:
             raise _auth_failure(runtime, provider, exc) from None
+        except PayloadError as exc:
+            # a body that cannot even carry a credential (e.g. JSON nested too deeply)
+            raise _bad_request(exc) from None
         except CertificateUnavailableError as exc:
             log.warning("webhook.certificate_unavailable", provider=provider, error=str(exc))
             raise _Reply(
@@ -259,10 +262,7 @@ async def _handle(
         try:
             result = entry.adapter.parse(webhook, entry.spec, received_at)
         except PayloadError as exc:
-            extra = {"field": exc.field} if exc.field else None
-            raise _Reply(
-                "bad_request", _problem(400, "Bad Request", str(exc), extra=extra)
-            ) from None
+            raise _bad_request(exc) from None
     if result.nonce is not None:
         await _check_nonce(runtime, provider, name, result)
     if result.control is not None:
@@ -291,6 +291,11 @@ async def _handle(
 
 def _ack(accepted: int, duplicates: int) -> _Response:
     return _Response(200, _encode({"accepted": accepted, "duplicates": duplicates}))
+
+
+def _bad_request(exc: PayloadError) -> _Reply:
+    extra = {"field": exc.field} if exc.field else None
+    return _Reply("bad_request", _problem(400, "Bad Request", str(exc), extra=extra))
 
 
 def _auth_failure(runtime: Runtime, provider: str, exc: AuthError) -> _Reply:

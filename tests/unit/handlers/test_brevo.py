@@ -17,6 +17,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+from tests.unit.handlers._isolation import check_bad_item_is_rejected_alone
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "brevo"
 NOW = datetime(2023, 11, 14, 22, 20, tzinfo=UTC)
@@ -170,10 +171,7 @@ def test_time_fallbacks() -> None:
         (b"3.5", "body"),
         (b"null", "body"),
         (b"{}", "event"),
-        (b"[{}]", "[0].event"),
-        (b'["delivered"]', "[0]"),
         (b'{"event": "delivered", "ts_epoch": "soon"}', "ts_epoch"),
-        (b'[{"event": "delivered", "ts_event": "soon"}]', "[0].ts_event"),
         (b'{"event": "delivered", "tags": "a", "X-Mailin-custom": 5}', "X-Mailin-custom"),
         (b'{"event": "delivered", "tags": [[]]}', "tags[0]"),
         (b'{"event": "delivered", "message-id": ["x"]}', "message-id"),
@@ -184,6 +182,31 @@ def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str
     with pytest.raises(PayloadError) as info:
         parse(body)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("bad", "suffix"),
+    [
+        (b"{}", ".event"),
+        (b'"delivered"', ""),
+        (b'{"event": "delivered", "ts_event": "soon"}', ".ts_event"),
+        (b'{"event": "delivered", "tags": [[]]}', ".tags[0]"),
+    ],
+)
+def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suffix: str) -> None:
+    """In a batched (array) body, an item of the wrong type or with a bad field becomes
+    one RejectedItem naming the field; the other items are normalized as on their own, and
+    parse_item replays one item with the same normalization."""
+    source, _ = brevo.make_test_source()
+    check_bad_item_is_rejected_alone(
+        ADAPTER,
+        source,
+        lambda items: unsigned(b"[" + b",".join(items) + b"]"),
+        good=b'{"event": "delivered", "email": "a@example.com", "ts_event": 1700000000}',
+        bad=bad,
+        suffix=suffix,
+        received_at=RECEIVED,
+    )
 
 
 def test_wrong_content_type_is_refused() -> None:

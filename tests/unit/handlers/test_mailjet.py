@@ -17,6 +17,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+from tests.unit.handlers._isolation import check_bad_item_is_rejected_alone
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mailjet"
 NOW = datetime(2023, 11, 14, 22, 20, tzinfo=UTC)
@@ -137,13 +138,8 @@ def test_empty_group_yields_no_events() -> None:
         (b'{"event": "s\xe9nt"}', "body"),
         (b"42", "body"),
         (b'"sent"', "body"),
-        (b"[3]", "[0]"),
-        (b"[{}]", "[0].event"),
         (b"{}", "event"),
         (b'{"event": "sent", "time": "noon"}', "time"),
-        (b'[{"event": "sent", "time": [1]}]', "[0].time"),
-        (b'[{"event": "bounce", "hard_bounce": "sometimes"}]', "[0].hard_bounce"),
-        (b'[{"event": "sent", "Payload": {"a": 1}}]', "[0].Payload"),
     ],
 )
 def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str) -> None:
@@ -151,6 +147,32 @@ def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str
     with pytest.raises(PayloadError) as info:
         parse(body)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("bad", "suffix"),
+    [
+        (b"3", ""),
+        (b"{}", ".event"),
+        (b'{"event": "sent", "time": [1]}', ".time"),
+        (b'{"event": "bounce", "hard_bounce": "sometimes"}', ".hard_bounce"),
+        (b'{"event": "sent", "Payload": {"a": 1}}', ".Payload"),
+    ],
+)
+def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suffix: str) -> None:
+    """In a grouped (array) body, an item of the wrong type or with a bad field becomes one
+    RejectedItem naming the field; the other items are normalized as on their own, and
+    parse_item replays one item with the same normalization."""
+    source, _ = mailjet.make_test_source()
+    check_bad_item_is_rejected_alone(
+        ADAPTER,
+        source,
+        lambda items: unsigned(b"[" + b",".join(items) + b"]"),
+        good=b'{"event": "sent", "time": 1700000000, "email": "a@example.com"}',
+        bad=bad,
+        suffix=suffix,
+        received_at=RECEIVED,
+    )
 
 
 def test_wrong_content_type_is_refused() -> None:

@@ -25,6 +25,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EventType
+from tests.unit.handlers._isolation import check_bad_item_is_rejected_alone
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mandrill"
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
@@ -342,13 +343,6 @@ def _event(**changes: Any) -> dict[str, Any]:
         (form(12), "mandrill_events"),
         (b"mandrill_events=%FF", "body"),
         (b"\xff\xfe", "body"),
-        (form([3]), "mandrill_events[0]"),
-        (form([_event(), "x"]), "mandrill_events[1]"),
-        (form([{"ts": 1}]), "mandrill_events[0].event"),
-        (form([_event(msg=None)]), "mandrill_events[0].msg"),
-        (form([_event(msg=[])]), "mandrill_events[0].msg"),
-        (form([_event(msg={"_id": "x"})]), "mandrill_events[0].msg.email"),
-        (form([_event(msg={"email": 7})]), "mandrill_events[0].msg.email"),
     ],
 )
 def test_bad_bodies_raise_payload_error_naming_the_field(
@@ -359,6 +353,41 @@ def test_bad_bodies_raise_payload_error_naming_the_field(
     with pytest.raises(PayloadError) as caught:
         parse(WebhookRequest("POST", URL, {}, body), signing[0])
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("bad", "suffix"),
+    [
+        (3, ""),
+        ("x", ""),
+        ({"ts": 1}, ".event"),
+        (_event(msg=None), ".msg"),
+        (_event(msg=[]), ".msg"),
+        (_event(msg={"_id": "x"}), ".msg.email"),
+        (_event(msg={"email": 7}), ".msg.email"),
+    ],
+)
+def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(
+    signing: tuple[SourceSpec, str], bad: Any, suffix: str
+) -> None:
+    """In mandrill_events, an entry of the wrong type or with a bad field becomes one
+    RejectedItem naming the field; the other entries are normalized as on their own, and
+    parse_item replays one entry with the same normalization."""
+
+    def request_for(items: list[bytes]) -> WebhookRequest:
+        text = "[" + ",".join(item.decode() for item in items) + "]"
+        return WebhookRequest("POST", URL, {}, urlencode({"mandrill_events": text}).encode())
+
+    check_bad_item_is_rejected_alone(
+        ADAPTER,
+        signing[0],
+        request_for,
+        good=json.dumps(_event()).encode(),
+        bad=json.dumps(bad).encode(),
+        suffix=suffix,
+        received_at=NOW,
+        prefix="mandrill_events",
+    )
 
 
 def test_mistyped_optional_fields_are_ignored_not_fatal(signing: tuple[SourceSpec, str]) -> None:

@@ -18,6 +18,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+from tests.unit.handlers._isolation import check_bad_item_is_rejected_alone
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sparkpost"
 NOW = datetime(2023, 11, 14, 22, 20, tzinfo=UTC)
@@ -177,23 +178,6 @@ def test_event_without_id_and_iso_timestamp() -> None:
         (b'[{"msys": {"message_event": {"type": "d\xe9livery"}}}]', "body"),
         (b"{}", "body"),
         (b"12", "body"),
-        (b"[[]]", "[0]"),
-        (b"[{}]", "[0].msys"),
-        (b'[{"msys": []}]', "[0].msys"),
-        (b'[{"msys": {"message_event": 3}}]', "[0].msys.message_event"),
-        (b'[{"msys": {"message_event": {}}}]', "[0].msys.message_event.type"),
-        (
-            b'[{"msys": {"message_event": {"type": "delivery", "timestamp": "later"}}}]',
-            "[0].msys.message_event.timestamp",
-        ),
-        (
-            b'[{"msys": {"message_event": {"type": "delivery", "rcpt_meta": "x"}}}]',
-            "[0].msys.message_event.rcpt_meta",
-        ),
-        (
-            b'[{"msys": {"message_event": {"type": "delivery", "rcpt_tags": [null]}}}]',
-            "[0].msys.message_event.rcpt_tags[0]",
-        ),
     ],
 )
 def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str) -> None:
@@ -201,6 +185,49 @@ def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str
     with pytest.raises(PayloadError) as info:
         parse(body)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("bad", "suffix"),
+    [
+        (b"[]", ""),
+        (b"{}", ".msys"),
+        (b'{"msys": []}', ".msys"),
+        (b'{"msys": {"message_event": 3}}', ".msys.message_event"),
+        (b'{"msys": {"message_event": {}}}', ".msys.message_event.type"),
+        (
+            b'{"msys": {"message_event": {"type": "delivery", "timestamp": "later"}}}',
+            ".msys.message_event.timestamp",
+        ),
+        (
+            b'{"msys": {"message_event": {"type": "delivery", "rcpt_meta": "x"}}}',
+            ".msys.message_event.rcpt_meta",
+        ),
+        (
+            b'{"msys": {"message_event": {"type": "delivery", "rcpt_tags": [null]}}}',
+            ".msys.message_event.rcpt_tags[0]",
+        ),
+        (
+            b'{"msys": {"message_event": {"type": "delivery"}, "track_event": {"type": 5}}}',
+            ".msys.track_event.type",
+        ),
+    ],
+)
+def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suffix: str) -> None:
+    """In a well-formed batch, an item of the wrong shape or with a bad field becomes one
+    RejectedItem naming the field (an item with two event classes is rejected whole when
+    one is bad); the other items are normalized as on their own, and parse_item replays one
+    item with the same normalization."""
+    source, _ = sparkpost.make_test_source()
+    check_bad_item_is_rejected_alone(
+        ADAPTER,
+        source,
+        lambda items: unsigned(b"[" + b",".join(items) + b"]"),
+        good=b'{"msys": {"message_event": {"type": "delivery", "event_id": "1"}}}',
+        bad=bad,
+        suffix=suffix,
+        received_at=RECEIVED,
+    )
 
 
 def test_wrong_content_type_is_refused() -> None:
