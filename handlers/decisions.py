@@ -357,6 +357,20 @@ DECISIONS: tuple[Decision, ...] = tuple(
     for decision in rows()
 )
 
+_LIMITS = """\
+## Not recognised (yet)
+
+- SendGrid Inbound Parse posted to the event webhook URL: a `multipart/form-data` body that
+  SendGrid does not sign with the event webhook's key, so it cannot be authenticated and is
+  refused (415). Point Inbound Parse at its own URL.
+- A batch mixing inbound items and events (a whole batch is a control message only when
+  every item is inbound): the events are stored; Mandrill's `inbound` items are stored as
+  `unknown`, SparkPost's `relay_message` items are rejected alone (no `type`).
+- Recipients and suppression entries stored before canonical addresses (display-name
+  spellings) keep their old spelling; new events of the same address use the canonical one.
+
+"""
+
 _ADDING_AN_ESP = """\
 ## Adding an ESP
 
@@ -413,7 +427,7 @@ def render() -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    return "\n".join(lines) + "\n" + _ADDING_AN_ESP
+    return "\n".join(lines) + "\n" + _LIMITS + _ADDING_AN_ESP
 
 
 if __name__ == "__main__":
