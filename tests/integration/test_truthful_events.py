@@ -151,6 +151,8 @@ async def test_non_tracking_traffic_is_acknowledged_counted_and_never_stored(
         assert (await rows(gw, "SELECT count(*) AS n FROM events"))[0]["n"] == 0
         assert (await rows(gw, "SELECT count(*) AS n FROM outbox"))[0]["n"] == 0
         assert (await rows(gw, "SELECT count(*) AS n FROM suppressions"))[0]["n"] == 0
+        # counted and logged, not kept: /v1/control-messages is for SNS subscriptions
+        assert (await rows(gw, "SELECT count(*) AS n FROM control_messages"))[0]["n"] == 0
         metric = "hookline_control_messages_total"
         assert gw.metric(metric, provider="postal", kind="inbound_event") == 1
         assert gw.metric(metric, provider="postmark", kind="inbound_message") == 1
