@@ -9,6 +9,9 @@ away (or the source's replay window, if smaller) are refused: Svix re-signs ever
 One event per request; ``data.to`` lists the recipients (one ``EmailEvent`` each). The Svix
 message id is the same for every retry, so it is the event id (with the recipient when
 there are several).
+
+Time: the event's own (``data.click.timestamp`` ...), else the event's ``created_at``, else
+the ``svix-timestamp`` of the delivery attempt, else the receipt time.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from handlers._extract import (
     decode_json,
+    epoch_to_utc,
     iso_to_utc,
     optional_bool,
     optional_dict,
@@ -143,6 +147,9 @@ class ResendAdapter(Adapter):
         esp_event = require_str(body, "type", "type")
         data = require_dict(body.get("data"), "data")
         occurred = iso_to_utc(body.get("created_at"))
+        signed = _header(request, "timestamp") or ""
+        # the envelope's time (when Svix signed this attempt), for an event without its own
+        sent_at = epoch_to_utc(signed) if signed.isdigit() else None
         msg_id = _header(request, "id")
         if esp_event in INBOUND_EVENTS:
             return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, esp_event=esp_event)
@@ -162,7 +169,7 @@ class ResendAdapter(Adapter):
                     provider=self.provider,
                     source=source.name,
                     event_type=detail.event_type,
-                    occurred_at=timestamp_or(received_at, detail.occurred_at, occurred),
+                    occurred_at=timestamp_or(received_at, detail.occurred_at, occurred, sent_at),
                     received_at=received_at,
                     recipient=canonical_address(detail.recipient),
                     message_id=optional_str(data, "email_id"),

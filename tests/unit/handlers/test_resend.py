@@ -406,3 +406,19 @@ async def test_older_bounce_and_suppression_payloads(signing: tuple[SourceSpec, 
     assert bounce.metadata == {"category": "confirm_email"}
     (suppressed,) = (await events_of(signing, "email_suppressed_older.json")).events
     assert (suppressed.event_type, suppressed.bounce_class) == (EventType.DROPPED, None)
+
+
+@pytest.mark.parametrize("created_at", [True, False])
+async def test_an_undated_event_takes_created_at_then_the_svix_timestamp(
+    signing: tuple[SourceSpec, str], created_at: bool
+) -> None:
+    """Time order: the event's own, then the event's created_at, then the svix-timestamp
+    of the delivery (when Resend signed it), then the receipt time."""
+    raw = json.loads(body_of("email_delivered.json"))
+    if not created_at:
+        raw.pop("created_at")
+    sent = datetime(2025, 3, 4, 10, 0, 2, tzinfo=UTC)
+    request = signed(signing, json.dumps(raw).encode(), now=sent)
+    events = parse(request, signing[0]).events
+    expected = datetime(2025, 3, 4, 10, 0, 5, 126000, tzinfo=UTC) if created_at else sent
+    assert events and {event.occurred_at for event in events} == {expected}
