@@ -226,7 +226,9 @@ class Adapter(abc.ABC):
     async def verify(
         self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
     ) -> None:
-        """Raise ``AuthError`` unless the request is authentic. Default: transport auth."""
+        """Raise ``AuthError`` unless the request is authentic. Default: transport auth.
+        Where the credential travels inside the body (Mailgun, SNS), a body too malformed to
+        carry one (e.g. JSON nested too deeply) may be a ``PayloadError`` instead (400)."""
         self.verify_transport_auth(request, source)
 
     @abc.abstractmethod
