@@ -22,7 +22,7 @@ from gateway.settings import Settings
 from gateway.sns_certificates import CertificateUnavailableError, SnsCertificates
 from gateway.sources import SourceTable
 from gateway.storage.database import Database
-from handlers.base import ControlMessage
+from handlers.base import ControlKind, ControlMessage
 from observability.metrics import Metrics
 
 __all__ = ["BackgroundTask", "CertificateUnavailableError", "Runtime"]
@@ -36,6 +36,11 @@ _DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceErr
 #: control-message fields never logged: an SNS subscription token (alone or inside the
 #: SubscribeURL) lets whoever reads the log confirm or re-subscribe the endpoint
 _SECRET_DETAIL = frozenset({"token", "subscribe_url"})
+#: control messages logged as warnings; the rest (misrouted inbound traffic, SES's topic
+#: validation) are logged at info: nothing to do but know
+_NEEDS_ATTENTION = frozenset(
+    {ControlKind.SUBSCRIPTION_CONFIRMATION.value, ControlKind.UNSUBSCRIBE_CONFIRMATION.value}
+)
 
 
 @dataclass
@@ -131,10 +136,13 @@ class Runtime:
     async def handle_control_message(
         self, provider: str, source: str, message: ControlMessage
     ) -> None:
-        """Count, log and record a non-event message; auto-confirm SNS subscriptions."""
+        """Count and log a non-event message; record SNS (un)subscriptions (for
+        ``/v1/control-messages``) and auto-confirm subscriptions."""
         self.metrics.control_messages.labels(provider, message.kind).inc()
         entry = self.sources.get(provider, source)
-        log.warning(
+        # SNS (un)subscriptions may need someone to act; the rest is only worth knowing
+        level = log.warning if message.kind in _NEEDS_ATTENTION else log.info
+        level(
             "webhook.control_message",
             provider=provider,
             source=source,
@@ -143,12 +151,15 @@ class Runtime:
             auto_confirm=bool(entry and entry.spec.auto_confirm),
         )
         record_id: int | None = None
-        try:
-            record_id = await self.database.store.record_control_message(
-                provider, source, message.kind, dict(message.detail), message.confirm_url
-            )
-        except _DB_ERRORS as exc:
-            log.error("webhook.control_message_not_recorded", error=type(exc).__name__)
+        # only what an operator may have to act on is kept for /v1/control-messages: a
+        # misrouted inbound webhook would otherwise add a row per received email, forever
+        if message.kind in _NEEDS_ATTENTION:
+            try:
+                record_id = await self.database.store.record_control_message(
+                    provider, source, message.kind, dict(message.detail), message.confirm_url
+                )
+            except _DB_ERRORS as exc:
+                log.error("webhook.control_message_not_recorded", error=type(exc).__name__)
         if entry is not None and entry.spec.auto_confirm and message.confirm_url:
             task = asyncio.create_task(self._confirm(message.confirm_url, record_id))
             self._confirmations.add(task)

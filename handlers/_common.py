@@ -42,7 +42,9 @@ __all__ = [
 #: newest plausible event time: year 9999 (datetime's limit); anything later is malformed
 _MAX_EPOCH_SECONDS = 253402300799.0
 _ENHANCED_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
-_BASIC_STATUS = re.compile(r"(?<!\d)([245]\d\d)(?!\d)")
+#: a bare reply code only where an MTA puts it: at the start (after an optional "smtp;"),
+#: never a number inside the text ("delivered in 250 ms")
+_BASIC_STATUS = re.compile(r"^\s*(?:smtp;\s*)?([245]\d\d)(?!\d)", re.IGNORECASE)
 
 
 #: deepest JSON nesting any adapter accepts (ESP bodies are 3 to 6 levels deep). A bound far
@@ -222,7 +224,9 @@ def strip_angle_brackets(value: str | None) -> str | None:
 
 
 def smtp_status_from_text(text: str | None) -> str | None:
-    """The most specific SMTP status in an MTA response: ``5.1.1`` before ``550``."""
+    """The most specific SMTP status in an MTA response: the enhanced code (``5.1.1``,
+    never part of a longer dotted number such as an IP address) anywhere, else the reply
+    code (``550``) at the start. The one SMTP-status parser of every adapter."""
     if not text:
         return None
     enhanced = _ENHANCED_STATUS.search(text)

@@ -14,7 +14,6 @@ Two kinds of accessor:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from handlers._common import check_json_depth
+from handlers._common import check_json_depth, smtp_status_from_text
 from handlers.base import PayloadError
 
 __all__ = [
@@ -42,9 +41,6 @@ __all__ = [
     "str_tuple",
     "timestamp_or",
 ]
-
-_SMTP_ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
-_SMTP_BASIC = re.compile(r"^\s*(?:smtp;\s*)?([245]\d\d)\b", re.IGNORECASE)
 
 
 def decode_json(body: bytes, field: str = "body") -> Any:
@@ -178,11 +174,6 @@ def timestamp_or(fallback: datetime, *candidates: datetime | None) -> datetime:
 
 
 def smtp_status_from(text: str | None) -> str | None:
-    """The SMTP status in a diagnostic line: the enhanced code (5.1.1) or the reply (550)."""
-    if not text:
-        return None
-    enhanced = _SMTP_ENHANCED.search(text)
-    if enhanced:
-        return enhanced.group(1)
-    basic = _SMTP_BASIC.search(text)
-    return basic.group(1) if basic else None
+    """The SMTP status in a diagnostic line (``handlers._common.smtp_status_from_text``: one
+    parser for every adapter)."""
+    return smtp_status_from_text(text)

@@ -43,6 +43,9 @@ class UnsignedBatchAdapter(UnsignedAdapter):
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
         decoded = decode_json(request.body)
+        non_tracking = self._non_tracking(decoded)
+        if non_tracking is not None:
+            return non_tracking
         if isinstance(decoded, dict):
             # one event is the whole body: malformed, it is a malformed body (400)
             return ParseResult(events=[self._event(decoded, "", source, received_at)])
@@ -58,6 +61,11 @@ class UnsignedBatchAdapter(UnsignedAdapter):
             return [self._event(expect_object(item, path), path, source, received_at)]
 
         return normalize
+
+    def _non_tracking(self, decoded: Any) -> ParseResult | None:
+        """A body that is no tracking event (e.g. the ESP's inbound-parse payload at the
+        tracking URL) as a ``ParseResult`` with a control message; None for events."""
+        return None
 
     @abc.abstractmethod
     def _event(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,6 +24,7 @@ __all__ = [
     "Adapter",
     "AuthError",
     "ContentTypeError",
+    "ControlKind",
     "ControlMessage",
     "ParseResult",
     "PayloadError",
@@ -96,9 +98,32 @@ class SourceSpec:
     url: str | None = None
 
 
+class ControlKind(enum.StrEnum):
+    """What a non-tracking message at a tracking URL was (bounded: a metric label).
+
+    None of them is a delivery event: the gateway acknowledges them (200, nothing stored as
+    an event, nothing acted on), logs and counts them."""
+
+    #: SNS asks to confirm a subscription (SES via SNS)
+    SUBSCRIPTION_CONFIRMATION = "subscription_confirmation"
+    #: SNS reports an unsubscribe
+    UNSUBSCRIBE_CONFIRMATION = "unsubscribe_confirmation"
+    #: SES's plain-text test message when event publishing to an SNS topic is set up
+    TOPIC_VALIDATION = "topic_validation"
+    #: an inbound-parse payload (a received email) posted to the tracking URL: the ESP's
+    #: inbound route is pointed at the wrong URL
+    INBOUND_MESSAGE = "inbound_message"
+    #: an event about an inbound (received) message, not about one the sender sent, e.g.
+    #: Postal failing to forward an incoming message to its HTTP endpoint
+    INBOUND_EVENT = "inbound_event"
+
+
 @dataclass(frozen=True, slots=True)
 class ControlMessage:
-    """A non-event message an ESP sends (e.g. an SNS SubscriptionConfirmation)."""
+    """A non-event message an ESP sends (e.g. an SNS SubscriptionConfirmation).
+
+    ``kind`` is a ``ControlKind`` value; ``detail`` is logged, so it never holds a secret or
+    a full email address."""
 
     kind: str
     detail: Mapping[str, Any]
@@ -139,6 +164,11 @@ class ParseResult:
     nonce: str | None = None
     nonce_digest: str | None = None
     rejected: list[RejectedItem] = field(default_factory=list)
+
+    @classmethod
+    def non_tracking(cls, kind: ControlKind, **detail: Any) -> ParseResult:
+        """A message that is no tracking event: no events, one ``ControlMessage``."""
+        return cls(events=[], control=ControlMessage(kind=kind.value, detail=detail))
 
 
 CertificateLoader = Callable[[str], Awaitable[bytes]]

@@ -10,16 +10,22 @@ Normalization of ``event``: ``request`` (and its alias ``sent``) -> queued, ``de
 ``invalid_email`` / ``invalid`` and ``error`` -> dropped (Brevo did not send the message:
 ``error`` is a failure on Brevo's side before delivery, so it counts against neither the
 address nor the bounce rate), ``spam`` / ``complaint`` -> complained, ``unsubscribed`` ->
-unsubscribed, ``opened`` / ``unique_opened`` -> opened, ``proxy_open`` /
+unsubscribed (``unsubscribe``, the marketing webhooks' spelling, too; camelCase spellings
+such as ``hardBounce`` / ``uniqueOpened`` / ``invalidEmail`` map like their snake_case
+names), ``opened`` / ``unique_opened`` -> opened, ``proxy_open`` /
 ``unique_proxy_open`` -> opened with ``machine_open`` (a privacy-proxy open, e.g. Apple
 MPP), ``click`` -> clicked.
 
-Time: ``ts_epoch`` (milliseconds, UTC), else ``ts_event`` (seconds, UTC); ``date`` and
-``ts`` follow the account's time zone and are ignored. ``message_id`` is ``message-id``
+Time: ``ts_epoch`` (milliseconds, UTC), else ``ts_event`` (seconds, UTC), else the
+envelope's ``s_epoch`` (when the message was sent, milliseconds), else the receipt time;
+``date`` and ``ts`` follow the account's time zone and are ignored. ``message_id`` is ``message-id``
 without angle brackets. ``X-Mailin-custom`` (a free-form header) is kept verbatim in the
 metadata under ``x-mailin-custom`` and, when it is a JSON object or ``k:v|k2:v2`` pairs,
 its keys are merged in too. ``tags`` (or the single ``tag``) are the tags. Brevo's ``id``
 is the webhook's id, not the event's: the dedup key hashes the event.
+
+Brevo's inbound parsing webhook (``{"items": [...]}``, received emails) at the tracking URL
+is a ``ControlMessage`` (``inbound_message``): 200, no events.
 """
 
 from __future__ import annotations
@@ -42,7 +48,10 @@ from handlers._common import (
     transport_auth_headers,
 )
 from handlers._unsigned import UnsignedBatchAdapter
+from handlers.addresses import canonical_address
 from handlers.base import (
+    ControlKind,
+    ParseResult,
     PayloadError,
     SourceSpec,
     WebhookRequest,
@@ -66,6 +75,7 @@ EVENT_TYPES: dict[str, tuple[EventType, BounceClass | None, bool]] = {
     "spam": (EventType.COMPLAINED, None, False),
     "complaint": (EventType.COMPLAINED, None, False),
     "unsubscribed": (EventType.UNSUBSCRIBED, None, False),
+    "unsubscribe": (EventType.UNSUBSCRIBED, None, False),  # marketing webhooks' spelling
     "opened": (EventType.OPENED, None, False),
     "unique_opened": (EventType.OPENED, None, False),
     "proxy_open": (EventType.OPENED, None, True),
@@ -75,6 +85,12 @@ EVENT_TYPES: dict[str, tuple[EventType, BounceClass | None, bool]] = {
 
 #: ``ts_epoch`` is documented in milliseconds; values below this are seconds (old docs)
 _MILLISECONDS_THRESHOLD = 100_000_000_000
+
+
+def _snake_case(name: str) -> str:
+    """Brevo's camelCase spellings of its event names (``hardBounce``, ``uniqueOpened``,
+    ``invalidEmail``: the names its webhook API and some payloads use) as snake_case."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
 def _occurred_at(raw: dict[str, Any], prefix: str, received_at: datetime) -> datetime:
@@ -89,6 +105,15 @@ def _occurred_at(raw: dict[str, Any], prefix: str, received_at: datetime) -> dat
     ts_event = raw.get("ts_event")
     if ts_event is not None:
         return epoch_to_utc(ts_event, f"{prefix}ts_event")
+    # no event time: the envelope's (when Brevo sent the message), then receipt
+    s_epoch = raw.get("s_epoch")
+    if s_epoch is not None:
+        field = f"{prefix}s_epoch"
+        if isinstance(s_epoch, int | float) and not isinstance(s_epoch, bool):
+            return epoch_to_utc(
+                s_epoch, field, milliseconds=abs(s_epoch) >= _MILLISECONDS_THRESHOLD
+            )
+        raise PayloadError(f"{field} must be a number of milliseconds", field)
     return received_at
 
 
@@ -118,14 +143,21 @@ class BrevoAdapter(UnsignedBatchAdapter):
 
     provider: ClassVar[str] = "brevo"
 
+    def _non_tracking(self, decoded: Any) -> ParseResult | None:
+        """Brevo's inbound parsing webhook (``{"items": [<received email>...]}``)."""
+        if isinstance(decoded, dict) and "event" not in decoded:
+            items = decoded.get("items")
+            if isinstance(items, list) and items:
+                return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, count=len(items))
+        return None
+
     def _event(
         self, raw: dict[str, Any], path: str, source: SourceSpec, received_at: datetime
     ) -> EmailEvent:
         prefix = f"{path}." if path else ""
         esp_event = req_str(raw, "event", path)
-        event_type, bounce_class, machine_open = EVENT_TYPES.get(
-            esp_event, (EventType.UNKNOWN, None, False)
-        )
+        mapped = EVENT_TYPES.get(esp_event) or EVENT_TYPES.get(_snake_case(esp_event))
+        event_type, bounce_class, machine_open = mapped or (EventType.UNKNOWN, None, False)
         reason = opt_str(raw, "reason", path) or None
         tags_value = raw.get("tags")
         tags = (
@@ -139,7 +171,7 @@ class BrevoAdapter(UnsignedBatchAdapter):
             event_type=event_type,
             occurred_at=_occurred_at(raw, prefix, received_at),
             received_at=received_at,
-            recipient=opt_str(raw, "email", path) or None,
+            recipient=canonical_address(opt_str(raw, "email", path)),
             message_id=strip_angle_brackets(opt_str(raw, "message-id", path)),
             provider_event_id=None,
             dedup_key=content_dedup_key(self.provider, raw),

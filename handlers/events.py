@@ -36,6 +36,10 @@ class EventType(enum.StrEnum):
     COMPLAINED = "complained"
     UNSUBSCRIBED = "unsubscribed"
     RESUBSCRIBED = "resubscribed"
+    #: an auto-reply (vacation / out-of-office) or a challenge-response probe that an ESP
+    #: reports among its bounces: the mailbox exists and answered, so it is never a bounce
+    #: and never suppresses or quarantines the address
+    AUTO_REPLIED = "auto_replied"
     UNKNOWN = "unknown"
 
 

@@ -6,7 +6,9 @@ webhook signing key; the timestamp must be within ``replay_window_seconds`` of n
 signature does not cover ``event-data``, so ``parse`` returns the token as the nonce and a
 SHA-256 of the exact raw body as its digest: the gateway refuses a token seen before with
 other content (a forgery built on a captured signature) and treats the same content as a
-redelivery. Legacy form-encoded webhooks (before 2018) are not accepted.
+redelivery. Legacy form-encoded webhooks (before 2018) are not accepted. A form that is a
+message an inbound route forwards (``body-plain``, ``message-headers`` ..., signed with the
+same key) is verified and acknowledged as a ``ControlMessage`` (``inbound_message``).
 
 Normalization of ``event``: ``accepted`` -> queued, ``rejected`` -> dropped,
 ``delivered``, ``opened``, ``clicked``, ``unsubscribed``, ``complained`` as named, and
@@ -28,7 +30,8 @@ Normalization of ``event``: ``accepted`` -> queued, ``rejected`` -> dropped,
 ``message_id`` is ``message.headers.message-id`` without angle brackets (what the send API
 returned, bracketed); ``provider_event_id`` is ``event-data.id``; ``user-variables`` is the
 metadata, ``tags`` the tags and the first of ``campaigns`` the campaign. ``raw`` is the
-``event-data`` object (the signature block is transport, not event).
+``event-data`` object (the signature block is transport, not event). Time: the event's
+``timestamp``, else ``signature.timestamp`` (when Mailgun signed it), else the receipt time.
 """
 
 from __future__ import annotations
@@ -55,9 +58,13 @@ from handlers._common import (
     strip_angle_brackets,
     tags_from,
 )
+from handlers._forms import FORM_TYPES, form_fields
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
+    ControlKind,
+    ControlMessage,
     ParseResult,
     PayloadError,
     SourceSpec,
@@ -122,7 +129,8 @@ class MailgunAdapter(Adapter):
     """Mailgun's JSON webhooks (HMAC over timestamp + token, nonce-checked)."""
 
     provider: ClassVar[str] = "mailgun"
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    #: forms only to recognise an inbound route pointed at the tracking URL (see parse)
+    content_types: ClassVar[tuple[str, ...]] = ("application/json", *FORM_TYPES)
     signs_requests: ClassVar[bool] = True
     required_fields: ClassVar[tuple[str, ...]] = ("signing_key",)
 
@@ -134,7 +142,10 @@ class MailgunAdapter(Adapter):
             if source.allow_unauthenticated:
                 return
             raise AuthError("missing", "no signing key configured")
-        timestamp, token, signature = _signature_block(request.body)
+        if request.content_type in FORM_TYPES:
+            timestamp, token, signature = _form_signature(request)
+        else:
+            timestamp, token, signature = _signature_block(request.body)
         expected = sign(source.signing_key, timestamp, token)
         if not constant_time_equals(signature.lower(), expected):
             raise AuthError("invalid")
@@ -147,18 +158,40 @@ class MailgunAdapter(Adapter):
     def parse(
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
+        if request.content_type in FORM_TYPES:
+            fields = form_fields(request)
+            if INBOUND_FIELDS & fields.keys() and "event" not in fields:
+                return ParseResult(
+                    events=[],
+                    control=ControlMessage(kind=ControlKind.INBOUND_MESSAGE.value, detail={}),
+                    nonce=fields.get("token") or None,
+                    nonce_digest=hashlib.sha256(request.body).hexdigest(),
+                )
+            raise PayloadError("Mailgun event webhooks are JSON (legacy form webhooks are not)")
         body = expect_object(decode_json(request.body), "body")
         data = expect_object(body.get(ED), ED)
         signature = opt_object(body, "signature")
         token = opt_str(signature, "token", "signature") if signature else None
-        event = self._event(data, source, received_at)
+        signed = opt_str(signature, "timestamp", "signature") if signature else None
+        try:
+            # the envelope's time (when Mailgun signed the request), for an undated event
+            undated = epoch_to_utc(signed, "signature.timestamp") if signed else None
+        except PayloadError:
+            undated = None
+        event = self._event(data, source, received_at, undated)
         return ParseResult(
             events=[event],
             nonce=token or None,
             nonce_digest=hashlib.sha256(request.body).hexdigest(),
         )
 
-    def _event(self, data: dict[str, Any], source: SourceSpec, received_at: datetime) -> EmailEvent:
+    def _event(
+        self,
+        data: dict[str, Any],
+        source: SourceSpec,
+        received_at: datetime,
+        undated_at: datetime | None = None,
+    ) -> EmailEvent:
         esp_event = req_str(data, "event", ED)
         event_type = EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
         severity = opt_str(data, "severity", ED)
@@ -201,10 +234,12 @@ class MailgunAdapter(Adapter):
             source=source.name,
             event_type=event_type,
             occurred_at=(
-                epoch_to_utc(timestamp, f"{ED}.timestamp") if timestamp is not None else received_at
+                epoch_to_utc(timestamp, f"{ED}.timestamp")
+                if timestamp is not None
+                else undated_at or received_at
             ),
             received_at=received_at,
-            recipient=recipient,
+            recipient=canonical_address(recipient),
             message_id=message_id,
             provider_event_id=event_id,
             dedup_key=(
@@ -246,6 +281,23 @@ def _campaign(value: Any) -> str | None:
     return opt_str(first, "name", f"{ED}.campaigns[0]") or opt_str(
         first, "id", f"{ED}.campaigns[0]"
     )
+
+
+#: fields of a message a Mailgun route forwards (a received email)
+INBOUND_FIELDS = frozenset({"body-plain", "body-mime", "message-headers", "stripped-text"})
+
+
+def _form_signature(request: WebhookRequest) -> tuple[str, str, str]:
+    """timestamp, token, signature from a form body (Mailgun signs forwarded inbound
+    messages with the same key); ``AuthError('missing')`` if absent."""
+    try:
+        fields = form_fields(request)
+    except PayloadError:
+        raise AuthError("missing") from None
+    values = tuple(fields.get(name, "") for name in ("timestamp", "token", "signature"))
+    if not all(values):
+        raise AuthError("missing")
+    return values[0], values[1], values[2]
 
 
 def _signature_block(body: bytes) -> tuple[str, str, str]:

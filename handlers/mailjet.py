@@ -14,6 +14,9 @@ deferred, since Mailjet documents that it retries those), ``blocked`` -> dropped
 ``Message_GUID``. ``Payload`` is decoded as JSON into the metadata when it is a JSON
 object, else kept as ``{"payload": <string>}``; ``CustomID`` joins it. ``customcampaign``
 is the campaign. Mailjet events carry no unique id: the dedup key hashes the event.
+
+A Parse API payload (a received email: ``Recipient``, ``Headers``, ``Text-part`` ... and no
+``event``) at the tracking URL is a ``ControlMessage`` (``inbound_message``).
 """
 
 from __future__ import annotations
@@ -35,13 +38,19 @@ from handlers._common import (
     transport_auth_headers,
 )
 from handlers._unsigned import UnsignedBatchAdapter
+from handlers.addresses import canonical_address
 from handlers.base import (
+    ControlKind,
+    ParseResult,
     SourceSpec,
     WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
 
 __all__ = ["ADAPTER", "MailjetAdapter", "example_body", "make_test_source", "signed_request"]
+
+#: fields of Mailjet's Parse API payload (a received email), never of a tracking event
+PARSE_API_FIELDS = frozenset({"Text-part", "Html-part", "Headers", "Parts", "SpamAssassinScore"})
 
 EVENT_TYPES: dict[str, EventType] = {
     "sent": EventType.DELIVERED,
@@ -74,6 +83,18 @@ class MailjetAdapter(UnsignedBatchAdapter):
 
     provider: ClassVar[str] = "mailjet"
 
+    def _non_tracking(self, decoded: Any) -> ParseResult | None:
+        """Mailjet's Parse API payload (a received email: ``Recipient``, ``Headers``,
+        ``Text-part`` ..., no ``event``) posted to the tracking URL."""
+        if (
+            isinstance(decoded, dict)
+            and "event" not in decoded
+            and "Recipient" in decoded
+            and PARSE_API_FIELDS & decoded.keys()
+        ):
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE)
+        return None
+
     def _event(
         self, raw: dict[str, Any], path: str, source: SourceSpec, received_at: datetime
     ) -> EmailEvent:
@@ -100,7 +121,7 @@ class MailjetAdapter(UnsignedBatchAdapter):
             event_type=event_type,
             occurred_at=epoch_to_utc(time, f"{prefix}time") if time is not None else received_at,
             received_at=received_at,
-            recipient=opt_str(raw, "email", path) or None,
+            recipient=canonical_address(opt_str(raw, "email", path)),
             message_id=message_id,
             provider_event_id=None,
             dedup_key=content_dedup_key(self.provider, raw),

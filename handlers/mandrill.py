@@ -8,8 +8,10 @@ Mandrill (``source.url`` when the gateway sits behind a proxy, else the request 
 There is no timestamp, so no replay window: dedup keys absorb redeliveries.
 
 Message events (``event``): send, deferral, hard_bounce, soft_bounce, open, click, spam,
-unsub, reject, delivered. Sync events (``type``: whitelist / blacklist) and inbound
-messages are not events about a sent email: stored as ``unknown``.
+unsub, reject, delivered. Sync events (``type``: whitelist / blacklist) are not events
+about a sent email: stored as ``unknown``. A batch of ``inbound`` messages (an inbound
+route pointed at the tracking URL) is a ``ControlMessage`` (``inbound_message``): 200, no
+events.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ from handlers._extract import (
     str_tuple,
     timestamp_or,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
+    ControlKind,
     ParseResult,
     PayloadError,
     SourceSpec,
@@ -114,6 +118,8 @@ class MandrillAdapter(Adapter):
         if EVENTS_FIELD not in params:
             raise PayloadError(f"{EVENTS_FIELD} is required", EVENTS_FIELD)
         batch = require_list(decode_json_text(params[EVENTS_FIELD], EVENTS_FIELD), EVENTS_FIELD)
+        if batch and all(_is_inbound(item) for item in batch):
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, count=len(batch))
         return normalize_batch(batch, _item_normalizer(source, received_at), EVENTS_FIELD)
 
     def parse_item(self, item: Any, source: SourceSpec, received_at: datetime) -> list[EmailEvent]:
@@ -128,6 +134,11 @@ def _item_normalizer(source: SourceSpec, received_at: datetime) -> ItemNormalize
         return [_normalize(raw, path=path, source=source, received_at=received_at)]
 
     return normalize
+
+
+def _is_inbound(item: Any) -> bool:
+    """An inbound-route message (a received email), not an event about a sent one."""
+    return isinstance(item, dict) and item.get("event") == "inbound"
 
 
 def _dedup_key(raw: dict[str, Any], esp_event: str, url: str | None) -> str:
@@ -175,7 +186,7 @@ def _normalize(
         event_type=event_type,
         occurred_at=timestamp_or(received_at, epoch_to_utc(raw.get("ts"))),
         received_at=received_at,
-        recipient=recipient,
+        recipient=canonical_address(recipient),
         message_id=optional_str(msg, "_id") or optional_str(raw, "_id"),
         dedup_key=_dedup_key(raw, esp_event, url),
         esp_event=esp_event,
@@ -220,7 +231,7 @@ def _sync_event(
         event_type=EventType.UNKNOWN,
         occurred_at=timestamp_or(received_at, epoch_to_utc(raw.get("ts"))),
         received_at=received_at,
-        recipient=optional_str(reject, "email"),
+        recipient=canonical_address(optional_str(reject, "email")),
         message_id=None,
         dedup_key=content_dedup_key(ADAPTER.provider, raw),
         esp_event=f"{sync_type}:{action}" if action else sync_type,

@@ -9,6 +9,10 @@ Postal). ``signing_key`` is the public key as PEM, or as the bare base64 DER Pos
 There is no signed timestamp (Postal retries for about 36 minutes), so no replay window:
 the envelope ``uuid`` is the same for every attempt and is the dedup key. One event per
 request: ``{"event": ..., "timestamp": ..., "uuid": ..., "payload": {...}}``.
+
+An event whose message has ``direction: incoming`` is about mail Postal *received* (e.g.
+``MessageDeliveryFailed`` when forwarding to the inbound HTTP endpoint failed): it is a
+``ControlMessage`` (``inbound_event``), never a bounce of the organisation's own address.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ from handlers._extract import (
     str_tuple,
     timestamp_or,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
+    ControlKind,
     ParseResult,
     SourceSpec,
     VerifyContext,
@@ -63,8 +69,9 @@ _EVENT_TYPES = {
     "MessageDelayed": EventType.DEFERRED,
     "MessageDeliveryFailed": EventType.BOUNCED,
     # held for review (suppression list, spam, send limit): not sent unless someone
-    # releases it, in which case a MessageSent follows
-    "MessageHeld": EventType.DROPPED,
+    # releases it, in which case a MessageSent follows. Deferred, not dropped: dropped is
+    # terminal and would outrank the later delivery in the message's status
+    "MessageHeld": EventType.DEFERRED,
     "MessageBounced": EventType.BOUNCED,
     "MessageLinkClicked": EventType.CLICKED,
     "MessageLoaded": EventType.OPENED,
@@ -146,6 +153,10 @@ class PostalAdapter(Adapter):
         payload = require_dict(body.get("payload"), "payload")
         event_type = _EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
         message_key = _MESSAGE_KEY.get(esp_event, "message")
+        if optional_str(optional_dict(payload, message_key) or {}, "direction") == "incoming":
+            # about a message Postal received (e.g. it could not forward it to the inbound
+            # HTTP endpoint): the "recipient" is the organisation's own inbound address
+            return ParseResult.non_tracking(ControlKind.INBOUND_EVENT, esp_event=esp_event)
         if event_type is EventType.UNKNOWN:
             message = optional_dict(payload, message_key) or {}
         else:
@@ -164,7 +175,7 @@ class PostalAdapter(Adapter):
                 epoch_to_utc(body.get("timestamp")),
             ),
             received_at=received_at,
-            recipient=optional_str(message, "to"),
+            recipient=canonical_address(optional_str(message, "to")),
             message_id=optional_str(message, "message_id"),
             dedup_key=(
                 id_dedup_key(self.provider, event_uuid)

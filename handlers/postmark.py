@@ -6,15 +6,23 @@ bearer token (a custom header), and a source with neither is refused unless it s
 
 Normalization by ``RecordType``: ``Delivery`` -> delivered, ``Open`` -> opened, ``Click``
 -> clicked, ``SpamComplaint`` -> complained, ``SubscriptionChange`` -> unsubscribed when
-``SuppressSending`` is true, resubscribed when false. ``Bounce`` depends on its ``Type``
-(see ``BOUNCE_TYPES``): HardBounce / BadEmailAddress / ManuallyDeactivated are hard
-bounces; SoftBounce / Blocked / VirusNotification / DMARCPolicy soft; Unknown undetermined;
-Transient and DnsError deferred (Postmark keeps retrying); SpamNotification complained;
-Unsubscribe / Subscribe (list replies) unsubscribed / resubscribed; Unconfirmed,
-SMTPApiError and TemplateRenderingFailed dropped (Postmark never sent the message);
-AutoResponder, AddressChange, ChallengeVerification, OpenRelayTest and InboundError are not
-delivery outcomes and stay unknown. The bounce ``Type`` is kept as ``reason`` and
-``Details`` (the MTA response) as ``diagnostic``.
+``SuppressSending`` is true (``ManualSuppression``: the recipient or the sender asked),
+resubscribed when false; with ``SuppressionReason`` HardBounce or SpamComplaint it is
+Postmark's list hygiene echoing a Bounce / SpamComplaint record it sends anyway: unknown
+(kept in the timeline, counted as neither an unsubscribe nor a second bounce).
+
+``Bounce`` depends on its ``Type`` (see ``BOUNCE_TYPES``): HardBounce / BadEmailAddress /
+ManuallyDeactivated are hard bounces; SoftBounce / Blocked / VirusNotification / DMARCPolicy
+soft; Unknown undetermined; Transient and DnsError deferred (Postmark keeps retrying);
+SpamNotification complained; Unsubscribe / Subscribe (list replies) unsubscribed /
+resubscribed; Unconfirmed, SMTPApiError and TemplateRenderingFailed dropped (Postmark never
+sent the message); AutoResponder and ChallengeVerification are a mailbox answering (vacation
+responder, challenge-response), so auto_replied, never a bounce; AddressChange,
+OpenRelayTest and InboundError are not delivery outcomes and stay unknown. The bounce
+``Type`` is kept as ``reason`` and ``Details`` (the MTA response) as ``diagnostic``.
+
+Postmark's inbound webhook (a received email, no ``RecordType``) posted to the tracking URL
+is a ``ControlMessage`` (``inbound_message``): 200, no event.
 
 ``message_id`` is ``MessageID`` (what the send API returned); Bounce and SpamComplaint
 records carry Postmark's ``ID``, used as ``provider_event_id`` and, with the record type,
@@ -44,7 +52,9 @@ from handlers._common import (
     transport_auth_headers,
 )
 from handlers._unsigned import UnsignedAdapter
+from handlers.addresses import canonical_address
 from handlers.base import (
+    ControlKind,
     ParseResult,
     SourceSpec,
     WebhookRequest,
@@ -87,18 +97,33 @@ BOUNCE_TYPES: dict[str, tuple[EventType, BounceClass | None]] = {
     "Unconfirmed": (EventType.DROPPED, None),
     "SMTPApiError": (EventType.DROPPED, None),
     "TemplateRenderingFailed": (EventType.DROPPED, None),
-    "AutoResponder": (EventType.UNKNOWN, None),
+    "AutoResponder": (EventType.AUTO_REPLIED, None),
     "AddressChange": (EventType.UNKNOWN, None),
-    "ChallengeVerification": (EventType.UNKNOWN, None),
+    "ChallengeVerification": (EventType.AUTO_REPLIED, None),
     "OpenRelayTest": (EventType.UNKNOWN, None),
     "InboundError": (EventType.UNKNOWN, None),
 }
+
+#: SubscriptionChange reasons that echo an outcome Postmark reports as its own record
+#: (Bounce, SpamComplaint): neither an unsubscribe nor a second bounce or complaint
+ECHO_SUPPRESSION_REASONS = frozenset({"HardBounce", "SpamComplaint"})
 
 #: where each record type keeps its time and its recipient
 TIME_FIELDS = ("DeliveredAt", "BouncedAt", "ReceivedAt", "ChangedAt")
 RECIPIENT_FIELDS = ("Recipient", "Email")
 #: record types whose ``ID`` is Postmark's unique bounce id
 ID_RECORD_TYPES = frozenset({"Bounce", "SpamComplaint"})
+
+
+def _is_inbound(raw: dict[str, Any]) -> bool:
+    """Postmark's inbound webhook (a received email: no ``RecordType``, ``FromFull`` /
+    ``OriginalRecipient``, stream ``inbound``), posted to the tracking URL by mistake."""
+    record_type = raw.get("RecordType")
+    if record_type == "Inbound":
+        return True
+    return record_type is None and (
+        raw.get("MessageStream") == "inbound" or ("FromFull" in raw and "ToFull" in raw)
+    )
 
 
 class PostmarkAdapter(UnsignedAdapter):
@@ -110,6 +135,8 @@ class PostmarkAdapter(UnsignedAdapter):
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
         raw = expect_object(decode_json(request.body), "body")
+        if _is_inbound(raw):
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE)
         return ParseResult(events=[self._event(raw, source, received_at)])
 
     def _event(self, raw: dict[str, Any], source: SourceSpec, received_at: datetime) -> EmailEvent:
@@ -131,9 +158,13 @@ class PostmarkAdapter(UnsignedAdapter):
             reason = opt_str(raw, "Type")
             diagnostic = opt_str(raw, "Details") or None
         elif record_type == "SubscriptionChange":
+            reason = opt_str(raw, "SuppressionReason")
             if not opt_bool(raw, "SuppressSending"):
                 event_type = EventType.RESUBSCRIBED
-            reason = opt_str(raw, "SuppressionReason")
+            elif reason in ECHO_SUPPRESSION_REASONS:
+                # Postmark deactivating the address after a hard bounce or a complaint it
+                # already reported as its own Bounce / SpamComplaint record: no unsubscribe
+                event_type = EventType.UNKNOWN
         elif record_type == "Delivery":
             diagnostic = opt_str(raw, "Details") or None
 
@@ -157,7 +188,7 @@ class PostmarkAdapter(UnsignedAdapter):
             event_type=event_type,
             occurred_at=occurred_at,
             received_at=received_at,
-            recipient=recipient,
+            recipient=canonical_address(recipient),
             message_id=opt_str(raw, "MessageID") or None,
             provider_event_id=event_id,
             dedup_key=(

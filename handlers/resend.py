@@ -9,6 +9,9 @@ away (or the source's replay window, if smaller) are refused: Svix re-signs ever
 One event per request; ``data.to`` lists the recipients (one ``EmailEvent`` each). The Svix
 message id is the same for every retry, so it is the event id (with the recipient when
 there are several).
+
+Time: the event's own (``data.click.timestamp`` ...), else the event's ``created_at``, else
+the ``svix-timestamp`` of the delivery attempt, else the receipt time.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from handlers._extract import (
     decode_json,
+    epoch_to_utc,
     iso_to_utc,
     optional_bool,
     optional_dict,
@@ -34,9 +38,11 @@ from handlers._extract import (
     smtp_status_from,
     timestamp_or,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
+    ControlKind,
     ParseResult,
     PayloadError,
     SourceSpec,
@@ -74,6 +80,8 @@ _EVENT_TYPES = {
     "email.failed": EventType.DROPPED,
     "email.suppressed": EventType.DROPPED,
 }
+#: Resend's inbound-email events (a received email, not one the sender sent)
+INBOUND_EVENTS = frozenset({"email.received"})
 _BOUNCE_CLASSES = {"Permanent": BounceClass.HARD, "Transient": BounceClass.SOFT}
 
 
@@ -139,7 +147,12 @@ class ResendAdapter(Adapter):
         esp_event = require_str(body, "type", "type")
         data = require_dict(body.get("data"), "data")
         occurred = iso_to_utc(body.get("created_at"))
+        signed = _header(request, "timestamp") or ""
+        # the envelope's time (when Svix signed this attempt), for an event without its own
+        sent_at = epoch_to_utc(signed) if signed.isdigit() else None
         msg_id = _header(request, "id")
+        if esp_event in INBOUND_EVENTS:
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, esp_event=esp_event)
         if esp_event.startswith("contact."):
             details = [_contact(esp_event, data)]
         elif esp_event.startswith("email."):
@@ -156,14 +169,16 @@ class ResendAdapter(Adapter):
                     provider=self.provider,
                     source=source.name,
                     event_type=detail.event_type,
-                    occurred_at=timestamp_or(received_at, detail.occurred_at, occurred),
+                    occurred_at=timestamp_or(received_at, detail.occurred_at, occurred, sent_at),
                     received_at=received_at,
-                    recipient=detail.recipient,
+                    recipient=canonical_address(detail.recipient),
                     message_id=optional_str(data, "email_id"),
                     dedup_key=(
                         id_dedup_key(self.provider, event_id)
                         if event_id
-                        else content_dedup_key(self.provider, body, detail.recipient or "")
+                        else content_dedup_key(
+                            self.provider, body, canonical_address(detail.recipient) or ""
+                        )
                     ),
                     provider_event_id=event_id,
                     esp_event=esp_event,
@@ -212,7 +227,7 @@ def _recipients(data: dict[str, Any]) -> list[str]:
 def _email(esp_event: str, data: dict[str, Any]) -> list[_Detail]:
     event_type = _EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
     if event_type is EventType.UNKNOWN:
-        # e.g. email.received (inbound): keep it, with whatever recipients it names
+        # an event Resend adds later: keep it, with whatever recipients it names
         to = optional_list(data, "to") or []
         addresses: list[str | None] = [a for a in to if isinstance(a, str) and a] or [None]
         return [_Detail(EventType.UNKNOWN, address) for address in addresses]

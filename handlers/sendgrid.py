@@ -12,9 +12,12 @@ Normalization: ``processed`` -> queued; ``dropped`` -> dropped; ``deferred`` -> 
 ``machine_open`` from ``sg_machine_open``; ``spamreport`` -> complained; ``unsubscribe`` and
 ``group_unsubscribe`` -> unsubscribed; ``group_resubscribe`` -> resubscribed.
 
-``message_id`` is the ``X-Message-Id`` the send API returned: ``sg_message_id`` up to its
-first dot. Custom args are the top-level keys SendGrid does not define; they become
-``metadata``. ``category`` (string or list) becomes ``tags``.
+``message_id`` is the ``X-Message-Id`` the send API returned (see ``message_id_of``):
+``sg_message_id`` up to its first host segment, else the local part of ``smtp-id``, never
+a SendGrid host name (some dropped events carry one where the id should be). Custom args
+are the top-level keys SendGrid does not define; they become ``metadata``. ``category``
+(string or list) becomes ``tags``. Time: the event's ``timestamp``, else the signed
+timestamp header (when SendGrid sent the batch), else the receipt time.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -44,6 +48,7 @@ from handlers._common import (
     smtp_status_from_text,
     tags_from,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
@@ -218,7 +223,10 @@ class SendGridAdapter(Adapter):
             items = expect_list(decode_json(request.body), "body")
             return normalize_batch(items, _item_normalizer(source.name, received_at))
         name = source.name
-        return ParseResult(events=[_event(fields, raw, name, received_at) for fields, raw in pairs])
+        undated = _envelope_time(request) or received_at
+        return ParseResult(
+            events=[_event(fields, raw, name, received_at, undated) for fields, raw in pairs]
+        )
 
     def parse_item(self, item: Any, source: SourceSpec, received_at: datetime) -> list[EmailEvent]:
         return normalize_item(item, _item_normalizer(source.name, received_at))
@@ -242,6 +250,7 @@ class _Fields(msgspec.Struct, gc=False):
     timestamp: int | float | None = None
     sg_event_id: str | None = None
     sg_message_id: str | None = None
+    smtp_id: str | None = msgspec.field(default=None, name="smtp-id")
     response: str | None = None
     reason: str | None = None
     status: str | None = None
@@ -292,6 +301,7 @@ def _checked_fields(raw: dict[str, Any], path: str) -> _Fields:
         timestamp=None if timestamp is None else _checked_epoch(timestamp, f"{path}.timestamp"),
         sg_event_id=opt_str(raw, "sg_event_id", path),
         sg_message_id=opt_str(raw, "sg_message_id", path),
+        smtp_id=opt_str(raw, "smtp-id", path),
         response=opt_str(raw, "response", path),
         reason=opt_str(raw, "reason", path),
         status=opt_str(raw, "status", path),
@@ -313,6 +323,38 @@ def _checked_epoch(value: Any, field: str) -> float:
     return float(value)
 
 
+#: the first segment of a SendGrid host name (``filter0093p1las1``, ``filterdrecv-...``,
+#: ``recvd-...``, ``ismtpd0001p1lon1``, ``geopod-...``): shared by unrelated messages
+_HOST_PREFIXES = ("filter", "recvd", "ismtpd", "geopod")
+_HOST_SEGMENT = re.compile(r"\.(?:filter|recvd|ismtpd|geopod)")
+
+
+def message_id_of(sg_message_id: str | None, smtp_id: str | None) -> str | None:
+    """The ``X-Message-Id`` the send API returned, in this order:
+
+    1. ``sg_message_id`` up to its first host segment (``W86E...Q.filterdrecv-....0`` ->
+       ``W86E...Q``; the older ``14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0`` ->
+       ``14c5d75ce93.dfd.64b469``), unless that is empty or itself a host name: some
+       dropped events carry ``filter0093p1las1.<n>.<hex>.0``, shared by unrelated messages;
+    2. the local part of ``smtp-id`` (``<14c5d75ce93.dfd.64b469@ismtpd-555>``), likewise;
+    3. none: a message id that merges unrelated timelines is worse than none.
+    """
+    if sg_message_id and not sg_message_id.startswith(_HOST_PREFIXES):
+        head, _, rest = sg_message_id.partition(".")
+        if head and rest.startswith(_HOST_PREFIXES):
+            return head  # today's shape, by far the most common: no regex needed
+        host = _HOST_SEGMENT.search(sg_message_id)
+        # no host segment (an undocumented shape): up to the first dot, as before
+        found = sg_message_id[: host.start()] if host else sg_message_id.split(".", 1)[0]
+        if found:
+            return found
+    if smtp_id:
+        local = smtp_id.strip().lstrip("<").rsplit("@", 1)[0].strip()
+        if local and "@" in smtp_id and not local.startswith(_HOST_PREFIXES):
+            return local
+    return None
+
+
 # enum members as plain module constants: on Python 3.11 ``EventType.BOUNCED`` is an
 # attribute lookup through the enum machinery, several of which per event add up
 _UNKNOWN, _BOUNCED, _DROPPED, _CLICKED = (
@@ -330,7 +372,22 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
-def _event(f: _Fields, raw: dict[str, Any], source: str, received_at: datetime) -> EmailEvent:
+def _envelope_time(request: WebhookRequest) -> datetime | None:
+    """When SendGrid signed the request (the signature timestamp header), if it says."""
+    value = request.headers.get(TIMESTAMP_HEADER, "").strip()
+    if not value.isdigit() or not 0 <= int(value) <= _MAX_EPOCH_SECONDS:
+        return None
+    return _utc(float(value))
+
+
+def _event(
+    f: _Fields,
+    raw: dict[str, Any],
+    source: str,
+    received_at: datetime,
+    undated_at: datetime | None = None,
+) -> EmailEvent:
+    """``undated_at``: the time of an event without its own (the envelope's, else receipt)."""
     event_type = EVENT_TYPES.get(f.event, _UNKNOWN)
     bounce_class: BounceClass | None = None
     if event_type is _BOUNCED:
@@ -349,10 +406,10 @@ def _event(f: _Fields, raw: dict[str, Any], source: str, received_at: datetime) 
         provider="sendgrid",
         source=source,
         event_type=event_type,
-        occurred_at=received_at if f.timestamp is None else _utc(f.timestamp),
+        occurred_at=(undated_at or received_at) if f.timestamp is None else _utc(f.timestamp),
         received_at=received_at,
-        recipient=f.email,
-        message_id=f.sg_message_id.split(".", 1)[0] if f.sg_message_id else None,
+        recipient=canonical_address(f.email),
+        message_id=message_id_of(f.sg_message_id, f.smtp_id),
         provider_event_id=f.sg_event_id,
         dedup_key=(
             id_dedup_key("sendgrid", f.sg_event_id)

@@ -10,6 +10,12 @@ One ``EmailEvent`` per affected recipient: bounces per ``bouncedRecipients``, co
 ``complainedRecipients``, deliveries per ``delivery.recipients``, delays per
 ``delayedRecipients``, everything else per ``mail.destination``. Dedup key: the SNS
 ``MessageId`` with the recipient (SNS redelivers a message with the same id).
+
+Time: the event's own timestamp (``bounce.timestamp``, ``open.timestamp``, ``mail.timestamp``
+for Send ...), else the SNS envelope's ``Timestamp`` (when SNS published it), else receipt.
+Metadata: the message tags, single-valued ones as scalars (see ``scalar_tags``).
+SES's plain-text topic validation and its ``AmazonSnsSubscriptionSucceeded`` notice are
+``ControlMessage``s (``topic_validation``), not events.
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ from handlers._extract import (
     smtp_status_from,
     timestamp_or,
 )
+from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
+    ControlKind,
     ControlMessage,
     ParseResult,
     PayloadError,
@@ -105,10 +113,33 @@ class SesAdapter(Adapter):
         if kind != "Notification":
             raise PayloadError(f"Type {kind!r} is not an SNS message type", "Type")
         message = require_str(envelope, "Message", "Message")
+        if message.startswith(TOPIC_VALIDATION_TEXT):
+            return ParseResult.non_tracking(
+                ControlKind.TOPIC_VALIDATION, topic_arn=topic_arn, message_id=sns_id
+            )
         ses_event = require_dict(decode_json_text(message, "Message"), "Message")
+        if ses_event.get("notificationType") in SETUP_NOTIFICATIONS:
+            return ParseResult.non_tracking(
+                ControlKind.TOPIC_VALIDATION, topic_arn=topic_arn, message_id=sns_id
+            )
+        # the envelope's time: when SNS published it (the event's own time comes first)
+        published_at = iso_to_utc(envelope.get("Timestamp"))
         return ParseResult(
-            events=_normalize(ses_event, sns_id=sns_id, source=source, received_at=received_at)
+            events=_normalize(
+                ses_event,
+                sns_id=sns_id,
+                source=source,
+                received_at=received_at,
+                published_at=published_at,
+            )
         )
+
+
+#: the plain-text Notification SES publishes once when a configuration set's event
+#: destination is pointed at an SNS topic: https://docs.aws.amazon.com/ses/latest/dg/event-publishing-add-event-destination-sns.html
+TOPIC_VALIDATION_TEXT = "Successfully validated SNS topic for Amazon SES event publishing."
+#: the JSON notice SES publishes when identity notifications are pointed at a topic
+SETUP_NOTIFICATIONS = frozenset({"AmazonSnsSubscriptionSucceeded"})
 
 
 def _control(kind: str, envelope: dict[str, Any], sns_id: str, topic_arn: str) -> ControlMessage:
@@ -128,7 +159,12 @@ def _control(kind: str, envelope: dict[str, Any], sns_id: str, topic_arn: str) -
 
 
 def _normalize(
-    ses_event: dict[str, Any], *, sns_id: str, source: SourceSpec, received_at: datetime
+    ses_event: dict[str, Any],
+    *,
+    sns_id: str,
+    source: SourceSpec,
+    received_at: datetime,
+    published_at: datetime | None = None,
 ) -> list[EmailEvent]:
     kind = optional_str(ses_event, "eventType") or optional_str(ses_event, "notificationType")
     if kind is None:
@@ -156,9 +192,21 @@ def _normalize(
             ses_event=ses_event,
             source=source,
             received_at=received_at,
+            published_at=published_at,
         )
         for detail in details
     ]
+
+
+def scalar_tags(tags: dict[str, Any]) -> dict[str, Any]:
+    """SES message tags as metadata: SES sends every tag as an array of strings
+    (``{"gw_message_id": ["gw-7c1e2a"]}``); a single value becomes that value, as every other
+    ESP sends its metadata, so ``metadata=key:value`` finds SES messages the same way.
+    Several values stay a list (the search matches any one of them)."""
+    return {
+        key: value[0] if isinstance(value, list) and len(value) == 1 else value
+        for key, value in tags.items()
+    }
 
 
 def _event(
@@ -171,6 +219,7 @@ def _event(
     ses_event: dict[str, Any],
     source: SourceSpec,
     received_at: datetime,
+    published_at: datetime | None,
 ) -> EmailEvent:
     event_id = f"{sns_id}:{detail.recipient or ''}"
     campaign_values = tags.get("campaign")
@@ -183,9 +232,9 @@ def _event(
         provider=ADAPTER.provider,
         source=source.name,
         event_type=detail.event_type,
-        occurred_at=timestamp_or(received_at, detail.occurred_at),
+        occurred_at=timestamp_or(received_at, detail.occurred_at, published_at),
         received_at=received_at,
-        recipient=detail.recipient,
+        recipient=canonical_address(detail.recipient),
         message_id=optional_str(mail, "messageId"),
         dedup_key=id_dedup_key(ADAPTER.provider, event_id),
         provider_event_id=event_id,
@@ -198,7 +247,7 @@ def _event(
         user_agent=detail.user_agent,
         ip=detail.ip,
         campaign=campaigns[0] if campaigns else None,
-        metadata=dict(tags),
+        metadata=scalar_tags(tags),
         raw=ses_event,
     )
 

@@ -2,7 +2,9 @@
 
 SparkPost signs nothing: sources use basic auth or a bearer token (SparkPost's OAuth2 option
 sends one), and a source with neither is refused unless ``allow_unauthenticated`` is set.
-SparkPost's test "ping" is ``[]`` or ``[{"msys": {}}]``: valid, and yields no events.
+SparkPost's test "ping" is ``[]`` or ``[{"msys": {}}]``: valid, and yields no events. A
+batch of ``relay_message`` items (an inbound relay webhook pointed at the tracking URL) is a
+``ControlMessage`` (``inbound_message``): 200, no events.
 
 Normalization of ``type``: ``injection`` -> queued, ``delivery`` -> delivered, ``delay`` ->
 deferred, ``bounce`` and ``out_of_band`` -> bounced, ``policy_rejection``,
@@ -10,9 +12,14 @@ deferred, ``bounce`` and ``out_of_band`` -> bounced, ``policy_rejection``,
 complained, ``open`` / ``initial_open`` / ``amp_open`` / ``amp_initial_open`` -> opened,
 ``click`` / ``amp_click`` -> clicked, ``list_unsubscribe`` / ``link_unsubscribe`` ->
 unsubscribed; relay, A/B-test, SMS and other classes -> unknown. The bounce class follows
-SparkPost's bounce classification table: 10, 30, 90 hard; the soft (20-24, 40, 60, 70, 100)
-and block (50-54) categories soft; undetermined (1) and admin (25, 26, 80) undetermined.
+SparkPost's bounce classification table: 10, 30, 90 hard; the soft (20-24, 40, 70) and
+block (50-54) categories soft; undetermined (1) and admin (25, 26, 80) undetermined. Classes
+60 (Auto-Reply) and 100 (Challenge-Response) are not bounces: the mailbox exists and
+answered, so such a bounce is ``auto_replied`` (never suppresses, never a bounce in stats).
 The class's name is the ``reason``, ``raw_reason`` the diagnostic.
+``initial_open`` (top pixel) and ``open`` (bottom pixel), and their AMP twins, are all
+opens: with both kinds of tracking one reading sends two, which only the raw open count
+shows; every open rate counts the first open per message and recipient.
 
 Ids: ``event_id`` is the provider event id and dedup key. ``message_id`` is the
 ``transmission_id``: that is what SparkPost's send API (``POST /transmissions``) returns to
@@ -45,7 +52,9 @@ from handlers._common import (
     transport_auth_headers,
 )
 from handlers._unsigned import UnsignedAdapter
+from handlers.addresses import canonical_address
 from handlers.base import (
+    ControlKind,
     ParseResult,
     SourceSpec,
     WebhookRequest,
@@ -98,12 +107,24 @@ BOUNCE_CLASS_TABLE: dict[str, tuple[str, BounceClass]] = {
     "52": ("Spam Content", BounceClass.SOFT),
     "53": ("Prohibited Attachment", BounceClass.SOFT),
     "54": ("Relaying Denied", BounceClass.SOFT),
-    "60": ("Auto-Reply", BounceClass.SOFT),
+    "60": ("Auto-Reply", BounceClass.SOFT),  # -> auto_replied, see AUTO_REPLY_CLASSES
     "70": ("Transient Failure", BounceClass.SOFT),
     "80": ("Subscribe", BounceClass.UNDETERMINED),
     "90": ("Unsubscribe", BounceClass.HARD),
-    "100": ("Challenge-Response", BounceClass.SOFT),
+    "100": ("Challenge-Response", BounceClass.SOFT),  # -> auto_replied
 }
+
+#: bounce classes that are a mailbox answering, not a failure: vacation / out-of-office
+#: auto-replies and challenge-response probes (the mailbox exists)
+AUTO_REPLY_CLASSES = frozenset({"60", "100"})
+
+
+def _is_relay_message(item: Any) -> bool:
+    """An inbound-relay item (a received email SparkPost relays), not a tracking event."""
+    if not isinstance(item, dict):
+        return False
+    msys = item.get("msys")
+    return isinstance(msys, dict) and list(msys) == ["relay_message"]
 
 
 def _timestamp(value: Any, field: str) -> datetime:
@@ -124,6 +145,8 @@ class SparkPostAdapter(UnsignedAdapter):
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
         items = expect_list(decode_json(request.body), "body")
+        if items and all(_is_relay_message(item) for item in items):
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, count=len(items))
         return normalize_batch(items, self._item_normalizer(source, received_at))
 
     def parse_item(self, item: Any, source: SourceSpec, received_at: datetime) -> list[EmailEvent]:
@@ -163,7 +186,9 @@ class SparkPostAdapter(UnsignedAdapter):
             name, category = BOUNCE_CLASS_TABLE.get(
                 class_code, (f"bounce class {class_code}", BounceClass.UNDETERMINED)
             )
-            if event_type is EventType.BOUNCED:
+            if event_type is EventType.BOUNCED and class_code in AUTO_REPLY_CLASSES:
+                event_type = EventType.AUTO_REPLIED
+            elif event_type is EventType.BOUNCED:
                 bounce_class = category
             reason = name
         elif event_type is EventType.BOUNCED:
@@ -181,7 +206,9 @@ class SparkPostAdapter(UnsignedAdapter):
                 _timestamp(timestamp, f"{path}.timestamp") if timestamp is not None else received_at
             ),
             received_at=received_at,
-            recipient=opt_str(event, "raw_rcpt_to", path) or opt_str(event, "rcpt_to", path),
+            recipient=canonical_address(
+                opt_str(event, "raw_rcpt_to", path) or opt_str(event, "rcpt_to", path)
+            ),
             message_id=opt_str(event, "transmission_id", path) or None,
             provider_event_id=event_id,
             dedup_key=(

@@ -122,7 +122,7 @@ EVENT_NAMES: Mapping[str, Mapping[EventType, str]] = {
         _C: "MessageLinkClicked",
         _DF: "MessageDelayed",
         _B: "MessageDeliveryFailed",
-        _DR: "MessageHeld",
+        # MessageHeld is deferred (it may be released): Postal has no dropped event
     },
 }
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from handlers.base import ControlKind
 from handlers.events import BounceClass, EventType
 
 __all__ = ["Metrics", "observe_many"]
@@ -41,7 +42,7 @@ REQUEST_OUTCOMES = (
     "unavailable",
     "control",
 )
-CONTROL_KINDS = ("subscription_confirmation", "unsubscribe_confirmation")
+CONTROL_KINDS = tuple(kind.value for kind in ControlKind)
 SIGNATURE_FAILURE_REASONS = ("missing", "invalid", "stale", "replayed", "untrusted")
 DELIVERY_OUTCOMES = ("success", "retry", "permanent_failure", "dead_lettered", "breaker_open")
 SUPPRESSION_REASONS = ("hard_bounce", "complaint", "unsubscribe", "soft_bounce", "manual")
@@ -288,6 +289,9 @@ class Metrics:
                     self.control_messages.labels(provider, kind)
             if provider == "mailgun":  # the provider whose requests carry a nonce
                 self.replays_rejected.labels(provider)
+            # any ESP's inbound traffic can be misrouted to its tracking URL (dashboard panel)
+            self.control_messages.labels(provider, ControlKind.INBOUND_MESSAGE.value)
+            self.control_messages.labels(provider, ControlKind.INBOUND_EVENT.value)
         for sink in sinks:
             for outcome in DELIVERY_OUTCOMES:
                 self.delivery_attempts.labels(sink, outcome)

@@ -14,7 +14,8 @@ import asyncpg
 import msgspec
 
 from gateway.delivery.clock import Clock
-from gateway.delivery.processors.suppressions import RANK, Listing, address_key, upsert_listings
+from gateway.delivery.processors.suppressions import RANK, Listing, upsert_listings
+from handlers.addresses import address_key, canonical_address
 from observability.metrics import Metrics
 
 __all__ = ["SuppressionEntry", "SuppressionList"]
@@ -88,7 +89,8 @@ class SuppressionList:
             )
             if current is not None and RANK.get(current["reason"], 0) >= RANK["manual"]:
                 return _entry(current), False
-            listing = Listing(key, address.strip(), "manual", None, None, None)
+            written = canonical_address(address) or address.strip()
+            listing = Listing(key, written, "manual", None, None, None)
             await upsert_listings(conn, [listing], now, note)
             record = await conn.fetchrow(_SELECT + " WHERE address_key = $1", key)
         assert record is not None

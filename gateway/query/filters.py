@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from gateway.query.cursor import EventCursor, decode_address_cursor
 from gateway.query.errors import QueryError
+from handlers.addresses import canonical_address
 from handlers.events import EventType
 from handlers.registry import PROVIDERS
 
@@ -259,7 +260,7 @@ def parse_event_filter(params: Params, now: datetime) -> EventFilter:
     cursor_text = _one(params, "cursor")
     include = _choices(params, "include", ("raw",))
     return EventFilter(
-        recipient=_one(params, "recipient"),
+        recipient=canonical_address(_one(params, "recipient")),
         message_id=_one(params, "message_id"),
         providers=_choices(params, "provider", PROVIDERS),
         source=_one(params, "source"),

@@ -10,7 +10,6 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from gateway.delivery.processors.suppressions import address_key
 from gateway.query.activity import OPEN_START_SQL, RECIPIENT_ACTIVITY_SQL, inactive_sql
 from gateway.query.counters import COUNTER_COLUMNS, EVENT_TYPE_COLUMNS
 from gateway.query.cursor import EventCursor, encode_address_cursor
@@ -34,6 +33,7 @@ from gateway.query.models import (
 from gateway.query.rates import compute_details, compute_rates
 from gateway.query.sql import event_search_sql, event_select, stats_sql
 from gateway.query.status import furthest_status
+from handlers.addresses import address_key, canonical_address
 
 __all__ = ["ReadService", "event_item"]
 
@@ -154,6 +154,8 @@ class ReadService:
         )
 
     async def recipient(self, address: str, query: RecipientQuery) -> RecipientHistory:
+        # stored recipients are canonical (handlers.addresses): look up the same spelling
+        address = canonical_address(address) or address
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"SELECT {event_select(query.include_raw)} FROM events "  # noqa: S608

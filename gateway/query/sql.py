@@ -36,16 +36,22 @@ _encode = msgspec.json.Encoder().encode
 
 def _metadata_clause(key: str, value: str, arg: _Args) -> str:
     """``metadata @> {key: value}``; a value that reads as a JSON number, boolean or null
-    also matches that typed value (``order_id:42`` finds ``{"order_id": 42}``)."""
+    also matches that typed value (``order_id:42`` finds ``{"order_id": 42}``), and a list
+    holding the value matches too (``{"team": ["a", "b"]}`` is found by ``team:a``)."""
     as_text = arg(_encode({key: value}).decode())
     try:
         typed = msgspec.json.decode(value)
     except msgspec.DecodeError:
         typed = value
+    # a tag with several values (SES sends tags as arrays) matches when one of them does
+    in_list = arg(_encode({key: [value]}).decode())
     if isinstance(typed, bool | int | float) or (typed is None and value == "null"):
         as_typed = arg(_encode({key: typed}).decode())
-        return f"(metadata @> {as_text}::jsonb OR metadata @> {as_typed}::jsonb)"
-    return f"metadata @> {as_text}::jsonb"
+        return (
+            f"(metadata @> {as_text}::jsonb OR metadata @> {as_typed}::jsonb"
+            f" OR metadata @> {in_list}::jsonb)"
+        )
+    return f"(metadata @> {as_text}::jsonb OR metadata @> {in_list}::jsonb)"
 
 
 def event_search_sql(query: EventFilter) -> tuple[str, list[Any]]:

@@ -3,15 +3,16 @@
 Precedence, highest first (docs/admin-api.md documents the same list)::
 
     complained > unsubscribed > clicked > opened > bounced > dropped
-      > delivered > deferred > sent > queued > resubscribed > unknown
+      > auto_replied > delivered > deferred > sent > queued > resubscribed > unknown
 
 Why this order: a complaint or an unsubscribe is the recipient's last word on the message;
 a click implies an open and an open implies the message arrived, so engagement outranks a
 late or spurious bounce. Bounced and dropped are terminal failures and beat every
 in-flight or success state of the delivery itself (a bounce after "delivered" means the
 receiving server accepted it, then gave it back). Deferred is a temporary failure, beaten by
-any final outcome. Resubscribed and unknown say nothing about delivery, so they only show
-when nothing else happened.
+any final outcome. An auto-reply proves the message reached a mailbox that answered, so it
+ranks just above delivered (and below every failure: it is no bounce). Resubscribed and
+unknown say nothing about delivery, so they only show when nothing else happened.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ STATUS_PRECEDENCE: tuple[EventType, ...] = (
     EventType.OPENED,
     EventType.BOUNCED,
     EventType.DROPPED,
+    EventType.AUTO_REPLIED,
     EventType.DELIVERED,
     EventType.DEFERRED,
     EventType.SENT,

@@ -212,7 +212,7 @@ async def test_suppressions_api_add_get_list_and_remove(gateway_factory: Any) ->
             "/v1/suppressions", json={"address": "ann@example.com"}, headers=AUTH
         )
         assert again.status_code == 200
-        assert again.json()["address"] == "Ann@Example.com"
+        assert again.json()["address"] == "Ann@example.com", "canonical: domain lower-cased"
         assert gw.metric("hookline_suppressions_added_total", reason="manual") == 1
 
         found = await gw.client.get("/v1/suppressions/ANN@example.COM", headers=AUTH)

@@ -117,3 +117,39 @@ async def test_pending_rollup_deltas_are_folded_before_their_tables_go(
         "SELECT count(*) FROM pg_class WHERE relname LIKE 'stats_hourly%pending'"
     )
     assert gone == 0
+
+
+async def test_single_valued_ses_tags_become_scalars_and_auto_replies_get_a_counter(
+    empty_db: asyncpg.Connection,
+) -> None:
+    """0008 turns SES metadata's one-element arrays into scalars (several values, other
+    providers and other shapes untouched), and the rollups count auto_replied apart."""
+    await migrate_to(empty_db, 6)
+    await empty_db.execute(
+        "INSERT INTO events (dedup_key, provider, source, event_type, occurred_at, "
+        "received_at, metadata) VALUES "
+        "('s1', 'ses', 'main', 'delivered', '2024-05-06T10:00Z', now(), "
+        """'{"gw_message_id": ["gw-7c1e2a"], "team": ["a", "b"], "n": 1}'), """
+        "('s2', 'ses', 'main', 'delivered', '2024-05-06T10:00Z', now(), '{}'), "
+        "('g1', 'sendgrid', 'main', 'delivered', '2024-05-06T10:00Z', now(), "
+        """'{"list": ["kept"]}')"""
+    )
+
+    assert 8 in [m.version for m in await apply_migrations(empty_db)]
+
+    rows = await empty_db.fetch("SELECT dedup_key, metadata::text FROM events ORDER BY 1")
+    assert [tuple(r) for r in rows] == [
+        ("g1", '{"list": ["kept"]}'),
+        ("s1", '{"n": 1, "team": ["a", "b"], "gw_message_id": "gw-7c1e2a"}'),
+        ("s2", "{}"),
+    ]
+    await empty_db.execute(
+        "INSERT INTO events (dedup_key, provider, source, event_type, occurred_at, "
+        "received_at) VALUES ('a1', 'sparkpost', 'main', 'auto_replied', "
+        "'2024-05-06T10:00Z', now())"
+    )
+    counted = await empty_db.fetchrow(
+        "SELECT sum(auto_replied) AS auto, sum(bounced) AS bounced FROM stats_pending "
+        "WHERE provider = 'sparkpost'"
+    )
+    assert tuple(counted) == (1, 0)

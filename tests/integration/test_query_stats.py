@@ -169,7 +169,7 @@ async def test_each_rate_matches_its_definition_on_a_hand_computed_fixture(
         assert spring["counts"] == {
             "queued": 0, "sent": 0, "delivered": 8, "deferred": 0, "bounced": 2,
             "dropped": 1, "opened": 6, "clicked": 3, "complained": 1, "unsubscribed": 1,
-            "resubscribed": 0, "unknown": 0,
+            "resubscribed": 0, "auto_replied": 0, "unknown": 0,
         }  # fmt: skip
         assert spring["details"] == {
             "hard_bounces": 1, "soft_bounces": 1, "undetermined_bounces": 0,

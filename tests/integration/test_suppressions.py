@@ -53,7 +53,7 @@ async def test_addresses_are_compared_case_insensitively(fresh_db_url: str) -> N
         )
         await stack.drain()
         entry = await stack.service.suppression_list.get("user@example.com")
-        assert entry is not None and entry.address == "User@Example.COM"
+        assert entry is not None and entry.address == "User@example.com"
         clock.advance(1)
         await stack.write(
             [event(2, event_type=COMPLAINED, recipient="USER@example.com", at=clock.now())]

@@ -84,3 +84,9 @@ def test_suppression_signal_is_compact() -> None:
         "hard",
     )
     assert "raw" not in msgspec.json.decode(row.payload)
+
+
+def test_auto_replies_never_reach_the_suppressions_processor() -> None:
+    """An auto-reply goes to sinks that want it, never to the suppression list."""
+    rows = plan_rows([make(EventType.AUTO_REPLIED)], SINKS)
+    assert [(r.processor, r.sink) for r in rows] == [("sink", "all")]

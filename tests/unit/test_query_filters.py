@@ -66,7 +66,7 @@ def test_event_filter_parses_every_filter() -> None:
         },
         NOW,
     )
-    assert query.recipient == "A@Example.com"
+    assert query.recipient == "A@example.com", "canonical: the domain is lower-cased"
     assert query.message_id == "m-1"
     assert query.providers == ("sendgrid", "mailgun")
     assert query.source == "main"

@@ -45,9 +45,16 @@ def test_event_search_parameterises_every_value() -> None:
 
 
 def test_metadata_numbers_also_match_typed_values() -> None:
-    """``order_id:42`` is sent as the string "42" and as the number 42; text only as text."""
+    """``order_id:42`` is sent as the string "42" and as the number 42; text only as text;
+    either also as a list holding the text (a multi-valued SES tag)."""
     sql, args = event_search_sql(EventFilter(metadata=(("order_id", "42"), ("tier", "gold"))))
-    assert args[:3] == ['{"order_id":"42"}', '{"order_id":42}', '{"tier":"gold"}']
+    assert args[:5] == [
+        '{"order_id":"42"}',
+        '{"order_id":["42"]}',
+        '{"order_id":42}',
+        '{"tier":"gold"}',
+        '{"tier":["gold"]}',
+    ]
     assert f"${len(args)}" in sql and f"${len(args) + 1}" not in sql
 
 

@@ -89,3 +89,16 @@ def test_rates_are_null_without_a_denominator() -> None:
             rates.complaint_rate,
         )
     )
+
+
+def test_a_held_then_released_postal_message_ends_delivered() -> None:
+    """Judgment call: Postal's MessageHeld is deferred (it may be released), so a release
+    followed by MessageSent shows delivered; as 'dropped' it outranked the delivery."""
+    assert furthest_status(["deferred", "delivered"]) == "delivered"
+    assert furthest_status(["dropped", "delivered"]) == "dropped"
+
+
+def test_an_auto_reply_is_below_every_failure_and_above_delivered() -> None:
+    """An auto-reply proves the mailbox answered (above delivered) and is no bounce."""
+    assert furthest_status(["delivered", "auto_replied"]) == "auto_replied"
+    assert furthest_status(["auto_replied", "bounced"]) == "bounced"

@@ -119,3 +119,17 @@ def test_decide_writes_by_rank_and_expiry() -> None:
         writes = decide_writes([listing(reason)], current, now)
         outcome = writes[0][1] if writes else None
         assert outcome == expected, (reason, existing)
+
+
+def test_auto_replies_are_neither_listed_nor_counted_as_soft_bounces() -> None:
+    """An auto-reply (a mailbox answering) never lists an address nor counts towards a
+    quarantine, whatever bounce class it carries."""
+    plan = plan_suppressions(
+        [
+            signal("auto_replied", "a@x.io", 1),
+            signal("auto_replied", "a@x.io", 2, bounce="soft"),
+            signal("auto_replied", "a@x.io", 3, bounce="hard"),
+        ]
+    )
+    assert plan.listings == {}
+    assert plan.soft_bounces == []

@@ -8,10 +8,12 @@
 * ``resubscribed`` lifts an unsubscribe that happened before it (never a bounce, complaint
   or manual entry).
 
-One row per address (compared case-insensitively). A stronger reason replaces a weaker one
-(hard_bounce > complaint > manual > unsubscribe > soft_bounce); an expired quarantine is
-replaced by anything. A batch of claimed rows is applied in one transaction together with
-the removal of those rows from the outbox, so each event acts exactly once.
+One row per address (compared case-insensitively, in the canonical form of
+``handlers.addresses``: a display name, comment or IDN spelling is the same address). A
+stronger reason replaces a weaker one (hard_bounce > complaint > manual > unsubscribe >
+soft_bounce); an expired quarantine is replaced by anything. A batch of claimed rows is
+applied in one transaction together with the removal of those rows from the outbox, so
+each event acts exactly once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gateway.delivery.clock import Clock
 from gateway.delivery.models import ClaimedRow
 from gateway.delivery.payload import SuppressionSignal, decode_signal
 from gateway.settings import SuppressionSettings
+from handlers.addresses import address_key, canonical_address
 from observability.metrics import Metrics
 
 __all__ = [
@@ -50,11 +53,6 @@ RANK: Mapping[str, int] = {
     "hard_bounce": 5,
 }
 _IMMEDIATE = {"complained": "complaint", "unsubscribed": "unsubscribe"}
-
-
-def address_key(address: str) -> str:
-    """The case-insensitive key of an address."""
-    return address.strip().lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +109,7 @@ def plan_suppressions(signals: Iterable[SuppressionSignal]) -> SuppressionPlan:
         if current is None or RANK[reason] > RANK[current.reason]:
             plan.listings[key] = Listing(
                 key,
-                signal.recipient.strip(),
+                canonical_address(signal.recipient) or signal.recipient.strip(),
                 reason,
                 signal.dedup_key,
                 signal.provider,
@@ -257,7 +255,7 @@ class SuppressionProcessor:
                     cause = plan.latest_soft[key]
                     listings[key] = Listing(
                         key,
-                        cause.recipient.strip(),
+                        canonical_address(cause.recipient) or cause.recipient.strip(),
                         "soft_bounce",
                         cause.dedup_key,
                         cause.provider,

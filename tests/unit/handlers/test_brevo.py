@@ -265,3 +265,68 @@ async def test_example_body_round_trips(event: str, count: int, event_type: Even
         assert events[0].metadata["tenant"] == "acme"
         keys.update(e.dedup_key for e in events)
     assert len(keys) == 2 * count
+
+
+@pytest.mark.parametrize(
+    ("present", "expected"),
+    [
+        ({"ts_epoch", "ts_event", "s_epoch"}, datetime.fromtimestamp(1700000000.002, tz=UTC)),
+        ({"ts_event", "s_epoch"}, datetime.fromtimestamp(1700000000, tz=UTC)),
+        ({"s_epoch"}, datetime.fromtimestamp(1699999990.5, tz=UTC)),
+        (set(), RECEIVED),
+    ],
+)
+def test_event_time_then_the_sending_time_then_receipt(
+    present: set[str], expected: datetime
+) -> None:
+    """ts_epoch (ms), then ts_event (s), then the envelope's s_epoch (when Brevo sent the
+    message, ms), then the receipt time; date and ts (account time zone) never."""
+    raw = json.loads(fixture("delivered"))
+    raw["s_epoch"] = 1699999990500
+    for field in ("ts_epoch", "ts_event", "s_epoch"):
+        if field not in present:
+            raw.pop(field)
+    (event,) = parse(json.dumps(raw).encode())
+    assert event.occurred_at == expected
+
+
+@pytest.mark.parametrize(
+    ("spelling", "event_type", "bounce_class"),
+    [
+        ("unsubscribe", EventType.UNSUBSCRIBED, None),
+        ("unsubscribed", EventType.UNSUBSCRIBED, None),
+        ("hardBounce", EventType.BOUNCED, BounceClass.HARD),
+        ("softBounce", EventType.BOUNCED, BounceClass.SOFT),
+        ("uniqueOpened", EventType.OPENED, None),
+        ("invalidEmail", EventType.DROPPED, None),
+        ("invalid_email", EventType.DROPPED, None),
+        ("somethingNew", EventType.UNKNOWN, None),
+    ],
+)
+def test_brevo_spellings_of_one_event_map_alike(
+    spelling: str, event_type: EventType, bounce_class: BounceClass | None
+) -> None:
+    """Judgment call: Brevo's spellings (marketing 'unsubscribe', camelCase names from its
+    webhook API) map like the documented snake_case names; invalid_email is dropped (Brevo
+    never sent it: no bounce, nothing suppressed); the ESP's spelling is kept."""
+    raw = json.loads(fixture("delivered"))
+    raw["event"] = spelling
+    (event,) = parse(json.dumps(raw).encode())
+    assert (event.event_type, event.bounce_class) == (event_type, bounce_class)
+    assert event.esp_event == spelling
+
+
+def test_inbound_parsing_payload_is_a_control_message() -> None:
+    """Brevo's inbound parsing webhook ({"items": [received email]}) at the tracking URL is
+    an inbound_message control message, not a 400 (it has no 'event')."""
+    source, _ = brevo.make_test_source()
+    request = WebhookRequest(
+        "POST",
+        "http://hookline/webhooks/brevo/test",
+        {"content-type": "application/json"},
+        fixture("inbound_parsing"),
+    )
+    result = brevo.ADAPTER.parse(request, source, RECEIVED)
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"
+    assert result.control.detail == {"count": 1}

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -208,9 +209,66 @@ def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str
 
 
 def test_wrong_content_type_is_refused() -> None:
-    """Legacy form-encoded webhooks are refused with ContentTypeError."""
+    """Bodies Mailgun never posts are refused with ContentTypeError."""
     with pytest.raises(ContentTypeError):
-        ADAPTER.check_content_type(unsigned(b"", "application/x-www-form-urlencoded"))
+        ADAPTER.check_content_type(unsigned(b"", "text/plain"))
+
+
+def inbound_form(key: str, *, multipart: bool, extra: dict[str, str] | None = None) -> Any:
+    """A received email as a Mailgun route forwards it, signed with ``key``."""
+    fields = json.loads(fixture("inbound_route_fields"))
+    timestamp, token = (
+        str(int(NOW.timestamp())),
+        "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0",
+    )
+    fields.update(timestamp=timestamp, token=token, signature=mailgun.sign(key, timestamp, token))
+    fields.update(extra or {})
+    if not multipart:
+        return unsigned(urlencode(fields).encode(), "application/x-www-form-urlencoded")
+    parts = [
+        f'--B0UND\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    body = ("".join(parts) + "--B0UND--\r\n").encode()
+    return unsigned(body, "multipart/form-data; boundary=B0UND")
+
+
+@pytest.mark.parametrize("multipart", [True, False])
+async def test_an_inbound_route_at_the_tracking_url_is_a_control_message(
+    multipart: bool,
+) -> None:
+    """A received email forwarded by a Mailgun route (multipart or urlencoded, signed with
+    the same key) verifies and is an inbound_message control message: no event (it used to
+    be refused with 415, and Mailgun retries then disables the route)."""
+    source, key = mailgun.make_test_source()
+    request = inbound_form(key, multipart=multipart)
+    ADAPTER.check_content_type(request)
+    await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+    result = ADAPTER.parse(request, source, RECEIVED)
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"
+    assert result.nonce is not None
+
+
+async def test_forms_must_be_signed_and_legacy_event_forms_stay_refused() -> None:
+    """An unsigned or wrongly signed form is refused like any request; a signed legacy
+    (pre-2018) form webhook with an event field is a PayloadError, not an event."""
+    source, key = mailgun.make_test_source()
+    with pytest.raises(AuthError) as missing:
+        await ADAPTER.verify(
+            unsigned(b"recipient=a%40b.example&body-plain=hi", "application/x-www-form-urlencoded"),
+            source,
+            VerifyContext(now=NOW),
+        )
+    assert missing.value.reason == "missing"
+    forged = inbound_form("not-the-key", multipart=True)
+    with pytest.raises(AuthError) as invalid:
+        await ADAPTER.verify(forged, source, VerifyContext(now=NOW))
+    assert invalid.value.reason == "invalid"
+    legacy = inbound_form(key, multipart=False, extra={"event": "delivered"})
+    await ADAPTER.verify(legacy, source, VerifyContext(now=NOW))
+    with pytest.raises(PayloadError):
+        ADAPTER.parse(legacy, source, RECEIVED)
 
 
 # --- signature ----------------------------------------------------------------------------
@@ -305,3 +363,21 @@ async def test_example_body_single_event_distinct_per_seed() -> None:
         assert event.event_type is EventType.OPENED
         keys.add(event.dedup_key)
     assert len(keys) == 3
+
+
+def test_an_undated_event_takes_the_signature_time_before_the_receipt_time() -> None:
+    """Event time first; without one, the envelope's (signature.timestamp: when Mailgun
+    signed the request); the receipt time only when neither is usable."""
+    source, _ = mailgun.make_test_source()
+    data = {"event": "delivered", "recipient": "a@example.com"}
+    signed = {"timestamp": "1699999990", "token": "t" * 50, "signature": "0" * 64}
+    body = json.dumps({"signature": signed, "event-data": data}).encode()
+    (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
+    assert event.occurred_at == datetime.fromtimestamp(1699999990, tz=UTC)
+    dated = {**data, "timestamp": 1699999980.5}
+    body = json.dumps({"signature": signed, "event-data": dated}).encode()
+    (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
+    assert event.occurred_at == datetime.fromtimestamp(1699999980.5, tz=UTC)
+    body = json.dumps({"signature": {**signed, "timestamp": "soon"}, "event-data": data}).encode()
+    (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
+    assert event.occurred_at == RECEIVED

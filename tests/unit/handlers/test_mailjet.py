@@ -219,3 +219,12 @@ async def test_example_body_round_trips(event: str, event_type: EventType) -> No
         assert events[0].metadata["tenant"] == "acme"
         keys.update(e.dedup_key for e in events)
     assert len(keys) == 6
+
+
+def test_parse_api_payload_is_a_control_message() -> None:
+    """Mailjet's Parse API payload (a received email) at the tracking URL is an
+    inbound_message control message, not a 400 (it has no 'event')."""
+    source, _ = mailjet.make_test_source()
+    result = ADAPTER.parse(unsigned(fixture("parse_api")), source, RECEIVED)
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"

@@ -183,15 +183,20 @@ async def test_sync_events_are_stored_as_unknown(signing: tuple[SourceSpec, str]
     assert len({e.dedup_key for e in events}) == 3
 
 
-async def test_inbound_and_unknown_events_are_stored_as_unknown(
+async def test_inbound_batch_is_a_control_message_and_unknown_events_are_kept(
     signing: tuple[SourceSpec, str],
 ) -> None:
-    """Inbound messages and event names Mandrill adds later are kept, never refused."""
+    """A batch of inbound messages (an inbound route pointed at the tracking URL) is an
+    inbound_message control message with no events; event names Mandrill adds later are
+    kept as unknown, never refused."""
     inbound = events_file("inbound_event.json")
+    result = parse(signed(signing, form(inbound)), signing[0])
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"
+    assert result.control.detail == {"count": 1}
     future = [{"event": "something_new", "ts": 1741082400, "_id": "abc"}]
-    events = parse(signed(signing, form(inbound + future)), signing[0]).events
+    events = parse(signed(signing, form(future)), signing[0]).events
     assert [(e.event_type, e.esp_event, e.recipient) for e in events] == [
-        (EventType.UNKNOWN, "inbound", "support@inbound.example.com"),
         (EventType.UNKNOWN, "something_new", None),
     ]
 

@@ -65,7 +65,7 @@ MAPPING = [
     ("message_sent.json", EventType.DELIVERED, None),
     ("message_delayed.json", EventType.DEFERRED, None),
     ("message_delivery_failed.json", EventType.BOUNCED, BounceClass.HARD),
-    ("message_held.json", EventType.DROPPED, None),
+    ("message_held.json", EventType.DEFERRED, None),
     ("message_bounced.json", EventType.BOUNCED, BounceClass.UNDETERMINED),
     ("message_link_clicked.json", EventType.CLICKED, None),
     ("message_loaded.json", EventType.OPENED, None),
@@ -328,3 +328,30 @@ def test_bad_bodies_raise_payload_error_naming_the_field(
     with pytest.raises(PayloadError) as caught:
         parse(WebhookRequest("POST", "u", {}, body), signing[0])
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize("esp_event", ["MessageDeliveryFailed", "MessageHeld", "MessageSent"])
+async def test_events_about_incoming_messages_are_control_messages(
+    signing: tuple[SourceSpec, rsa.RSAPrivateKey], esp_event: str
+) -> None:
+    """An event whose message has direction incoming (Postal could not forward a received
+    email to its HTTP endpoint) is an inbound_event control message: no bounce, no event
+    for the organisation's own inbound address, and the log detail holds no address."""
+    body = json.loads(body_of("message_delivery_failed_incoming.json"))
+    body["event"] = esp_event
+    request = signed(signing, json.dumps(body).encode())
+    await verify(request, signing[0])
+    result = parse(request, signing[0])
+    assert result.events == []
+    assert result.control is not None
+    assert result.control.kind == "inbound_event"
+    assert result.control.detail == {"esp_event": esp_event}
+
+
+async def test_outgoing_delivery_failure_is_still_a_hard_bounce(
+    signing: tuple[SourceSpec, rsa.RSAPrivateKey],
+) -> None:
+    """The same failure for an outgoing message stays a hard bounce of its recipient."""
+    event = await event_of(signing, "message_delivery_failed.json")
+    assert (event.event_type, event.bounce_class) == (EventType.BOUNCED, BounceClass.HARD)
+    assert event.recipient == "test@example.com"

@@ -54,7 +54,7 @@ def parse_one(body: bytes) -> EmailEvent:
         ("bounce_dns_error", EventType.DEFERRED, None),
         ("bounce_blocked", EventType.BOUNCED, BounceClass.SOFT),
         ("bounce_spam_notification", EventType.COMPLAINED, None),
-        ("bounce_auto_responder", EventType.UNKNOWN, None),
+        ("bounce_auto_responder", EventType.AUTO_REPLIED, None),
         ("spam_complaint", EventType.COMPLAINED, None),
         ("open", EventType.OPENED, None),
         ("click", EventType.CLICKED, None),
@@ -94,9 +94,9 @@ def test_every_record_type_maps_to_its_normalized_type(
         ("Unconfirmed", EventType.DROPPED, None),
         ("SMTPApiError", EventType.DROPPED, None),
         ("TemplateRenderingFailed", EventType.DROPPED, None),
-        ("AutoResponder", EventType.UNKNOWN, None),
+        ("AutoResponder", EventType.AUTO_REPLIED, None),
         ("AddressChange", EventType.UNKNOWN, None),
-        ("ChallengeVerification", EventType.UNKNOWN, None),
+        ("ChallengeVerification", EventType.AUTO_REPLIED, None),
         ("OpenRelayTest", EventType.UNKNOWN, None),
         ("InboundError", EventType.UNKNOWN, None),
         ("SomethingNew", EventType.BOUNCED, BounceClass.UNDETERMINED),
@@ -171,7 +171,7 @@ def test_subscription_change_reason_and_offset_time() -> None:
 
 def test_unknown_record_type_and_missing_time() -> None:
     """An unknown RecordType is stored as unknown, timed at reception."""
-    event = parse_one(b'{"RecordType": "Inbound", "MessageID": "x"}')
+    event = parse_one(b'{"RecordType": "SomethingNew", "MessageID": "x"}')
     assert event.event_type is EventType.UNKNOWN
     assert event.occurred_at == RECEIVED
     assert event.message_id == "x"
@@ -292,3 +292,50 @@ async def test_example_body_round_trips(record_type: str, event_type: EventType)
     assert len(keys) == 2
     with pytest.raises(ValueError, match="one event"):
         postmark.example_body(5)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        fixture("inbound"),
+        b'{"RecordType": "Inbound", "MessageID": "x"}',
+        json.dumps({**json.loads(fixture("inbound")), "MessageStream": "support"}).encode(),
+    ],
+)
+def test_inbound_webhook_at_the_tracking_url_is_a_control_message(body: bytes) -> None:
+    """Postmark's inbound webhook (a received email) is recognised: no event, an
+    inbound_message control message (it used to be refused: RecordType is required)."""
+    source, _ = postmark.make_test_source()
+    result = ADAPTER.parse(unsigned(body), source, RECEIVED)
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"
+
+
+def test_a_body_without_record_type_that_is_no_inbound_email_is_still_refused() -> None:
+    """Only the inbound shape is acknowledged; another body without RecordType is a 400."""
+    with pytest.raises(PayloadError):
+        parse_one(b'{"MessageID": "x"}')
+
+
+@pytest.mark.parametrize(
+    ("suppress", "reason", "event_type"),
+    [
+        (True, "ManualSuppression", EventType.UNSUBSCRIBED),
+        (True, "HardBounce", EventType.UNKNOWN),
+        (True, "SpamComplaint", EventType.UNKNOWN),
+        (False, None, EventType.RESUBSCRIBED),
+        (False, "HardBounce", EventType.RESUBSCRIBED),
+    ],
+)
+def test_subscription_change_reasons(
+    suppress: bool, reason: str | None, event_type: EventType
+) -> None:
+    """Judgment call: a SubscriptionChange with SuppressionReason HardBounce or SpamComplaint
+    echoes a Bounce / SpamComplaint record Postmark sends anyway, so it is neither an
+    unsubscribe (which inflated unsubscribe counts) nor a second bounce: unknown, with the
+    reason kept. A manual suppression is an unsubscribe; reactivation a resubscribe."""
+    raw = json.loads(fixture("subscription_change_unsubscribe"))
+    raw.update(SuppressSending=suppress, SuppressionReason=reason)
+    event = parse_one(json.dumps(raw).encode())
+    assert event.event_type is event_type
+    assert event.reason == reason

@@ -71,7 +71,6 @@ MAPPING = [
     ("email_clicked.json", EventType.CLICKED, None),
     ("email_failed.json", EventType.DROPPED, None),
     ("email_suppressed.json", EventType.DROPPED, None),
-    ("email_received.json", EventType.UNKNOWN, None),
     ("contact_created.json", EventType.UNKNOWN, None),
     ("contact_updated_unsubscribed.json", EventType.UNSUBSCRIBED, None),
     ("contact_updated_resubscribed.json", EventType.RESUBSCRIBED, None),
@@ -106,6 +105,7 @@ async def test_every_documented_event_maps_to_its_normalized_type(
 def test_fixtures_cover_every_documented_event_type() -> None:
     """There is a fixture for each event type Resend documents."""
     covered = {json.loads(body_of(name))["type"] for name, *_ in MAPPING}
+    covered.add(json.loads(body_of("email_received.json"))["type"])
     assert set(resend.RESEND_EVENTS) <= covered
 
 
@@ -204,7 +204,11 @@ async def test_example_bodies_round_trip_for_every_event(
     now = datetime.now(UTC)
     request = signed(signing, resend.example_body(seed=4, event=event), now=now)
     await verify(request, signing[0], now=now)
-    assert [e.esp_event for e in parse(request, signing[0]).events] == [event]
+    result = parse(request, signing[0])
+    if event in resend.INBOUND_EVENTS:
+        assert result.events == [] and result.control is not None
+    else:
+        assert [e.esp_event for e in result.events] == [event]
 
 
 # --- signature ------------------------------------------------------------------------------
@@ -375,3 +379,46 @@ def test_a_single_address_string_in_to_is_accepted(signing: tuple[SourceSpec, st
         WebhookRequest("POST", "u", {}, _email(to="solo@example.com")), signing[0]
     ).events
     assert event.recipient == "solo@example.com"
+
+
+async def test_received_email_is_an_inbound_control_message(
+    signing: tuple[SourceSpec, str],
+) -> None:
+    """email.received (Resend inbound: a received email) verifies and is an inbound_message
+    control message, no event for the organisation's own receiving address."""
+    result = await events_of(signing, "email_received.json")
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"
+    assert result.control.detail == {"esp_event": "email.received"}
+
+
+async def test_older_bounce_and_suppression_payloads(signing: tuple[SourceSpec, str]) -> None:
+    """Judgment calls for Resend's older payloads: a bounce without a type is an
+    undetermined bounce (counts towards a quarantine, never suppresses at once: it may
+    have been transient); a suppression without details is still dropped (Resend did not
+    send: no bounce, nothing for the suppression list)."""
+    (bounce,) = (await events_of(signing, "email_bounced_older.json")).events
+    assert (bounce.event_type, bounce.bounce_class) == (
+        EventType.BOUNCED,
+        BounceClass.UNDETERMINED,
+    )
+    assert bounce.diagnostic == "The recipient's email provider sent a bounce message."
+    assert bounce.metadata == {"category": "confirm_email"}
+    (suppressed,) = (await events_of(signing, "email_suppressed_older.json")).events
+    assert (suppressed.event_type, suppressed.bounce_class) == (EventType.DROPPED, None)
+
+
+@pytest.mark.parametrize("created_at", [True, False])
+async def test_an_undated_event_takes_created_at_then_the_svix_timestamp(
+    signing: tuple[SourceSpec, str], created_at: bool
+) -> None:
+    """Time order: the event's own, then the event's created_at, then the svix-timestamp
+    of the delivery (when Resend signed it), then the receipt time."""
+    raw = json.loads(body_of("email_delivered.json"))
+    if not created_at:
+        raw.pop("created_at")
+    sent = datetime(2025, 3, 4, 10, 0, 2, tzinfo=UTC)
+    request = signed(signing, json.dumps(raw).encode(), now=sent)
+    events = parse(request, signing[0]).events
+    expected = datetime(2025, 3, 4, 10, 0, 5, 126000, tzinfo=UTC) if created_at else sent
+    assert events and {event.occurred_at for event in events} == {expected}

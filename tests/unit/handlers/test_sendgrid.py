@@ -85,7 +85,7 @@ def test_batch_yields_one_event_per_item_with_ids_and_raw() -> None:
     assert delivered.provider == "sendgrid"
     assert delivered.source == "test"
     assert delivered.recipient == "alex@example.com"
-    assert delivered.message_id == "14c5d75ce93"
+    assert delivered.message_id == "14c5d75ce93.dfd.64b469", "the X-Message-Id, dots and all"
     assert delivered.provider_event_id == "rWVYmVk90MjZJ9iohOBa3w=="
     assert delivered.dedup_key == "sendgrid:rWVYmVk90MjZJ9iohOBa3w=="
     assert delivered.occurred_at == datetime.fromtimestamp(1700000003, tz=UTC)
@@ -370,3 +370,72 @@ async def test_example_body_is_distinct_per_seed_and_verifies() -> None:
         assert all(e.bounce_class is BounceClass.HARD for e in events)
         keys.update(e.dedup_key for e in events)
     assert len(keys) == 6
+
+
+def test_a_filter_host_or_empty_id_is_never_a_message_id() -> None:
+    """Dropped events whose sg_message_id starts with the filter host name get no message
+    id from it (unrelated messages share it): the smtp-id's local part when there is one,
+    else none; an empty sg_message_id is none too."""
+    events = parse(fixture("dropped_filter_host.json"))
+    assert [e.message_id for e in events] == [None, None, "Xk3pQ7rTSyWc2ZbmV9dA1g", None]
+    assert [e.event_type for e in events] == [EventType.DROPPED] * 4
+
+
+@pytest.mark.parametrize(
+    ("sg_message_id", "smtp_id", "expected"),
+    [
+        (
+            "W86EgYT6SQKk0lRflfLRsA.filterdrecv-p3las1-5bf6-18-5EDA8C31-8C.0",
+            None,
+            "W86EgYT6SQKk0lRflfLRsA",
+        ),
+        (
+            "LRzXl66dQsCxv6GK4LdZ9Q.recvd-5f8f9c6f7-abcde-1-64F0C0DE-2.0",
+            None,
+            "LRzXl66dQsCxv6GK4LdZ9Q",
+        ),
+        ("14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0", None, "14c5d75ce93.dfd.64b469"),
+        ("W86EgYT6SQKk0lRflfLRsA", None, "W86EgYT6SQKk0lRflfLRsA"),
+        (
+            "filter0093p1las1.13823.5A8A7E3D1E.0",
+            "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+            "14c5d75ce93.dfd.64b469",
+        ),
+        ("recvd-5f8f9c6f7-abcde.0", None, None),
+        ("", "<W86EgYT6SQKk0lRflfLRsA@x>", "W86EgYT6SQKk0lRflfLRsA"),
+        (None, "<ismtpd0001p1lon1@sendgrid.net>", None),
+        (None, "not an id", None),
+        (None, None, None),
+    ],
+)
+def test_message_id_fallback_order(
+    sg_message_id: str | None, smtp_id: str | None, expected: str | None
+) -> None:
+    """sg_message_id up to its host segment, then smtp-id's local part, then none; a host
+    name or an empty value is never the answer."""
+    assert sendgrid.message_id_of(sg_message_id, smtp_id) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("1699999990", datetime.fromtimestamp(1699999990, tz=UTC)),
+        (None, RECEIVED),
+        ("not-a-time", RECEIVED),
+    ],
+)
+def test_an_undated_event_takes_the_signature_time_before_the_receipt_time(
+    header: str | None, expected: datetime
+) -> None:
+    """Event time first; without one, the envelope's (the signed timestamp header: when
+    SendGrid sent the batch); the receipt time only when neither is usable."""
+    body = b'[{"email":"a@example.com","event":"delivered"},'
+    body += b'{"email":"b@example.com","event":"delivered","timestamp":1699999900}]'
+    headers = {"content-type": "application/json"}
+    if header is not None:
+        headers[sendgrid.TIMESTAMP_HEADER] = header
+    request = WebhookRequest("POST", "http://hookline/webhooks/sendgrid/test", headers, body)
+    source, _ = sendgrid.make_test_source()
+    undated, dated = ADAPTER.parse(request, source, RECEIVED).events
+    assert undated.occurred_at == expected
+    assert dated.occurred_at == datetime.fromtimestamp(1699999900, tz=UTC)

@@ -87,6 +87,7 @@ _item = st.fixed_dictionaries(
         ),
         "sg_event_id": _text,
         "sg_message_id": _text,
+        "smtp-id": _text,
         "response": _text,
         "reason": _text,
         "status": _text,

@@ -102,7 +102,6 @@ MAPPING = [
     ("notification_bounce.json", "Bounce", EventType.BOUNCED, BounceClass.HARD),
     ("notification_complaint.json", "Complaint", EventType.COMPLAINED, None),
     ("notification_delivery.json", "Delivery", EventType.DELIVERED, None),
-    ("notification_setup.json", "AmazonSnsSubscriptionSucceeded", EventType.UNKNOWN, None),
 ]
 
 
@@ -186,15 +185,16 @@ async def test_delivery_to_two_recipients_gives_two_events_with_distinct_dedup_k
 async def test_message_tags_become_metadata_and_campaign(
     signing: tuple[SourceSpec, SnsSigningMaterial],
 ) -> None:
-    """mail.tags (ses:* included) is the metadata; a 'campaign' tag names the campaign."""
+    """mail.tags (ses:* included) is the metadata, single-valued tags as scalars like every
+    other ESP's metadata (SES sends arrays); a 'campaign' tag names the campaign."""
     (event,) = (await verified_events(signing, "event_send.json")).events
     assert event.metadata == {
-        "ses:configuration-set": ["ConfigSet"],
-        "ses:source-ip": ["192.0.2.0"],
-        "ses:from-domain": ["example.com"],
-        "ses:caller-identity": ["ses_user"],
-        "campaign": ["spring-sale"],
-        "customer_id": ["c-1001"],
+        "ses:configuration-set": "ConfigSet",
+        "ses:source-ip": "192.0.2.0",
+        "ses:from-domain": "example.com",
+        "ses:caller-identity": "ses_user",
+        "campaign": "spring-sale",
+        "customer_id": "c-1001",
     }
     assert event.campaign == "spring-sale"
     assert event.occurred_at == datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
@@ -243,14 +243,33 @@ async def test_delay_reject_rendering_failure_and_complaint_keep_their_reasons(
     assert complaint.occurred_at == datetime(2025, 3, 4, 11, 15, tzinfo=UTC)
 
 
-async def test_setup_notification_is_stored_as_unknown_without_recipient(
+@pytest.mark.parametrize("name", ["notification_topic_validation.json", "notification_setup.json"])
+async def test_topic_setup_notices_are_control_messages_not_events(
+    signing: tuple[SourceSpec, SnsSigningMaterial], name: str
+) -> None:
+    """SES's plain-text "Successfully validated SNS topic" Notification and its
+    AmazonSnsSubscriptionSucceeded notice verify and are a topic_validation control
+    message: no event (the plain text used to be refused as invalid JSON)."""
+    envelope = fixture(name)
+    result = await verified_events(signing, name)
+    assert result.events == []
+    assert result.control is not None
+    assert result.control.kind == "topic_validation"
+    assert result.control.confirm_url is None
+    assert result.control.detail == {
+        "topic_arn": envelope["TopicArn"],
+        "message_id": envelope["MessageId"],
+    }
+
+
+async def test_other_plain_text_notifications_are_still_refused(
     signing: tuple[SourceSpec, SnsSigningMaterial],
 ) -> None:
-    """SES's 'subscription succeeded' notice (which has a Subject, signed too) is not an
-    email event: one unknown event, no recipient, falling back to the receive time."""
-    (event,) = (await verified_events(signing, "notification_setup.json")).events
-    assert (event.recipient, event.message_id) == (None, None)
-    assert event.occurred_at == RECEIVED
+    """Only SES's own validation text is acknowledged; other non-JSON text is a 400."""
+    envelope = fixture("notification_topic_validation.json")
+    envelope["Message"] = "Successfully validated? no: something else"
+    with pytest.raises(PayloadError):
+        parse(signed(signing, envelope), signing[0])
 
 
 @pytest.mark.parametrize(
@@ -774,3 +793,50 @@ async def test_example_body_dedup_keys_depend_on_seed_only(
 
     assert keys(1, now) == keys(1, now + timedelta(seconds=30))
     assert set(keys(1, now)).isdisjoint(keys(2, now))
+
+
+@pytest.mark.parametrize(
+    ("delivery_time", "envelope_time", "expected"),
+    [
+        (
+            "2025-03-04T10:00:01.544Z",
+            "2025-03-04T10:00:05.123Z",
+            datetime(2025, 3, 4, 10, 0, 1, 544000, tzinfo=UTC),
+        ),
+        (None, "2025-03-04T10:00:05.123Z", datetime(2025, 3, 4, 10, 0, 5, 123000, tzinfo=UTC)),
+        (None, None, RECEIVED),
+        (None, "not a time", RECEIVED),
+    ],
+)
+async def test_event_time_then_the_sns_envelope_time_then_receipt(
+    signing: tuple[SourceSpec, SnsSigningMaterial],
+    delivery_time: str | None,
+    envelope_time: str | None,
+    expected: datetime,
+) -> None:
+    """occurred_at is the event's own time; without one, the SNS envelope's Timestamp (when
+    SNS published it), not the receipt time; the receipt time only when neither is usable."""
+    envelope = fixture("event_delivery.json")
+    message = json.loads(envelope["Message"])
+    message["delivery"].pop("timestamp")
+    if delivery_time is not None:
+        message["delivery"]["timestamp"] = delivery_time
+    envelope["Message"] = json.dumps(message)
+    if envelope_time is None:
+        envelope.pop("Timestamp")
+    else:
+        envelope["Timestamp"] = envelope_time
+    # parsing only (SNS needs a Timestamp to sign): the body of a signed request, replaced
+    request = with_body(signed(signing, fixture("event_delivery.json")), encode(envelope))
+    events = parse(request, signing[0]).events
+    assert events and {e.occurred_at for e in events} == {expected}
+
+
+def test_tags_with_several_values_stay_lists() -> None:
+    """Only single-valued tags become scalars; several values (or none) stay as sent."""
+    assert ses.scalar_tags({"a": ["x"], "b": ["x", "y"], "c": [], "d": "z"}) == {
+        "a": "x",
+        "b": ["x", "y"],
+        "c": [],
+        "d": "z",
+    }

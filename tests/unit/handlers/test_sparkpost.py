@@ -100,11 +100,9 @@ def test_every_documented_event_maps_to_its_normalized_type(
         ("52", BounceClass.SOFT),
         ("53", BounceClass.SOFT),
         ("54", BounceClass.SOFT),
-        ("60", BounceClass.SOFT),
         ("70", BounceClass.SOFT),
         ("80", BounceClass.UNDETERMINED),
         ("90", BounceClass.HARD),
-        ("100", BounceClass.SOFT),
         ("999", BounceClass.UNDETERMINED),
     ],
 )
@@ -299,3 +297,33 @@ async def test_example_body_round_trips(event: str, event_type: EventType) -> No
         assert [e.event_type for e in events] == [event_type] * 4
         keys.update(e.dedup_key for e in events)
     assert len(keys) == 8
+
+
+@pytest.mark.parametrize(
+    ("name", "esp_event", "reason"),
+    [
+        ("bounce_auto_reply", "bounce", "Auto-Reply"),
+        ("out_of_band_challenge_response", "out_of_band", "Challenge-Response"),
+    ],
+)
+def test_auto_reply_and_challenge_response_classes_are_not_bounces(
+    name: str, esp_event: str, reason: str
+) -> None:
+    """Bounce classes 60 (Auto-Reply) and 100 (Challenge-Response) are a mailbox answering:
+    auto_replied, with no bounce class, the class name as reason, the text as diagnostic."""
+    (event,) = parse(fixture(name))
+    assert event.esp_event == esp_event
+    assert event.event_type is EventType.AUTO_REPLIED
+    assert event.bounce_class is None
+    assert event.reason == reason
+    assert event.diagnostic == json.loads(fixture(name))[0]["msys"]["message_event"]["raw_reason"]
+
+
+def test_relay_messages_at_the_tracking_url_are_a_control_message() -> None:
+    """A batch of relay_message items (inbound relay, a received email) is recognised: no
+    event, an inbound_message control message (it used to be a 400: no 'type')."""
+    source, _ = sparkpost.make_test_source()
+    result = ADAPTER.parse(unsigned(fixture("relay_message")), source, RECEIVED)
+    assert result.events == []
+    assert result.control is not None and result.control.kind == "inbound_message"
+    assert result.control.detail == {"count": 1}
