@@ -34,11 +34,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import asyncpg
 import msgspec
 import structlog
 
 from gateway.resilience import AsyncCircuitBreaker
+from gateway.storage.errors import DB_ERRORS
 from gateway.storage.store import EventStore, NonceConflictError
 from handlers.events import EmailEvent
 from observability.metrics import Metrics
@@ -52,7 +52,6 @@ MEMORY_MAX = 100_000
 #: how long rejected fingerprints outlive the drain that followed their merge: covers a
 #: request whose nonce was journaled just before a merge and whose events were spooled after
 REJECTED_GRACE_SECONDS = 300.0
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 _Key = tuple[str, str, str]
 #: (dedup key, digest of the event)
@@ -161,7 +160,7 @@ class NonceStore:
         if self._database_allowed():
             try:
                 await self._store.remember_nonce(provider, source, nonce, digest)
-            except _DB_ERRORS as exc:
+            except DB_ERRORS as exc:
                 # the storage breaker is about PostgreSQL being reachable: count it there, so
                 # the next requests go straight to the journal instead of waiting on timeouts
                 self._breaker.record_failure(exc)

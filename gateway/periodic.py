@@ -9,12 +9,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
+from gateway.storage.errors import DB_ERRORS
 
 __all__ = ["TRANSIENT_ERRORS", "run_periodically"]
 
 #: failures worth a warning and another try: the database or the network is away
-TRANSIENT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+TRANSIENT_ERRORS = DB_ERRORS
 
 
 async def run_periodically(

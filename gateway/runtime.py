@@ -9,7 +9,6 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import asyncpg
 import httpx
 import structlog
 from opentelemetry.trace import Tracer
@@ -22,6 +21,7 @@ from gateway.settings import Settings
 from gateway.sns_certificates import CertificateUnavailableError, SnsCertificates
 from gateway.sources import SourceTable
 from gateway.storage.database import Database
+from gateway.storage.errors import DB_ERRORS
 from handlers.base import ControlKind, ControlMessage
 from observability.metrics import Metrics
 
@@ -32,7 +32,6 @@ log = structlog.get_logger("hookline.runtime")
 #: a long-running coroutine that returns when ``stop`` is set
 BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 #: control-message fields never logged: an SNS subscription token (alone or inside the
 #: SubscribeURL) lets whoever reads the log confirm or re-subscribe the endpoint
 _SECRET_DETAIL = frozenset({"token", "subscribe_url"})
@@ -158,7 +157,7 @@ class Runtime:
                 record_id = await self.database.store.record_control_message(
                     provider, source, message.kind, dict(message.detail), message.confirm_url
                 )
-            except _DB_ERRORS as exc:
+            except DB_ERRORS as exc:
                 log.error("webhook.control_message_not_recorded", error=type(exc).__name__)
         if entry is not None and entry.spec.auto_confirm and message.confirm_url:
             task = asyncio.create_task(self._confirm(message.confirm_url, record_id))
@@ -171,5 +170,5 @@ class Runtime:
             "sns.subscription_confirmed" if error is None else "sns.confirm_failed", error=error
         )
         if record_id is not None:
-            with contextlib.suppress(*_DB_ERRORS):
+            with contextlib.suppress(*DB_ERRORS):
                 await self.database.store.mark_control_confirmed(record_id, error)

@@ -18,7 +18,6 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable, Sequence
 
-import asyncpg
 import structlog
 
 from gateway.delivery.clock import Clock
@@ -26,13 +25,12 @@ from gateway.delivery.models import SINK, SUPPRESSIONS, ClaimedRow, Outcome, Row
 from gateway.delivery.processors.base import Deliverer
 from gateway.delivery.processors.suppressions import SuppressionProcessor
 from gateway.delivery.queue import OutboxQueue
+from gateway.storage.errors import DB_ERRORS
 from observability.metrics import Metrics
 
 __all__ = ["Dispatcher"]
 
 log = structlog.get_logger("hookline.delivery")
-
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class Dispatcher:
@@ -129,7 +127,7 @@ class Dispatcher:
             while not stop.is_set():
                 try:
                     claimed = await self.run_once()
-                except _DB_ERRORS as exc:
+                except DB_ERRORS as exc:
                     log.error("delivery.pass_failed", error=type(exc).__name__)
                     claimed = 0
                     idle = self.idle_max_seconds

@@ -16,6 +16,7 @@ import asyncpg
 import structlog
 
 from gateway.delivery.outbox import NOTIFY_CHANNEL
+from gateway.storage.errors import DB_ERRORS
 
 __all__ = ["OutboxListener"]
 
@@ -51,7 +52,7 @@ class OutboxListener:
                 while not stop.is_set() and not conn.is_closed():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=self.check_seconds)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 log.warning("delivery.listen_failed", error=type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)

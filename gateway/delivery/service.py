@@ -35,6 +35,7 @@ from gateway.delivery.suppression_list import SuppressionList
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.storage.errors import DB_ERRORS
 from observability.metrics import Metrics
 
 __all__ = ["DISPATCHER_LOOPS", "DeliveryService", "install_delivery", "refresh_gauges"]
@@ -158,7 +159,7 @@ class DeliveryService:
                 pruned = await self.suppressions.prune()
                 if pruned:
                     log.info("suppressions.soft_bounces_pruned", rows=pruned)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 log.warning("suppressions.prune_failed", error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=_HOUSEKEEPING_SECONDS)

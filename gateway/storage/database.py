@@ -10,6 +10,7 @@ import structlog
 
 from gateway.settings import Settings
 from gateway.storage.embedded import EmbeddedPostgres
+from gateway.storage.errors import DB_ERRORS
 from gateway.storage.migrate import apply_migrations
 from gateway.storage.pool import create_pool
 from gateway.storage.store import EventStore
@@ -28,7 +29,7 @@ log = structlog.get_logger("hookline.storage")
 
 #: what "PostgreSQL cannot be used right now" looks like (refused, timed out, starting up,
 #: shutting down, not accepting this login yet): the gateway keeps running on its spool
-UNREACHABLE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+UNREACHABLE_ERRORS = DB_ERRORS  # the connector retries on these
 
 
 class StorageNotConnectedError(Exception):

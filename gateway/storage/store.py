@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from gateway.storage.errors import DB_ERRORS
 from handlers.events import EmailEvent
 
 __all__ = [
@@ -240,7 +241,7 @@ class EventStore:
         try:
             async with self.pool.acquire(timeout=2.0) as conn:
                 return bool(await conn.fetchval("SELECT true", timeout=2.0))
-        except (OSError, asyncpg.PostgresError, TimeoutError, asyncpg.InterfaceError):
+        except DB_ERRORS:
             return False
 
 

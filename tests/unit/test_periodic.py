@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 
 from gateway.periodic import run_periodically
@@ -38,6 +39,28 @@ async def test_a_transient_failure_is_logged_and_the_next_tick_runs() -> None:
     )
     assert calls == 3
     assert log.warnings == [("worker.failed", {"error": "ConnectionRefusedError"})]
+
+
+async def test_a_connection_the_server_ended_mid_query_is_transient() -> None:
+    """asyncpg's InternalClientError ("cannot switch to state ..."), left by a session the
+    server ended during a fast shutdown, is a database failure to retry, not a crash with a
+    traceback (it was once: seen as background.crashed in the container test)."""
+    stop = asyncio.Event()
+    calls = 0
+
+    async def step() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncpg.InternalClientError("cannot switch to state 12")
+        stop.set()
+
+    log = RecordingLog()
+    await asyncio.wait_for(
+        run_periodically(step, stop, 0.001, log=log, failure_event="worker.failed"), 5
+    )
+    assert calls == 2
+    assert log.warnings == [("worker.failed", {"error": "InternalClientError"})]
 
 
 async def test_a_set_stop_ends_the_wait_at_once() -> None:
