@@ -35,12 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HttpProbe", "PodmanRun", "find_container", "to_podman_run"]
+__all__ = ["HttpProbe", "PodmanRun", "UntranslatableSpecError", "find_container", "to_podman_run"]
 
 Manifest = dict[str, Any]
 
 _BINARY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 _DECIMAL_SUFFIXES = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+class UntranslatableSpecError(Exception):
+    """The rendered pod uses a field this translation has no podman flag for: the test must
+    fail loudly rather than run a container that differs from the manifest."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,9 @@ def _env(container: Manifest, objects: _Objects) -> dict[str, str]:
         elif not value_from:
             value = ""
         else:
-            raise NotImplementedError(f"env {item['name']}: cannot translate {sorted(value_from)}")
+            raise UntranslatableSpecError(
+                f"env {item['name']}: cannot translate {sorted(value_from)}"
+            )
         if value is not None:
             env[item["name"]] = value
     return env
@@ -205,7 +212,7 @@ def _security(pod: Manifest, container: Manifest) -> tuple[list[str], int, int |
     if seccomp == "Unconfined":
         flags += ["--security-opt", "seccomp=unconfined"]
     elif seccomp != "RuntimeDefault":
-        raise NotImplementedError(f"seccompProfile {seccomp}")
+        raise UntranslatableSpecError(f"seccompProfile {seccomp}")
     return flags, int(user if user is not None else 0), None if group is None else int(group)
 
 
@@ -254,7 +261,7 @@ def _volumes(
             directories[host] = (0o2775 if fs_group is not None else 0o777, fs_group)
             flags += ["--volume", f"{host}:{target}:{'ro' if read_only else 'rw'}"]
         else:
-            raise NotImplementedError(f"volume {name}: cannot translate {sorted(volume)}")
+            raise UntranslatableSpecError(f"volume {name}: cannot translate {sorted(volume)}")
     return flags, files, directories
 
 
@@ -266,7 +273,7 @@ def _probes(container: Manifest, ports: Mapping[int, int]) -> dict[str, HttpProb
         if probe is None:
             continue
         if "httpGet" not in probe:
-            raise NotImplementedError(f"{kind} probe: only httpGet is translated")
+            raise UntranslatableSpecError(f"{kind} probe: only httpGet is translated")
         port = probe["httpGet"]["port"]
         container_port = named[port] if isinstance(port, str) else int(port)
         probes[kind] = HttpProbe(
