@@ -85,8 +85,8 @@ class Metrics:
         )
         self.bounces = Counter(
             "hookline_bounces",
-            "Distinct bounce events by bounce class (hard, soft, undetermined).",
-            ["provider", "bounce_class"],
+            "Distinct bounce events by source and bounce class (hard, soft, undetermined).",
+            ["provider", "source", "bounce_class"],
             registry=registry,
         )
         self.events_duplicate = Counter(
@@ -281,8 +281,6 @@ class Metrics:
         for provider in providers_list:
             self.webhook_requests.labels(provider, UNKNOWN_SOURCE, "not_found")
             self.webhook_request_duration.labels(provider)
-            for bounce_class in BounceClass:
-                self.bounces.labels(provider, bounce_class.value)
             self.events_duplicate.labels(provider)
             self.event_delay.labels(provider)
             for reason in SIGNATURE_FAILURE_REASONS:
@@ -300,6 +298,8 @@ class Metrics:
                 self.webhook_requests.labels(provider, source, outcome)
             for event_type in EventType:
                 self.events_received.labels(provider, source, event_type.value)
+            for bounce_class in BounceClass:
+                self.bounces.labels(provider, source, bounce_class.value)
         for sink in sinks:
             for outcome in DELIVERY_OUTCOMES:
                 self.delivery_attempts.labels(sink, outcome)

@@ -172,13 +172,13 @@ def count_stored(metrics: Metrics, new: Sequence[EmailEvent]) -> None:
     Counts are aggregated per label set first: a 100-event batch costs a handful of metric
     updates, not a hundred label lookups."""
     by_type: Counter[tuple[str, str, str]] = Counter()
-    by_bounce: Counter[tuple[str, str]] = Counter()
+    by_bounce: Counter[tuple[str, str, str]] = Counter()
     delays: dict[str, list[float]] = {}
     for event in new:
         # event.source is the configured source's name (set by the route, never by the sender)
         by_type[(event.provider, event.source, event.event_type)] += 1  # a StrEnum is its value
         if event.bounce_class is not None:
-            by_bounce[(event.provider, event.bounce_class)] += 1
+            by_bounce[(event.provider, event.source, event.bounce_class)] += 1
         delay = (event.received_at - event.occurred_at).total_seconds()
         if delay >= 0:
             delays.setdefault(event.provider, []).append(delay)
