@@ -176,6 +176,7 @@ async def build_runtime(
         PROVIDERS,
         sinks=[sink.name for sink in settings.sinks],
         breakers=["storage", *[f"sink:{s.name}" for s in settings.sinks]],
+        sources=[(source.provider, source.name) for source in settings.sources],
     )
     return runtime
 

@@ -27,6 +27,8 @@ BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 #: as boundaries: a burn-rate rule can only count events under a bucket boundary
 SLO_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
 
+#: the ``source`` label of a request that matched no configured source (never the sender's word)
+UNKNOWN_SOURCE = "unknown"
 #: outcomes of a webhook request (bounded)
 REQUEST_OUTCOMES = (
     "accepted",
@@ -64,8 +66,8 @@ class Metrics:
         # -- ingest ---------------------------------------------------------------------
         self.webhook_requests = Counter(
             "hookline_webhook_requests",
-            "Webhook requests by provider and outcome.",
-            ["provider", "outcome"],
+            "Webhook requests by provider, configured source (else unknown) and outcome.",
+            ["provider", "source", "outcome"],
             registry=registry,
         )
         self.webhook_request_duration = Histogram(
@@ -77,14 +79,14 @@ class Metrics:
         )
         self.events_received = Counter(
             "hookline_events_received",
-            "Distinct email events stored, by provider and normalized type.",
-            ["provider", "event_type"],
+            "Distinct email events stored, by provider, configured source and normalized type.",
+            ["provider", "source", "event_type"],
             registry=registry,
         )
         self.bounces = Counter(
             "hookline_bounces",
-            "Distinct bounce events by bounce class (hard, soft, undetermined).",
-            ["provider", "bounce_class"],
+            "Distinct bounce events by source and bounce class (hard, soft, undetermined).",
+            ["provider", "source", "bounce_class"],
             registry=registry,
         )
         self.events_duplicate = Counter(
@@ -269,17 +271,16 @@ class Metrics:
         providers: Iterable[str],
         sinks: Iterable[str] = (),
         breakers: Iterable[str] = ("storage",),
+        sources: Iterable[tuple[str, str]] = (),
     ) -> None:
-        """Create every known label combination at zero."""
+        """Create every known label combination at zero.
+
+        ``sources`` are the configured (provider, source name) pairs: the only values the
+        ``source`` label takes besides ``unknown`` (a request that matched no configured source)."""
         providers_list = list(providers)
         for provider in providers_list:
-            for outcome in REQUEST_OUTCOMES:
-                self.webhook_requests.labels(provider, outcome)
+            self.webhook_requests.labels(provider, UNKNOWN_SOURCE, "not_found")
             self.webhook_request_duration.labels(provider)
-            for event_type in EventType:
-                self.events_received.labels(provider, event_type.value)
-            for bounce_class in BounceClass:
-                self.bounces.labels(provider, bounce_class.value)
             self.events_duplicate.labels(provider)
             self.event_delay.labels(provider)
             for reason in SIGNATURE_FAILURE_REASONS:
@@ -292,6 +293,13 @@ class Metrics:
             # any ESP's inbound traffic can be misrouted to its tracking URL (dashboard panel)
             self.control_messages.labels(provider, ControlKind.INBOUND_MESSAGE.value)
             self.control_messages.labels(provider, ControlKind.INBOUND_EVENT.value)
+        for provider, source in sources:
+            for outcome in REQUEST_OUTCOMES:
+                self.webhook_requests.labels(provider, source, outcome)
+            for event_type in EventType:
+                self.events_received.labels(provider, source, event_type.value)
+            for bounce_class in BounceClass:
+                self.bounces.labels(provider, source, bounce_class.value)
         for sink in sinks:
             for outcome in DELIVERY_OUTCOMES:
                 self.delivery_attempts.labels(sink, outcome)

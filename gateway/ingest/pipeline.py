@@ -171,18 +171,19 @@ def count_stored(metrics: Metrics, new: Sequence[EmailEvent]) -> None:
 
     Counts are aggregated per label set first: a 100-event batch costs a handful of metric
     updates, not a hundred label lookups."""
-    by_type: Counter[tuple[str, str]] = Counter()
-    by_bounce: Counter[tuple[str, str]] = Counter()
+    by_type: Counter[tuple[str, str, str]] = Counter()
+    by_bounce: Counter[tuple[str, str, str]] = Counter()
     delays: dict[str, list[float]] = {}
     for event in new:
-        by_type[(event.provider, event.event_type)] += 1  # a StrEnum is its value
+        # event.source is the configured source's name (set by the route, never by the sender)
+        by_type[(event.provider, event.source, event.event_type)] += 1  # a StrEnum is its value
         if event.bounce_class is not None:
-            by_bounce[(event.provider, event.bounce_class)] += 1
+            by_bounce[(event.provider, event.source, event.bounce_class)] += 1
         delay = (event.received_at - event.occurred_at).total_seconds()
         if delay >= 0:
             delays.setdefault(event.provider, []).append(delay)
-    for labels, count in by_type.items():
-        metrics.events_received.labels(*labels).inc(count)
+    for type_labels, count in by_type.items():
+        metrics.events_received.labels(*type_labels).inc(count)
     for labels, count in by_bounce.items():
         metrics.bounces.labels(*labels).inc(count)
     for provider, values in delays.items():

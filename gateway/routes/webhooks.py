@@ -45,6 +45,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.registry import PROVIDERS
+from observability.metrics import UNKNOWN_SOURCE
 from observability.tracing import child_span, exemplar, trace_id_of
 
 __all__ = ["webhook_endpoint"]
@@ -140,6 +141,8 @@ async def _webhook_post(
 ) -> _Response:
     started = time.perf_counter()
     label = provider if provider in PROVIDERS else "unknown"
+    # the configured source's name, else "unknown": a 404 must not create a series the sender named
+    source_label = name if runtime.sources.get(provider, name) is not None else UNKNOWN_SOURCE
     outcome = "accepted"
     events_count = 0
     with runtime.tracer.start_as_current_span(
@@ -158,7 +161,7 @@ async def _webhook_post(
                 span.set_status(trace.StatusCode.ERROR)
         elapsed = time.perf_counter() - started
         trace_id = trace_id_of(span)
-        runtime.metrics.webhook_requests.labels(label, outcome).inc()
+        runtime.metrics.webhook_requests.labels(label, source_label, outcome).inc()
         runtime.metrics.webhook_request_duration.labels(label).observe(
             elapsed, exemplar=exemplar(trace_id)
         )

@@ -21,6 +21,7 @@ from gateway.settings import Settings
 from gateway.storage.pool import create_pool
 from gateway.storage.store import EventStore
 from observability.metrics import Metrics
+from tests.integration._metric_sum import metric_sum
 
 
 def free_port() -> int:
@@ -46,9 +47,8 @@ class RunningGateway:
         return runtime
 
     def metric(self, name: str, **labels: str) -> float:
-        """The current value of one sample (0.0 when absent)."""
-        value = self.metrics.registry.get_sample_value(name, labels)
-        return float(value) if value is not None else 0.0
+        """The sum of the samples whose labels include ``labels`` (0.0 when none)."""
+        return metric_sum(self.metrics.registry, name, **labels)
 
 
 def build_settings(db_url: str, tmp_path: Any, **sections: Any) -> Settings:

@@ -25,6 +25,7 @@ from gateway.storage.store import EventStore
 from handlers.events import BounceClass, EmailEvent, EventType
 from observability.metrics import Metrics
 from observability.tracing import configure_tracing
+from tests.integration._metric_sum import metric_sum
 
 
 def free_port() -> int:
@@ -226,8 +227,8 @@ class DeliveryStack:
         return total
 
     def metric(self, name: str, **labels: str) -> float:
-        value = self.metrics.registry.get_sample_value(name, labels)
-        return float(value) if value is not None else 0.0
+        """The sum of the samples whose labels include ``labels`` (0.0 when none)."""
+        return metric_sum(self.metrics.registry, name, **labels)
 
     async def scalar(self, sql: str, *args: Any) -> Any:
         async with self.store.pool.acquire() as conn:

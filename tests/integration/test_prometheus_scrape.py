@@ -54,10 +54,10 @@ BUILTINS = {
     "__range_ms": "300000",
 }
 #: the dashboards' variables set to "All" (Grafana's ``.*``) and to one value with data
-ALL_VALUES = {**BUILTINS, "job": JOB, "provider": ".*", "sink": ".*"}
-ONE_VALUES = {**BUILTINS, "job": JOB, "provider": "sendgrid", "sink": "crm"}
+ALL_VALUES = {**BUILTINS, "job": JOB, "provider": ".*", "source": ".*", "sink": ".*"}
+ONE_VALUES = {**BUILTINS, "job": JOB, "provider": "sendgrid", "source": "main", "sink": "crm"}
 #: what a label_values() variable must offer once the gateway has been scraped
-EXPECTED_VARIABLE_VALUES = {"job": JOB, "provider": "sendgrid", "sink": "crm"}
+EXPECTED_VARIABLE_VALUES = {"job": JOB, "provider": "sendgrid", "source": "main", "sink": "crm"}
 #: series Prometheus itself makes for every target
 PROMETHEUS_SERIES = {"up"}
 

@@ -70,7 +70,8 @@ def _lookup(out: str) -> None:
 def _metrics(out: str) -> None:
     seen: dict[str, float] = {}
     for match in re.finditer(
-        r'^hookline_events_received_total\{event_type="\w+",provider="(\w+)"\} ([0-9.e+]+)$',
+        r'^hookline_events_received_total\{event_type="\w+",provider="(\w+)",source="[^"]+"\} '
+        r"([0-9.e+]+)$",
         out,
         re.M,
     ):

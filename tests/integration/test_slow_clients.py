@@ -153,7 +153,10 @@ async def test_stalled_body_gets_408_and_is_counted_and_logged(
         metrics = (await client.get("/metrics")).text
     assert reply.startswith(b"HTTP/1.1 408 "), reply
     assert b"application/problem+json" in reply
-    assert 'hookline_webhook_requests_total{outcome="timeout",provider="sendgrid"} 1.0' in metrics
+    assert (
+        'hookline_webhook_requests_total{outcome="timeout",provider="sendgrid",source="main"} 1.0'
+        in metrics
+    )
     connection = await asyncpg.connect(fresh_db_url)
     try:
         assert await connection.fetchval("SELECT count(*) FROM event_keys") == 0

@@ -283,8 +283,9 @@ async def test_health_readiness_and_metrics_exposition(gateway_factory: Any) -> 
             "hookline_signature_failures_total",
         ):
             assert f"{name}{{" in exposition, name
-        assert 'hookline_events_received_total{event_type="bounced",provider="ses"} 0.0' in (
-            exposition
+        assert (
+            'hookline_events_received_total{event_type="bounced",provider="sendgrid",source="main"}'
+            " 0.0" in exposition
         )
         with tempfile.NamedTemporaryFile("w", suffix=".prom") as handle:
             handle.write(exposition)

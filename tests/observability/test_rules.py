@@ -41,6 +41,7 @@ DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 VARIABLE_VALUES = {
     "job": "hookline",
     "provider": "sendgrid",
+    "source": "main",
     "sink": "crm",
     "__rate_interval": "5m",
     "__interval": "1m",
@@ -574,9 +575,9 @@ def test_dashboard_structure(dashboard_file: Path) -> None:
 
 
 EXPECTED_VARIABLES = {
-    "gateway-overview.json": {"datasource", "job", "provider"},
+    "gateway-overview.json": {"datasource", "job", "provider", "source"},
     "delivery.json": {"datasource", "job", "sink"},
-    "deliverability.json": {"datasource", "job", "provider"},
+    "deliverability.json": {"datasource", "job", "provider", "source"},
     "slo.json": {"datasource", "job"},
 }
 
@@ -598,8 +599,11 @@ def test_dashboard_variables(dashboard_file: Path) -> None:
     builtins = {name for name in used if name.startswith("__")}
     assert used - builtins <= set(variables), "expression uses an undefined variable"
     assert set(variables) - {"datasource"} <= used, "variable defined but never used"
-    # there is no source label on the series: the dashboard says so
+    # the description says how the dashboard treats configured sources
     assert "source" in dashboard["description"]
+    if "source" in variables:  # the ingest series carry source: no stale "there is none"
+        assert "not the source name" not in dashboard["description"]
+        assert 'provider=~"$provider"' in variables["source"]["query"]
 
 
 def _threshold_values(panel: dict[str, Any]) -> set[float]:
