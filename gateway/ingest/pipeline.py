@@ -24,7 +24,7 @@ from gateway.storage.storable import storable_events
 from handlers.events import EmailEvent
 from observability.metrics import Metrics, observe_many
 
-__all__ = ["IngestResult", "Ingestor", "Spool", "StorageUnavailableError"]
+__all__ = ["IngestResult", "IngestSpool", "Ingestor", "StorageUnavailableError"]
 
 log = structlog.get_logger("hookline.ingest")
 
@@ -33,8 +33,8 @@ class StorageUnavailableError(Exception):
     """Neither PostgreSQL nor the spool can make the events durable right now."""
 
 
-class Spool(Protocol):
-    """The local durable spool (see gateway/ingest/spool.py)."""
+class IngestSpool(Protocol):
+    """What the ingestor needs of the local durable spool (``gateway.ingest.spool.Spool``)."""
 
     async def append(self, events: Sequence[EmailEvent]) -> None:
         """Durably append (fsync) or raise ``SpoolUnavailableError``."""
@@ -69,7 +69,7 @@ class Ingestor:
         batcher: Batcher,
         breaker: AsyncCircuitBreaker,
         metrics: Metrics,
-        spool: Spool | None = None,
+        spool: IngestSpool | None = None,
         writer: IsolatingWriter | None = None,
     ) -> None:
         self.batcher = batcher
