@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
-from collections.abc import AsyncIterator, Callable
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +21,7 @@ from litestar import Litestar
 from gateway.app import create_app
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.storage.embedded import EmbeddedPostgres
 from gateway.storage.pool import create_pool
 from gateway.storage.store import EventStore
 from observability.metrics import Metrics
@@ -114,3 +118,15 @@ def gateway_factory(
         return serve(build_settings(fresh_db_url, tmp_path, **sections), role=role)
 
     return factory
+
+
+@pytest.fixture
+def own_pg() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL only this test uses, so it can be stopped and started
+    (``tests.integration._outage.restart``)."""
+    base = Path(tempfile.mkdtemp(prefix="hookline-own-pg-"))
+    os.chmod(base, 0o755)
+    server = EmbeddedPostgres(base / "pg", durable=False)
+    server.start()
+    yield server
+    server.stop("immediate")

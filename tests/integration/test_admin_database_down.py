@@ -4,12 +4,7 @@ the OpenAPI document says so."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from gateway.storage.embedded import EmbeddedPostgres
 from tests.integration.conftest import build_settings, serve
@@ -33,17 +28,6 @@ REQUESTS: list[tuple[str, str, dict[str, str] | None]] = [
     ("DELETE", "/v1/suppressions/a@example.com", None),
     ("GET", "/v1/control-messages", None),
 ]
-
-
-@pytest.fixture
-def own_pg() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL only this test uses, so it can be stopped."""
-    base = Path(tempfile.mkdtemp(prefix="hookline-admin-pg-"))
-    os.chmod(base, 0o755)
-    server = EmbeddedPostgres(base / "pg", durable=False)
-    server.start()
-    yield server
-    server.stop("immediate")
 
 
 async def test_every_admin_operation_is_503_while_the_database_is_down(

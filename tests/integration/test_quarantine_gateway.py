@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 
 from gateway.storage.embedded import EmbeddedPostgres
+from tests.integration._outage import restart
 from tests.integration.conftest import build_settings, serve
 from tests.integration.test_admin_delivery import run_cli
 from tests.integration.test_delivery_gateway import eventually
@@ -20,9 +21,6 @@ from tests.integration.test_poison_storage import (
     rows,
     signed_json,
 )
-from tests.integration.test_spool import own_pg, restart
-
-__all__ = ["own_pg"]  # a fixture, imported for use here
 
 TOKEN = "admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -5,41 +5,21 @@ reaches the same replica or another one while the database is down."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import tempfile
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import msgspec
-import pytest
 
 from gateway.storage.embedded import EmbeddedPostgres
 from handlers import mailgun
+from tests.integration._outage import restart, wait_for
 from tests.integration.conftest import build_settings, serve
 
 SPEC, KEY = mailgun.make_test_source("main")
 SOURCES = [{"provider": "mailgun", "name": "main", "signing_key": SPEC.signing_key}]
 VICTIM = "innocent.victim@example.com"
-
-
-@pytest.fixture
-def own_pg() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL only this test uses, so it can be stopped and started."""
-    base = Path(tempfile.mkdtemp(prefix="hookline-replay-pg-"))
-    os.chmod(base, 0o755)
-    server = EmbeddedPostgres(base / "pg", durable=False)
-    server.start()
-    yield server
-    server.stop("immediate")
-
-
-def restart(server: EmbeddedPostgres) -> None:
-    EmbeddedPostgres(server.data_dir, durable=False, port=server.port).start()
 
 
 def replica(pg: EmbeddedPostgres, workdir: Path) -> Any:
@@ -58,15 +38,6 @@ async def fetch(url: str, query: str) -> list[Any]:
         return list(await conn.fetch(query))
     finally:
         await conn.close()
-
-
-async def wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_replayed_signature_during_an_outage_is_refused_and_never_stored(

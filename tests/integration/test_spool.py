@@ -11,17 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import msgspec
-import pytest
 
 from gateway.ingest.drainer import SpoolDrainer
 from gateway.ingest.isolation import IsolatingWriter
@@ -33,25 +29,11 @@ from gateway.storage.quarantine import QuarantineStore
 from gateway.storage.store import EventStore
 from handlers import sendgrid
 from observability.metrics import Metrics
+from tests.integration._outage import restart, wait_for
 from tests.integration.conftest import build_settings, free_port, serve
 
 SPEC, KEY = sendgrid.make_test_source("main")
 SOURCES = [{"provider": "sendgrid", "name": "main", "signing_key": SPEC.signing_key}]
-
-
-@pytest.fixture
-def own_pg() -> Iterator[EmbeddedPostgres]:
-    """A PostgreSQL only this test uses, so it can be stopped and started."""
-    base = Path(tempfile.mkdtemp(prefix="hookline-spool-pg-"))
-    os.chmod(base, 0o755)
-    server = EmbeddedPostgres(base / "pg", durable=False)
-    server.start()
-    yield server
-    server.stop("immediate")
-
-
-def restart(server: EmbeddedPostgres) -> None:
-    EmbeddedPostgres(server.data_dir, durable=False, port=server.port).start()
 
 
 def signed(seed: int, count: int = 1) -> tuple[bytes, dict[str, str]]:
@@ -71,15 +53,6 @@ async def stored_keys(url: str) -> list[str]:
         return [row["dedup_key"] for row in rows]
     finally:
         await conn.close()
-
-
-async def wait_for(predicate: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_database_outage_spools_then_drains_everything_acknowledged(
