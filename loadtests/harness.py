@@ -24,6 +24,7 @@ from pathlib import Path
 
 import asyncpg
 
+from loadtests.affinity import pinned
 from loadtests.gateway_figures import Sample, parse_sample
 
 __all__ = [
@@ -69,10 +70,13 @@ def log_tail(path: Path, lines: int = 20) -> str:
 
 
 @contextmanager
-def gateway_process(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``hookline serve`` with ``config``; stopped (SIGTERM, then SIGKILL) on exit."""
+def gateway_process(
+    config: Path, log: Path, cpus: frozenset[int] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``hookline serve`` with ``config``, on ``cpus`` if given (``loadtests.affinity``);
+    stopped (SIGTERM, then SIGKILL) on exit."""
     env = {**environment_without("HOOKLINE_"), "HOOKLINE_CONFIG": str(config)}
-    with log.open("wb") as output:
+    with log.open("wb") as output, pinned(cpus):
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve"],
             cwd=ROOT,

@@ -2,7 +2,9 @@
 
 ``render_markdown`` is pure (records in, text out); ``write_report`` writes ``report.md``,
 ``steps.csv`` (one row per step), ``providers.csv`` (one row per step and provider) and
-``generator.csv`` (CPU share of each Locust process per step) , ``capacity.svg``
+``generator.csv`` (CPU share of each Locust process per step), ``workers.csv`` (each Locust
+worker's requests and the CPU it reported to the master, this machine's and remote ones),
+``capacity.svg``
 (throughput and p99 by step, the knee ringed) and ``timeline.svg`` (throughput and latency
 over time, from Locust's history CSVs). Locust's own per-step CSVs
 (``locust/stepN_stats.csv``, ``..._stats_history.csv`` for throughput and latency over time)
@@ -28,6 +30,7 @@ from loadtests.verdict import (
     find_knee,
     gateway_saturated,
 )
+from loadtests.worker_figures import WorkerFigures
 
 __all__ = ["Hpa", "RunInfo", "StepRecord", "hpa_for", "render_markdown", "write_report"]
 
@@ -48,6 +51,8 @@ class StepRecord:
     locust_warnings: int
     gateway: GatewayFigures
     truth: StepTruth
+    #: every Locust worker as its master saw it (none for a single Locust process)
+    workers: tuple[WorkerFigures, ...] = ()
 
     @property
     def events_per_second(self) -> float:
@@ -220,6 +225,7 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
     for r in records:
         shares = ", ".join(f"{name} {share:.0%}" for name, share in sorted(r.generator_cpu.items()))
         lines.append(f"| {r.index} | {shares or '(not measured)'} | {r.locust_warnings} |")
+    lines += _workers_section(records)
     lines += [
         "",
         "## Truth check per provider",
@@ -247,7 +253,7 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
         "## Files",
         "",
         "- `capacity.svg`, `timeline.svg`: the charts above",
-        "- `steps.csv`, `providers.csv`, `generator.csv`: the tables above",
+        "- `steps.csv`, `providers.csv`, `generator.csv`, `workers.csv`: the tables above",
         "- `locust/stepN_stats.csv`, `locust/stepN_stats_history.csv`: Locust's statistics "
         "per step (the history is throughput and latency percentiles over time)",
         "- `gateway_samples.csv`: the gateway's /metrics figures, sampled every second",
@@ -255,6 +261,34 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _workers_section(records: Sequence[StepRecord]) -> list[str]:
+    """Each Locust worker per step as its master saw it; nothing when no step had workers."""
+    if not any(r.workers for r in records):
+        return []
+    lines = [
+        "",
+        "## Locust workers (as reported to the master)",
+        "",
+        "Requests each worker sent, and the CPU it reported in its heartbeats while the users "
+        "ran (Locust's own `cpu_usage`, a 5 s average; Locust warns above 90 %). Remote "
+        "workers cannot be watched through this machine's /proc: their mean figure is the one "
+        "the generator check uses (as `remote worker N` above).",
+        "",
+        "| step | worker | host | pid | where | requests | CPU mean | CPU max | samples |",
+        "|---:|---:|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        for w in r.workers:
+            mean = "-" if math.isnan(w.cpu_mean) else f"{w.cpu_mean:.0%}"
+            peak = "-" if math.isnan(w.cpu_max) else f"{w.cpu_max:.0%}"
+            lines.append(
+                f"| {r.index} | {w.index + 1} | {w.host} | {w.pid} | "
+                f"{'remote' if w.remote else 'this machine'} | {w.requests} | {mean} | {peak} "
+                f"| {w.cpu_samples} |"
+            )
+    return lines
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -377,6 +411,35 @@ def write_report(directory: Path, info: RunInfo, records: Sequence[StepRecord]) 
             (r.index, name, share, r.locust_warnings)
             for r in records
             for name, share in sorted(r.generator_cpu.items())
+        ],
+    )
+    _write_csv(
+        directory / "workers.csv",
+        (
+            "step",
+            "worker",
+            "host",
+            "pid",
+            "remote",
+            "requests",
+            "cpu_mean_share_of_one_core",
+            "cpu_max_share_of_one_core",
+            "cpu_samples",
+        ),
+        [
+            (
+                r.index,
+                w.index + 1,
+                w.host,
+                w.pid,
+                w.remote,
+                w.requests,
+                w.cpu_mean,
+                w.cpu_max,
+                w.cpu_samples,
+            )
+            for r in records
+            for w in r.workers
         ],
     )
     (directory / "capacity.svg").write_text(svg_chart([r.measure for r in records], info.objective))
