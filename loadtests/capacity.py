@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import shlex
@@ -214,11 +215,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _remote_cpu(workers: Sequence[WorkerFigures]) -> dict[str, float]:
-    """Remote workers' mean CPU (Locust's own figure) for the saturation check, by name."""
+    """Remote workers' CPU (as they reported it) for the saturation check, by name."""
     return {
-        f"remote worker {w.index + 1} ({w.host})": w.cpu_mean
+        f"remote worker {w.index + 1} ({w.host})": w.cpu_share
         for w in workers
-        if w.remote and w.cpu_samples
+        if w.remote and not math.isnan(w.cpu_share)
     }
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import gevent  # type: ignore[import-untyped]  # no stubs; Locust depends on it
 from locust import FastHttpUser, constant, events
 from locust.env import Environment
-from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 if __package__ in (None, ""):  # run by path: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run by path: make the repository importable
 from loadtests.credentials import LoadSource, load_credentials
 from loadtests.options import LoadOptions, OptionsError
 from loadtests.traffic import SEED_SPACE, SEEDS_PER_WORKER, TrafficGenerator
-from loadtests.worker_figures import WorkerLog, identify
+from loadtests.worker_figures import WorkerClock, WorkerLog
 
 
 def _load() -> tuple[LoadOptions, list[LoadSource], dict[str, int]]:
@@ -99,23 +99,26 @@ def _log_workers(environment: Environment, **_: Any) -> None:
     def on_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
         log.report(client_id, index_of(client_id), data)
 
-    def on_heartbeat(client_id: str, **_: Any) -> None:
-        worker = runner.clients.get(client_id)
-        if worker is not None:
-            running = runner.state in (STATE_SPAWNING, STATE_RUNNING)
-            log.heartbeat(client_id, index_of(client_id), worker.cpu_usage, running)
-
     def on_quitting(**_: Any) -> None:
         log.write(Path(path))
 
     _listen(environment.events.worker_report, on_report)
-    _listen(environment.events.heartbeat_sent, on_heartbeat)
     _listen(environment.events.quitting, on_quitting)
 
 
+_clock = WorkerClock()
+
+
+def _start_clock(environment: Environment, **_: Any) -> None:
+    """A worker's users start: its CPU figure counts from here."""
+    if isinstance(environment.runner, WorkerRunner):
+        _clock.start()
+
+
 def _identify(client_id: str, data: dict[str, Any], **_: Any) -> None:
-    """Workers name their host and pid in each report (the master tells local from remote)."""
-    identify(data)
+    """Workers name their host and pid, and their CPU since their users started, in each
+    report (the master tells local from remote workers, and sees remote workers' CPU)."""
+    _clock.identify(data)
 
 
 _add_init_listener: Callable[..., Any] = events.init.add_listener
@@ -123,6 +126,7 @@ _add_init_listener(_refresh_clock)
 _listen(events.init, _log_workers)
 _listen(events.init_command_line_parser, _arguments)
 _listen(events.report_to_master, _identify)
+_listen(events.test_start, _start_clock)
 _generators: dict[str, TrafficGenerator] = {}
 
 

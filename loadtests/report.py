@@ -271,22 +271,22 @@ def _workers_section(records: Sequence[StepRecord]) -> list[str]:
         "",
         "## Locust workers (as reported to the master)",
         "",
-        "Requests each worker sent, and the CPU it reported in its heartbeats while the users "
-        "ran (Locust's own `cpu_usage`, a 5 s average; Locust warns above 90 %). Remote "
-        "workers cannot be watched through this machine's /proc: their mean figure is the one "
-        "the generator check uses (as `remote worker N` above).",
+        "Requests each worker sent, and the share of one core it used from the start of its "
+        "users to its last report (each worker measures itself and reports through Locust). "
+        "Remote workers cannot be watched through this machine's /proc: their figure here is "
+        "the one the generator check uses (as `remote worker N` above), beside Locust's own "
+        "warnings when a worker passes 90 %.",
         "",
-        "| step | worker | host | pid | where | requests | CPU mean | CPU max | samples |",
-        "|---:|---:|---|---:|---|---:|---:|---:|---:|",
+        "| step | worker | host | pid | where | requests | CPU (share of a core) | over s |",
+        "|---:|---:|---|---:|---|---:|---:|---:|",
     ]
     for r in records:
         for w in r.workers:
-            mean = "-" if math.isnan(w.cpu_mean) else f"{w.cpu_mean:.0%}"
-            peak = "-" if math.isnan(w.cpu_max) else f"{w.cpu_max:.0%}"
+            share = "-" if math.isnan(w.cpu_share) else f"{w.cpu_share:.0%}"
             lines.append(
                 f"| {r.index} | {w.index + 1} | {w.host} | {w.pid} | "
-                f"{'remote' if w.remote else 'this machine'} | {w.requests} | {mean} | {peak} "
-                f"| {w.cpu_samples} |"
+                f"{'remote' if w.remote else 'this machine'} | {w.requests} | {share} | "
+                f"{w.cpu_over_seconds:.0f} |"
             )
     return lines
 
@@ -422,9 +422,8 @@ def write_report(directory: Path, info: RunInfo, records: Sequence[StepRecord]) 
             "pid",
             "remote",
             "requests",
-            "cpu_mean_share_of_one_core",
-            "cpu_max_share_of_one_core",
-            "cpu_samples",
+            "cpu_share_of_one_core",
+            "cpu_over_seconds",
         ),
         [
             (
@@ -434,9 +433,8 @@ def write_report(directory: Path, info: RunInfo, records: Sequence[StepRecord]) 
                 w.pid,
                 w.remote,
                 w.requests,
-                w.cpu_mean,
-                w.cpu_max,
-                w.cpu_samples,
+                w.cpu_share,
+                w.cpu_over_seconds,
             )
             for r in records
             for w in r.workers

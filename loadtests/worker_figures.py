@@ -1,14 +1,19 @@
 """What each Locust worker told its master: who it is, how many requests it sent, its CPU.
 
 A worker on another machine cannot be watched through this machine's ``/proc``, so the
-capacity run takes its figures from Locust itself: every worker sends the master a heartbeat
-each second carrying its CPU usage (Locust's ``cpu_usage``, percent of one core, refreshed by
-the worker every 5 s; Locust warns above 90 %) and a statistics report every 3 s, to which the
-Locust file adds the worker's host name and pid (``identify``). In the master, ``WorkerLog``
-(hooked into Locust's events by ``loadtests/locustfile.py``) keeps per worker its identity, the
-requests it reported and its CPU samples taken while the users ran, and writes them as JSON
-when the master quits (``--loadtest-workers-file``); ``read_workers`` turns that file into one
-``WorkerFigures`` per worker, for the verdict and the report.
+capacity run has every worker measure itself and say so over Locust's own channel: each
+worker sends its master a statistics report every 3 s, to which the Locust file adds
+(``WorkerClock.identify``) the worker's host name, pid, and the CPU seconds it used since its
+users started (``time.process_time``, every thread of the process) over the seconds since
+then. In the master, ``WorkerLog`` (hooked into Locust's events by ``loadtests/locustfile.py``)
+keeps per worker its identity, the requests it reported and its latest CPU figure, and writes
+them as JSON when the master quits (``--loadtest-workers-file``); ``read_workers`` turns that
+file into one ``WorkerFigures`` per worker, for the verdict and the report.
+
+Locust's own ``cpu_usage`` figure, which workers also send in their heartbeats, is sampled
+only every 10 s and reads 0 the first time, so a worker that joins a step reports nothing
+useful for its first 20 s: too coarse for one step. Locust's own warning when a worker
+passes 90 % (in the master's log) is still counted by ``loadtests.generator``.
 """
 
 from __future__ import annotations
@@ -17,20 +22,38 @@ import json
 import math
 import os
 import socket
+import time
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IDENTITY_KEY", "WorkerFigures", "WorkerLog", "identify", "read_workers"]
+__all__ = ["IDENTITY_KEY", "WorkerClock", "WorkerFigures", "WorkerLog", "read_workers"]
 
 #: the key the Locust file adds to each worker's report to the master
 IDENTITY_KEY = "hookline_loadtest_worker"
+#: a CPU share over less than this many seconds says nothing
+MIN_SECONDS = 1.0
 
 
-def identify(data: MutableMapping[str, Any]) -> None:
-    """Add this worker process's host name and pid to a report bound for the master."""
-    data[IDENTITY_KEY] = {"host": socket.gethostname(), "pid": os.getpid()}
+class WorkerClock:
+    """This worker process's CPU use since its users started (``start`` at Locust's
+    ``test_start``)."""
+
+    def __init__(self) -> None:
+        self._start: tuple[float, float] | None = None
+
+    def start(self) -> None:
+        self._start = (time.monotonic(), time.process_time())
+
+    def identify(self, data: MutableMapping[str, Any]) -> None:
+        """Add host name, pid and (once started) CPU and wall seconds since the start to a
+        report bound for the master."""
+        identity: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+        if self._start is not None:
+            identity["seconds"] = time.monotonic() - self._start[0]
+            identity["cpu_seconds"] = time.process_time() - self._start[1]
+        data[IDENTITY_KEY] = identity
 
 
 @dataclass(frozen=True)
@@ -43,11 +66,10 @@ class WorkerFigures:
     pid: int
     #: requests the worker reported
     requests: int
-    #: mean and highest ``cpu_usage`` it reported while the users ran, as a share of one core
-    #: (NaN when it reported none)
-    cpu_mean: float
-    cpu_max: float
-    cpu_samples: int
+    #: its average share of one core since its users started (NaN when it never said)
+    cpu_share: float
+    #: the seconds that share is taken over (up to its last report the master received)
+    cpu_over_seconds: float
     #: on another machine (not one of the processes the capacity script started)
     remote: bool = False
 
@@ -62,7 +84,8 @@ class _Worker:
     host: str = "?"
     pid: int = 0
     requests: int = 0
-    cpu: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 class WorkerLog:
@@ -75,23 +98,19 @@ class WorkerLog:
         """A worker's statistics report (Locust's ``worker_report`` event)."""
         worker = self._workers.setdefault(client_id, _Worker())
         worker.index = index
-        identity = data.get(IDENTITY_KEY)
-        if isinstance(identity, Mapping):
-            worker.host = str(identity.get("host", worker.host))
-            worker.pid = int(identity.get("pid", worker.pid))
         total = data.get("stats_total")
         if isinstance(total, Mapping):
             # each report carries the requests since the worker's previous one
             worker.requests += int(total.get("num_requests", 0))
-
-    def heartbeat(self, client_id: str, index: int, cpu_percent: float, running: bool) -> None:
-        """A worker's heartbeat (Locust's ``heartbeat_sent`` event, after it stored the
-        worker's ``cpu_usage``). CPU only counts while the users run, and from the worker's
-        first measurement on: a Locust process reports 0 until its first 5 s are over."""
-        worker = self._workers.setdefault(client_id, _Worker())
-        worker.index = index
-        if running and (worker.cpu or cpu_percent > 0):
-            worker.cpu.append(float(cpu_percent) / 100.0)
+        identity = data.get(IDENTITY_KEY)
+        if not isinstance(identity, Mapping):
+            return
+        worker.host = str(identity.get("host", worker.host))
+        worker.pid = int(identity.get("pid", worker.pid))
+        seconds = float(identity.get("seconds", 0.0))
+        if seconds > worker.seconds:  # the latest figure covers the longest time
+            worker.seconds = seconds
+            worker.cpu_seconds = float(identity.get("cpu_seconds", 0.0))
 
     def to_json(self) -> str:
         return json.dumps(
@@ -101,7 +120,8 @@ class WorkerLog:
                     "host": w.host,
                     "pid": w.pid,
                     "requests": w.requests,
-                    "cpu": w.cpu,
+                    "seconds": w.seconds,
+                    "cpu_seconds": w.cpu_seconds,
                 }
                 for w in self._workers.values()
             ]
@@ -120,16 +140,17 @@ def read_workers(path: Path) -> list[WorkerFigures]:
         return []
     figures = []
     for entry in entries:
-        cpu = [float(value) for value in entry["cpu"]]
+        seconds = float(entry["seconds"])
         figures.append(
             WorkerFigures(
                 index=int(entry["index"]),
                 host=str(entry["host"]),
                 pid=int(entry["pid"]),
                 requests=int(entry["requests"]),
-                cpu_mean=sum(cpu) / len(cpu) if cpu else math.nan,
-                cpu_max=max(cpu) if cpu else math.nan,
-                cpu_samples=len(cpu),
+                cpu_share=float(entry["cpu_seconds"]) / seconds
+                if seconds >= MIN_SECONDS
+                else math.nan,
+                cpu_over_seconds=seconds,
             )
         )
     return sorted(figures, key=lambda w: w.index)

@@ -1,47 +1,63 @@
-"""What Locust workers report to their master: identity, requests, CPU (pure, no Locust run)."""
+"""What Locust workers report to their master: identity, requests, CPU (no Locust run)."""
 
 from __future__ import annotations
 
 import math
 import os
 import socket
+import time
 from pathlib import Path
 
-from loadtests.worker_figures import IDENTITY_KEY, WorkerLog, identify, read_workers
+from loadtests.worker_figures import IDENTITY_KEY, WorkerClock, WorkerLog, read_workers
 
 
-def test_a_worker_names_its_host_and_pid_in_its_report() -> None:
-    """``identify`` adds this process's host name and pid under the agreed key, leaving
-    Locust's own report fields alone."""
+def test_a_worker_names_itself_and_once_started_reports_the_cpu_it_used() -> None:
+    """Before its users start a worker sends only host and pid; afterwards also the wall and
+    CPU seconds since the start, measured on this very process (a busy loop shows up as CPU
+    close to its wall time, never more than the wall time of this one thread)."""
+    clock = WorkerClock()
     data: dict[str, object] = {"stats_total": {"num_requests": 3}}
-    identify(data)
+    clock.identify(data)
     assert data[IDENTITY_KEY] == {"host": socket.gethostname(), "pid": os.getpid()}
     assert data["stats_total"] == {"num_requests": 3}
 
+    clock.start()
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # burn 0.2 s of CPU
+        pass
+    clock.identify(data)
+    identity = data[IDENTITY_KEY]
+    assert isinstance(identity, dict)
+    assert identity["cpu_seconds"] >= 0.2
+    assert identity["seconds"] >= identity["cpu_seconds"] - 0.05
 
-def test_the_master_sums_requests_and_keeps_cpu_only_while_the_users_run(tmp_path: Path) -> None:
+
+def test_the_master_sums_requests_and_keeps_each_workers_latest_cpu_figure(
+    tmp_path: Path,
+) -> None:
     """Requests add up over a worker's reports (each carries those since the previous one);
-    CPU samples count only while running and from the worker's first measurement on (Locust
-    reports 0 until then); the file read back gives mean and peak as shares of a core,
-    workers in Locust's index order, NaN for a worker with no sample."""
+    the CPU share is the latest (longest) figure's CPU over wall seconds, even when reports
+    arrive out of order; a worker that never started, or ran under a second, has no share.
+    Read back in Locust's index order."""
     log = WorkerLog()
-    remote = {IDENTITY_KEY: {"host": "loadbox-2", "pid": 4242}}
-    log.report("b", 1, {**remote, "stats_total": {"num_requests": 100}})
-    log.report("b", 1, {**remote, "stats_total": {"num_requests": 50}})
-    log.heartbeat("b", 1, 95.0, running=False)  # before the step: left out
-    log.heartbeat("b", 1, 0.0, running=True)  # not measured yet: left out
-    log.heartbeat("b", 1, 40.0, running=True)
-    log.heartbeat("b", 1, 0.0, running=True)  # measured idle after a first figure: kept
-    log.heartbeat("b", 1, 80.0, running=True)
+    identity = {"host": "loadbox-2", "pid": 4242}
+    log.report("b", 1, {IDENTITY_KEY: identity, "stats_total": {"num_requests": 100}})
+    log.report(
+        "b", 1, {IDENTITY_KEY: {**identity, "seconds": 9.0, "cpu_seconds": 4.5},
+                 "stats_total": {"num_requests": 50}},
+    )  # fmt: skip
+    log.report("b", 1, {IDENTITY_KEY: {**identity, "seconds": 6.0, "cpu_seconds": 1.0}})
     log.report("a", 0, {IDENTITY_KEY: {"host": "here", "pid": 7}})
+    short = {"host": "here", "pid": 8, "seconds": 0.5, "cpu_seconds": 0.5}
+    log.report("c", 2, {IDENTITY_KEY: short})
     log.write(tmp_path / "workers.json")
 
-    first, second = read_workers(tmp_path / "workers.json")
+    first, second, third = read_workers(tmp_path / "workers.json")
     assert (first.index, first.host, first.pid, first.requests) == (0, "here", 7, 0)
-    assert math.isnan(first.cpu_mean) and first.cpu_samples == 0
+    assert math.isnan(first.cpu_share)
     assert (second.index, second.host, second.pid, second.requests) == (1, "loadbox-2", 4242, 150)
-    assert second.cpu_samples == 3
-    assert math.isclose(second.cpu_mean, 0.4) and math.isclose(second.cpu_max, 0.8)
+    assert math.isclose(second.cpu_share, 0.5) and second.cpu_over_seconds == 9.0
+    assert math.isnan(third.cpu_share)
     assert second.is_among("loadbox-2", {4242}) and not second.is_among("here", {4242})
 
 
