@@ -776,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         replica_cpu=args.replica_cpu,
         headroom=args.headroom,
         cpu_threshold=args.cpu_threshold,
+        gateway_cpus=None if args.gateway_cpus is None else len(args.gateway_cpus),
     )
     records: list[StepRecord] = []
     failure: str | None = None

@@ -36,6 +36,8 @@ __all__ = ["Hpa", "RunInfo", "StepRecord", "hpa_for", "render_markdown", "write_
 
 #: share of the knee a replica should run at before the HPA adds one (time to start a pod)
 DEFAULT_HEADROOM = 0.6
+#: a pinned gateway using less than this share of its cores at the knee was not the limit
+PINNED_BUSY_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class RunInfo:
     headroom: float = DEFAULT_HEADROOM
     cpu_threshold: float = GENERATOR_CPU_THRESHOLD
     notes: list[str] = field(default_factory=list)
+    #: CPUs the gateway was pinned to (``--gateway-cpus``), None when not pinned
+    gateway_cpus: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,11 +131,28 @@ def _verdict(records: Sequence[StepRecord], objective: Objective) -> tuple[str, 
     )
 
 
+def _idle_pinned_gateway(info: RunInfo, knee: StepRecord) -> str | None:
+    """Why a knee measured with the gateway pinned is not one replica's limit: the gateway
+    had CPU to spare, so PostgreSQL, the disk or the generator's cores stopped it."""
+    cores = knee.gateway.cpu_cores
+    if info.gateway_cpus is None or math.isnan(cores):
+        return None
+    if cores >= PINNED_BUSY_SHARE * info.gateway_cpus:
+        return None
+    return (
+        f"the gateway used {cores:.2f} of its {info.gateway_cpus} pinned core(s) at the "
+        "knee, so something else (PostgreSQL, the disk, or the generator's cores) was the "
+        "limit, not one replica"
+    )
+
+
 def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
     objective = info.objective
     knee_measure = find_knee([r.measure for r in records], objective)
     knee = next((r for r in records if r.measure is knee_measure), None)
     conclusion, caveat = _verdict(records, objective)
+    if caveat is None and knee is not None:
+        caveat = _idle_pinned_gateway(info, knee)
     lines = [
         f"# Hookline capacity run {info.started}",
         "",
