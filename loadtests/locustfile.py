@@ -6,7 +6,10 @@
         .venv/bin/locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 60s \\
         --host http://127.0.0.1:8000
 
-Knobs are ``LOADTEST_*`` environment variables (see ``loadtests/options.py``). Every request
+Knobs are ``LOADTEST_*`` environment variables (see ``loadtests/options.py``); two Locust
+options serve the capacity script: ``--loadtest-seed`` (the run's first event seed, which a
+master hands to every worker, remote ones too) and ``--loadtest-workers-file`` (where a
+master writes what each worker reported: ``loadtests/worker_figures.py``). Every request
 is checked: fresh and duplicate requests must be acknowledged with 200 and the right
 ``accepted`` count, bad-signature requests must get 401. Anything else is a Locust failure,
 so a clean run exits 0.
