@@ -3,11 +3,19 @@
     .venv/bin/python -m loadtests.capacity                       # search with the default profile
     .venv/bin/python -m loadtests.capacity --processes 4 --step-seconds 60
     .venv/bin/python -m loadtests.capacity --steps 5,20 --step-seconds 5   # fixed steps, no search
+    .venv/bin/python -m loadtests.capacity --gateway-cpus 0 --generator-cpus 1  # one core each
+    .venv/bin/python -m loadtests.capacity --expect-remote-workers 2 --processes 0 \
+        --gateway-host 10.0.0.5 --master-bind-host 10.0.0.5      # Locust on other machines
 
-Everything runs on 127.0.0.1 and is stopped before the script exits: an embedded PostgreSQL
-(durable, as in production, unless ``--no-fsync``), one ``hookline serve`` process on a free
-port with fresh load-test sources, and one headless Locust run per step: a master and
-``--processes`` forked workers, whose CPU is watched (``loadtests.generator``). The search
+Everything runs on 127.0.0.1 (unless ``--gateway-host`` / ``--master-bind-host``) and is
+stopped before the script exits: an embedded PostgreSQL (durable, as in production, unless
+``--no-fsync``), one ``hookline serve`` process on a free port with fresh load-test sources,
+and one headless Locust run per step: a master and ``--processes`` forked workers, whose CPU
+is watched (``loadtests.generator``). With ``--expect-remote-workers K`` the master listens
+on the network and waits for K more workers, which other machines start with the printed
+``join:`` line and whose own CPU figures reach the master (``loadtests.worker_figures``).
+``--gateway-cpus`` / ``--generator-cpus`` pin the gateway to its own cores and everything
+else to others (``loadtests.affinity``), so the knee is one replica's. The search
 (``loadtests.verdict``) climbs from ``--start-users`` x ``--growth`` until the gateway
 saturates, then bisects around the knee; a step where the generator saturated is invalid and
 ends the search. Around every step the gateway is let drain and the rows stored per provider
@@ -209,9 +217,12 @@ def _start_generators(
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
+    """Let a Locust process finish (its master told it to quit), or kill it after 10 s."""
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
         process.kill()
-    process.wait()
+        process.wait()
 
 
 def _remote_cpu(workers: Sequence[WorkerFigures]) -> dict[str, float]:
@@ -777,6 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         headroom=args.headroom,
         cpu_threshold=args.cpu_threshold,
         gateway_cpus=None if args.gateway_cpus is None else len(args.gateway_cpus),
+        remote_workers=args.expect_remote_workers,
     )
     records: list[StepRecord] = []
     failure: str | None = None

@@ -77,6 +77,8 @@ class RunInfo:
     notes: list[str] = field(default_factory=list)
     #: CPUs the gateway was pinned to (``--gateway-cpus``), None when not pinned
     gateway_cpus: int | None = None
+    #: Locust workers on other machines (``--expect-remote-workers``)
+    remote_workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,9 @@ def _num(value: float, digits: int = 0) -> str:
     return "-" if math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def _processes(count: int) -> str:
+def _processes(count: int, remote: int = 0) -> str:
+    if remote:
+        return f"a master, {count} worker process(es) on this machine and {remote} remote"
     return "one process" if count == 1 else f"a master and {count} worker processes"
 
 
@@ -159,10 +163,10 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
         f"- Machine: {info.machine}",
         f"- Traffic: {info.traffic} (profile `{info.profile}`)",
         f"- Objective: {objective.describe()} (from grafana/slo/slos.yml unless overridden)",
-        f"- Load generator: Locust, {_processes(info.processes)}; {info.step_seconds} s per "
-        f"step; a step where any Locust process used {info.cpu_threshold:.0%} or more of a "
-        "core, or Locust warned about its CPU, is **invalid** and never counted as the "
-        "gateway's capacity",
+        f"- Load generator: Locust, {_processes(info.processes, info.remote_workers)}; "
+        f"{info.step_seconds} s per step; a step where any Locust process used "
+        f"{info.cpu_threshold:.0%} or more of a core, or Locust warned about its CPU, is "
+        "**invalid** and never counted as the gateway's capacity",
         f"- PostgreSQL: {info.postgres}",
         *[f"- {note}" for note in info.notes],
         "",

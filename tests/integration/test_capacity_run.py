@@ -144,11 +144,10 @@ def test_a_remote_worker_joins_every_step_and_the_gateway_runs_on_its_own_core(
         steps = list(csv.DictReader(handle))
     assert all(row["truth_ok"] == "True" and row["events_missing"] == "0" for row in steps)
     with (run / "generator.csv").open() as handle:
-        processes = {(row["step"], row["process"].split(" (")[0]) for row in csv.DictReader(handle)}
-    assert {("1", "remote worker 1"), ("2", "remote worker 1")} <= processes or {
-        ("1", "remote worker 2"),
-        ("2", "remote worker 2"),
-    } <= processes, processes
+        remote_rows = [
+            row["step"] for row in csv.DictReader(handle) if row["process"].startswith("remote")
+        ]
+    assert sorted(remote_rows) == ["1", "2"], remote_rows  # in the generator check, each step
 
     report = (run / "report.md").read_text()
     assert "## Locust workers (as reported to the master)" in report
