@@ -102,10 +102,16 @@ def _log_workers(environment: Environment, **_: Any) -> None:
     def on_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
         log.report(client_id, index_of(client_id), data)
 
+    def on_heartbeat(client_id: str, **_: Any) -> None:
+        worker = runner.clients.get(client_id)
+        if worker is not None:
+            log.heartbeat(client_id, index_of(client_id), worker.cpu_usage)
+
     def on_quitting(**_: Any) -> None:
         log.write(Path(path))
 
     _listen(environment.events.worker_report, on_report)
+    _listen(environment.events.heartbeat_sent, on_heartbeat)
     _listen(environment.events.quitting, on_quitting)
 
 

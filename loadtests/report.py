@@ -300,18 +300,21 @@ def _workers_section(records: Sequence[StepRecord]) -> list[str]:
         "users to its last report (each worker measures itself and reports through Locust). "
         "Remote workers cannot be watched through this machine's /proc: their figure here is "
         "the one the generator check uses (as `remote worker N` above), beside Locust's own "
-        "warnings when a worker passes 90 %.",
+        "warnings when a worker passes 90 %. Locust's peak is its own `cpu_usage` figure, "
+        "sampled every 10 s (none for a worker's first 20 s).",
         "",
-        "| step | worker | host | pid | where | requests | CPU (share of a core) | over s |",
-        "|---:|---:|---|---:|---|---:|---:|---:|",
+        "| step | worker | host | pid | where | requests | CPU (share of a core) | over s "
+        "| Locust's peak |",
+        "|---:|---:|---|---:|---|---:|---:|---:|---:|",
     ]
     for r in records:
         for w in r.workers:
             share = "-" if math.isnan(w.cpu_share) else f"{w.cpu_share:.0%}"
+            peak = "-" if math.isnan(w.locust_cpu_peak) else f"{w.locust_cpu_peak:.0%}"
             lines.append(
                 f"| {r.index} | {w.index + 1} | {w.host} | {w.pid} | "
                 f"{'remote' if w.remote else 'this machine'} | {w.requests} | {share} | "
-                f"{w.cpu_over_seconds:.0f} |"
+                f"{w.cpu_over_seconds:.0f} | {peak} |"
             )
     return lines
 
@@ -449,6 +452,7 @@ def write_report(directory: Path, info: RunInfo, records: Sequence[StepRecord]) 
             "requests",
             "cpu_share_of_one_core",
             "cpu_over_seconds",
+            "locust_cpu_peak_share_of_one_core",
         ),
         [
             (
@@ -460,6 +464,7 @@ def write_report(directory: Path, info: RunInfo, records: Sequence[StepRecord]) 
                 w.requests,
                 w.cpu_share,
                 w.cpu_over_seconds,
+                w.locust_cpu_peak,
             )
             for r in records
             for w in r.workers

@@ -10,10 +10,11 @@ keeps per worker its identity, the requests it reported and its latest CPU figur
 them as JSON when the master quits (``--loadtest-workers-file``); ``read_workers`` turns that
 file into one ``WorkerFigures`` per worker, for the verdict and the report.
 
-Locust's own ``cpu_usage`` figure, which workers also send in their heartbeats, is sampled
-only every 10 s and reads 0 the first time, so a worker that joins a step reports nothing
-useful for its first 20 s: too coarse for one step. Locust's own warning when a worker
-passes 90 % (in the master's log) is still counted by ``loadtests.generator``.
+Locust's own ``cpu_usage`` figure, which workers send in their heartbeats, is sampled only
+every 10 s and reads 0 the first time, so a worker that joins a step reports nothing useful
+for its first 20 s: too coarse to judge one step by. The master keeps its peak beside the
+worker's own figure (``locust_cpu_peak``), and Locust's warning when a worker passes 90 %
+(in the master's log) is counted by ``loadtests.generator``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class WorkerFigures:
     cpu_share: float
     #: the seconds that share is taken over (up to its last report the master received)
     cpu_over_seconds: float
+    #: the highest ``cpu_usage`` Locust itself reported for it, as a share of one core
+    #: (NaN when Locust had no figure yet: it measures every 10 s and reads 0 at first)
+    locust_cpu_peak: float = math.nan
     #: on another machine (not one of the processes the capacity script started)
     remote: bool = False
 
@@ -86,6 +90,7 @@ class _Worker:
     requests: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    locust_cpu_peak: float = 0.0
 
 
 class WorkerLog:
@@ -112,6 +117,13 @@ class WorkerLog:
             worker.seconds = seconds
             worker.cpu_seconds = float(identity.get("cpu_seconds", 0.0))
 
+    def heartbeat(self, client_id: str, index: int, cpu_percent: float) -> None:
+        """A worker's heartbeat (Locust's ``heartbeat_sent`` event, once the master stored
+        the worker's ``cpu_usage``, in percent of one core)."""
+        worker = self._workers.setdefault(client_id, _Worker())
+        worker.index = index
+        worker.locust_cpu_peak = max(worker.locust_cpu_peak, float(cpu_percent) / 100.0)
+
     def to_json(self) -> str:
         return json.dumps(
             [
@@ -122,6 +134,7 @@ class WorkerLog:
                     "requests": w.requests,
                     "seconds": w.seconds,
                     "cpu_seconds": w.cpu_seconds,
+                    "locust_cpu_peak": w.locust_cpu_peak,
                 }
                 for w in self._workers.values()
             ]
@@ -151,6 +164,7 @@ def read_workers(path: Path) -> list[WorkerFigures]:
                 if seconds >= MIN_SECONDS
                 else math.nan,
                 cpu_over_seconds=seconds,
+                locust_cpu_peak=float(entry["locust_cpu_peak"]) or math.nan,
             )
         )
     return sorted(figures, key=lambda w: w.index)

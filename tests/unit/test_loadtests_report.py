@@ -107,13 +107,13 @@ def test_the_workers_table_tells_remote_workers_from_this_machines(tmp_path: Pat
     """Each worker of each step is listed with host, requests and CPU share, remote or not;
     workers.csv holds the same rows; a run without workers has no such table."""
     workers = (
-        WorkerFigures(0, "here", 11, 300, 0.42, 20.0),
+        WorkerFigures(0, "here", 11, 300, 0.42, 20.0, locust_cpu_peak=0.5),
         WorkerFigures(1, "loadbox-2", 22, 700, math.nan, 0.5, remote=True),
     )
     records = [replace(record(1, 10, 500.0, 40.0), workers=workers)]
     text = render_markdown(INFO, records)
-    assert "| 1 | 1 | here | 11 | this machine | 300 | 42% | 20 |" in text
-    assert "| 1 | 2 | loadbox-2 | 22 | remote | 700 | - | 0 |" in text
+    assert "| 1 | 1 | here | 11 | this machine | 300 | 42% | 20 | 50% |" in text
+    assert "| 1 | 2 | loadbox-2 | 22 | remote | 700 | - | 0 | - |" in text
     write_report(tmp_path, INFO, records)
     with (tmp_path / "workers.csv").open() as handle:
         rows = list(csv.DictReader(handle))

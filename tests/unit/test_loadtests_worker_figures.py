@@ -37,7 +37,8 @@ def test_the_master_sums_requests_and_keeps_each_workers_latest_cpu_figure(
 ) -> None:
     """Requests add up over a worker's reports (each carries those since the previous one);
     the CPU share is the latest (longest) figure's CPU over wall seconds, even when reports
-    arrive out of order; a worker that never started, or ran under a second, has no share.
+    arrive out of order; a worker that never started, or ran under a second, has no share;
+    the peak of Locust's own heartbeat figure is kept beside it (none while Locust reads 0).
     Read back in Locust's index order."""
     log = WorkerLog()
     identity = {"host": "loadbox-2", "pid": 4242}
@@ -48,15 +49,19 @@ def test_the_master_sums_requests_and_keeps_each_workers_latest_cpu_figure(
     )  # fmt: skip
     log.report("b", 1, {IDENTITY_KEY: {**identity, "seconds": 6.0, "cpu_seconds": 1.0}})
     log.report("a", 0, {IDENTITY_KEY: {"host": "here", "pid": 7}})
+    for percent in (0.0, 35.0, 20.0):  # Locust's own figure: the peak is kept
+        log.heartbeat("b", 1, percent)
+    log.heartbeat("a", 0, 0.0)  # Locust had no figure yet
     short = {"host": "here", "pid": 8, "seconds": 0.5, "cpu_seconds": 0.5}
     log.report("c", 2, {IDENTITY_KEY: short})
     log.write(tmp_path / "workers.json")
 
     first, second, third = read_workers(tmp_path / "workers.json")
     assert (first.index, first.host, first.pid, first.requests) == (0, "here", 7, 0)
-    assert math.isnan(first.cpu_share)
+    assert math.isnan(first.cpu_share) and math.isnan(first.locust_cpu_peak)
     assert (second.index, second.host, second.pid, second.requests) == (1, "loadbox-2", 4242, 150)
     assert math.isclose(second.cpu_share, 0.5) and second.cpu_over_seconds == 9.0
+    assert math.isclose(second.locust_cpu_peak, 0.35)
     assert math.isnan(third.cpu_share)
     assert second.is_among("loadbox-2", {4242}) and not second.is_among("here", {4242})
 
