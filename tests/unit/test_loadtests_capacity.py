@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import itertools
 from pathlib import Path
 
@@ -10,12 +11,14 @@ import pytest
 from loadtests.capacity import (
     MAX_PROCESSES,
     MAX_STEPS,
+    _sources,
     build_parser,
     default_processes,
     join_command,
     main,
     step_seed,
 )
+from loadtests.credentials import load_credentials, make_sources, write_run_files
 from loadtests.traffic import SEED_SPACE, SEEDS_PER_WORKER
 
 
@@ -84,3 +87,18 @@ def test_the_join_command_carries_the_runs_traffic_profile_and_rejoins_every_ste
     assert "LOADTEST_BATCH_SIZE=10" in command and "PATH" not in command
     assert "locust -f loadtests/locustfile.py --worker --master-host 10.0.0.5" in command
     assert "--master-port 5557" in command
+
+
+def test_prepared_credentials_are_reused_for_the_profiles_providers(tmp_path: Path) -> None:
+    """--credentials reuses a prepared credentials.json (as copied to the load machines
+    before the run): the run serves exactly its sources for the profile's providers, and a
+    provider it has no source for is refused with the file named."""
+    files = write_run_files(tmp_path, make_sources(["sendgrid", "mailgun"]))
+    args = argparse.Namespace(credentials=files.credentials)
+    (source,) = _sources(args, ["sendgrid"])
+    assert source.spec == load_credentials(files.credentials)[0].spec
+    with pytest.raises(RuntimeError, match="no source for ses"):
+        _sources(args, ["sendgrid", "ses"])
+    fresh = _sources(argparse.Namespace(credentials=None), ["mailgun"])
+    assert [s.provider for s in fresh] == ["mailgun"]
+    assert fresh[0].material != load_credentials(files.credentials)[1].material
