@@ -380,10 +380,12 @@ def run_capacity(
             data_dir=str(work / "data"),
             log_level=args.log_level,
         )
+        # prepared credentials stay where they are: the load machines may have them already
+        credentials = args.credentials.resolve() if args.credentials else files.credentials
         run = _Run(
             url=_url(args.gateway_host, port),
             database_url=database_url,
-            env=_locust_env(files.credentials, profile),
+            env=_locust_env(credentials, profile),
             directory=directory,
             providers=providers,
             batch_size=profile.batch_size,
@@ -397,7 +399,7 @@ def run_capacity(
             remote_wait=args.remote_wait_seconds,
         )
         if run.remote:
-            _announce_remote(run, files.credentials, notes)
+            _announce_remote(run, credentials, notes)
         log = directory / "logs" / "gateway.log"
         with gateway_process(files.config, log, cpus=args.gateway_cpus) as process:
             wait_ready(run.url, process, log, timeout=120)
