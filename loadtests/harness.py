@@ -3,7 +3,8 @@
 ``gateway_process`` runs ``hookline serve`` (stopped on exit); ``wait_ready`` and
 ``wait_drained`` wait for it to answer and to have flushed its queue and spool;
 ``GatewaySampler`` scrapes ``/metrics`` once a second in a thread; ``stored_by_provider``
-counts the rows in ``events``. Only 127.0.0.1 is used.
+counts the rows in ``events``. The gateway listens where its config says (127.0.0.1
+unless the capacity script is given ``--gateway-host``).
 """
 
 from __future__ import annotations
