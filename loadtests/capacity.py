@@ -3,11 +3,19 @@
     .venv/bin/python -m loadtests.capacity                       # search with the default profile
     .venv/bin/python -m loadtests.capacity --processes 4 --step-seconds 60
     .venv/bin/python -m loadtests.capacity --steps 5,20 --step-seconds 5   # fixed steps, no search
+    .venv/bin/python -m loadtests.capacity --gateway-cpus 0 --generator-cpus 1  # one core each
+    .venv/bin/python -m loadtests.capacity --expect-remote-workers 2 --processes 0 \
+        --gateway-host 10.0.0.5 --master-bind-host 10.0.0.5      # Locust on other machines
 
-Everything runs on 127.0.0.1 and is stopped before the script exits: an embedded PostgreSQL
-(durable, as in production, unless ``--no-fsync``), one ``hookline serve`` process on a free
-port with fresh load-test sources, and one headless Locust run per step: a master and
-``--processes`` forked workers, whose CPU is watched (``loadtests.generator``). The search
+Everything runs on 127.0.0.1 (unless ``--gateway-host`` / ``--master-bind-host``) and is
+stopped before the script exits: an embedded PostgreSQL (durable, as in production, unless
+``--no-fsync``), one ``hookline serve`` process on a free port with fresh load-test sources,
+and one headless Locust run per step: a master and ``--processes`` forked workers, whose CPU
+is watched (``loadtests.generator``). With ``--expect-remote-workers K`` the master listens
+on the network and waits for K more workers, which other machines start with the printed
+``join:`` line and whose own CPU figures reach the master (``loadtests.worker_figures``).
+``--gateway-cpus`` / ``--generator-cpus`` pin the gateway to its own cores and everything
+else to others (``loadtests.affinity``), so the knee is one replica's. The search
 (``loadtests.verdict``) climbs from ``--start-users`` x ``--growth`` until the gateway
 saturates, then bisects around the knee; a step where the generator saturated is invalid and
 ends the search. Around every step the gateway is let drain and the rows stored per provider
@@ -23,21 +31,26 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.storage.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from handlers.registry import available_providers
+from loadtests.affinity import cpus_of, format_cpus, parse_cpus, pin_this_thread
 from loadtests.chart import read_history
-from loadtests.credentials import make_sources, write_run_files
+from loadtests.credentials import LoadSource, load_credentials, make_sources, write_run_files
 from loadtests.gateway_figures import Sample, during, summarize
 from loadtests.generator import CpuWatcher, count_cpu_warnings
 from loadtests.harness import (
@@ -65,8 +78,9 @@ from loadtests.verdict import (
     next_users,
     objective_from_slos,
 )
+from loadtests.worker_figures import WorkerFigures, read_workers
 
-__all__ = ["default_processes", "main", "run_capacity", "step_seed"]
+__all__ = ["default_processes", "join_command", "main", "run_capacity", "step_seed"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOS = ROOT / "grafana" / "slo" / "slos.yml"
@@ -74,10 +88,15 @@ LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 MAX_STEPS = 8
 MAX_USERS = 1000
 MAX_STEP_SECONDS = 300
-#: every worker of every step gets its own seed range (step_seed): 8 x 12 ranges fit
+#: every worker of every step gets its own seed range (step_seed): 8 x 12 ranges fit, so
+#: a run has at most 12 Locust workers in all (this machine's and remote ones)
 MAX_PROCESSES = 12
 #: a Locust process's first seconds (imports, connecting workers) are not load
 GENERATOR_STARTUP_SECONDS = 3.0
+#: Locust's default port for its master
+LOCUST_MASTER_PORT = 5557
+#: addresses that bind every interface: nothing a remote machine could be told to reach
+_ANY_ADDRESS = frozenset({"", "*", "0.0.0.0", "::"})
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,18 @@ class _Run:
     processes: int
     cpu_threshold: float
     spawn_rate: float
+    #: Locust workers other machines run (``--expect-remote-workers``); with any, the master
+    #: listens on ``master_host:master_port`` and this script starts its ``processes``
+    #: workers itself
+    remote: int = 0
+    master_host: str = HOST
+    master_port: int = LOCUST_MASTER_PORT
+    remote_wait: int = 300
+
+    @property
+    def workers(self) -> int:
+        """Locust processes generating load in a step: every worker, or the one process."""
+        return self.processes + self.remote if self.remote else max(1, self.processes)
 
 
 def step_seed(index: int, processes: int) -> int:
@@ -107,7 +138,11 @@ def step_seed(index: int, processes: int) -> int:
     return seed
 
 
-def _locust_command(run: _Run, users: int, prefix: Path) -> list[str]:
+def _locust_command(
+    run: _Run, users: int, prefix: Path, seed: int, workers_file: Path
+) -> list[str]:
+    """The step's headless Locust: one process, a master forking ``processes`` workers, or
+    (with remote workers) a master on the network waiting for every worker to join."""
     command = [
         sys.executable, "-m", "locust",
         "-f", str(LOCUSTFILE),
@@ -120,42 +155,121 @@ def _locust_command(run: _Run, users: int, prefix: Path) -> list[str]:
         "--json-file", str(prefix),
         "--stop-timeout", "10",
         "--loglevel", "INFO",
+        "--loadtest-seed", str(seed),
+        "--loadtest-workers-file", str(workers_file),
     ]  # fmt: skip
-    if run.processes > 1:
+    if run.remote:
+        command += [
+            "--master",
+            "--master-bind-host", run.master_host,
+            "--master-bind-port", str(run.master_port),
+            "--expect-workers", str(run.workers),
+            "--expect-workers-max-wait", str(run.remote_wait),
+        ]  # fmt: skip
+    elif run.processes > 1:
         command += ["--processes", str(run.processes)]
     return command
+
+
+def _worker_command(run: _Run) -> list[str]:
+    """One of this machine's workers when the master also waits for remote ones (Locust
+    cannot fork workers for a master that listens on the network)."""
+    return [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+        "--master-host", run.master_host, "--master-port", str(run.master_port),
+        "--loglevel", "INFO",
+    ]  # fmt: skip
+
+
+def join_command(env: dict[str, str], master_host: str, master_port: int) -> str:
+    """The shell command a remote machine runs, in a Hookline checkout, to give every step
+    one Locust worker: the run's ``LOADTEST_*`` traffic profile and credentials path, and a
+    loop, because each step's master tells its workers to quit when the step ends. The loop
+    ends when no master has answered for 5 minutes (Locust's connect timeout) or on Ctrl-C."""
+    profile = " ".join(
+        f"{key}={shlex.quote(value)}" for key, value in sorted(env.items())
+        if key.startswith("LOADTEST_")
+    )  # fmt: skip
+    worker = (
+        f"{profile} .venv/bin/locust -f loadtests/locustfile.py --worker "
+        f"--master-host {shlex.quote(master_host)} --master-port {master_port}"
+    )
+    return f"while {worker}; do sleep 1; done"
+
+
+def _start_generators(
+    run: _Run, command: list[str], env: dict[str, str], log: Path, stack: ExitStack
+) -> tuple[subprocess.Popen[bytes], list[CpuWatcher]]:
+    """The step's Locust master (or single process) and, with remote workers, this machine's
+    workers, each watched (``loadtests.generator``); all stopped when ``stack`` closes."""
+    output = stack.enter_context(log.open("wb"))
+    master = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    stack.callback(_stop, master)
+    watchers = [CpuWatcher(master.pid, name="master" if run.remote else None).start()]
+    for number in range(1, run.processes + 1 if run.remote else 1):
+        worker_log = stack.enter_context(log.with_name(f"{log.stem}_worker{number}.log").open("wb"))
+        worker = subprocess.Popen(
+            _worker_command(run), cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT
+        )
+        stack.callback(_stop, worker)
+        watchers.append(CpuWatcher(worker.pid, name=f"worker {number}").start())
+    return master, watchers
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Let a Locust process finish (its master told it to quit), or kill it after 10 s."""
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _remote_cpu(workers: Sequence[WorkerFigures]) -> dict[str, float]:
+    """Remote workers' CPU (as they reported it) for the saturation check, by name."""
+    return {
+        f"remote worker {w.index + 1} ({w.host})": w.cpu_share
+        for w in workers
+        if w.remote and not math.isnan(w.cpu_share)
+    }
 
 
 def _run_step(run: _Run, index: int, users: int) -> StepRecord:
     locust_dir, logs = run.directory / "locust", run.directory / "logs"
     prefix = locust_dir / f"step{index}"
     log = logs / f"step{index}_locust.log"
+    workers_file = locust_dir / f"step{index}_workers.json"
+    command = _locust_command(run, users, prefix, step_seed(index, run.workers), workers_file)
     wait_drained(run.url)
     before = stored_by_provider(run.database_url)
     # Locust exits 1 when any request failed: that is a result to report, not an error
-    with GatewaySampler(run.url) as sampler, log.open("wb") as output:
-        process = subprocess.Popen(
-            _locust_command(run, users, prefix),
-            cwd=ROOT,
-            env={**run.env, "LOADTEST_SEED": str(step_seed(index, max(1, run.processes)))},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        watcher = CpuWatcher(process.pid).start()
+    with GatewaySampler(run.url) as sampler, ExitStack() as stack:
+        process, watchers = _start_generators(run, command, run.env, log, stack)
         try:
-            code = process.wait(timeout=run.seconds + 120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise
+            code = process.wait(timeout=run.seconds + 120 + (run.remote_wait if run.remote else 0))
         finally:
-            generator_cpu = watcher.stop(skip=GENERATOR_STARTUP_SECONDS)
+            generator_cpu: dict[str, float] = {}
+            local_pids: set[int] = set()
+            for watcher in watchers:
+                generator_cpu.update(watcher.stop(skip=GENERATOR_STARTUP_SECONDS))
+                local_pids |= watcher.pids
     wait_drained(run.url)
     after = stored_by_provider(run.database_url)
     stats_file = prefix.with_name(prefix.name + "_stats.csv")
     json_file = prefix.with_name(prefix.name + ".json")
     if code not in (0, 1) or not stats_file.exists() or not json_file.exists():
-        raise RuntimeError(f"locust failed ({code}):\n{log_tail(log, 40)}")
+        tail = log_tail(log, 40)
+        if run.remote and "Gave up waiting for workers" in tail:
+            raise RuntimeError(
+                f"step {index}: not every Locust worker joined within {run.remote_wait} s "
+                f"(expected {run.remote} remote and {run.processes} local); see {log}"
+            )
+        raise RuntimeError(f"locust failed ({code}):\n{tail}")
+    host = socket.gethostname()
+    workers = [
+        replace(w, remote=not w.is_among(host, local_pids)) for w in read_workers(workers_file)
+    ]
+    generator_cpu.update(_remote_cpu(workers))
     total = read_stats_csv(stats_file)[AGGREGATED]
     counts = count_by_name(json.loads(json_file.read_text()))
     requests = sum(n for n, _ in counts.values())
@@ -180,6 +294,7 @@ def _run_step(run: _Run, index: int, users: int) -> StepRecord:
         locust_warnings=warnings,
         gateway=summarize(_under_load(sampler.samples, prefix)),
         truth=check_step(counts, stored, run.providers, run.batch_size),
+        workers=tuple(workers),
     )
 
 
@@ -223,10 +338,33 @@ def _locust_env(files_credentials: Path, profile: Profile) -> dict[str, str]:
     }
 
 
+def _sources(args: argparse.Namespace, providers: list[str]) -> list[LoadSource]:
+    """Fresh sources for ``providers``, or those of ``--credentials`` (prepared beforehand,
+    e.g. already copied to the remote load machines)."""
+    if args.credentials is None:
+        return make_sources(providers)
+    sources = [s for s in load_credentials(args.credentials) if s.provider in providers]
+    missing = sorted(set(providers) - {s.provider for s in sources})
+    if missing:
+        raise RuntimeError(f"{args.credentials} has no source for {', '.join(missing)}")
+    return sources
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def run_capacity(
-    args: argparse.Namespace, profile: Profile, objective: Objective, directory: Path, work: Path
+    args: argparse.Namespace,
+    profile: Profile,
+    objective: Objective,
+    directory: Path,
+    work: Path,
+    notes: list[str] | None = None,
 ) -> list[StepRecord]:
-    """Start PostgreSQL (under ``work``) and the gateway, search, stop them again."""
+    """Start PostgreSQL (under ``work``) and the gateway, search, stop them again; what the
+    report should say about how the run was made is appended to ``notes``."""
+    notes = [] if notes is None else notes
     server = EmbeddedPostgres(work / "pg", durable=not args.no_fsync)
     database_url = server.start()
     records: list[StepRecord] = []
@@ -235,17 +373,19 @@ def run_capacity(
         providers = profile.provider_names
         files = write_run_files(
             work / "run",
-            make_sources(providers),
-            host=HOST,
+            _sources(args, providers),
+            host=args.gateway_host,
             port=port,
             database_url=database_url,
             data_dir=str(work / "data"),
             log_level=args.log_level,
         )
+        # prepared credentials stay where they are: the load machines may have them already
+        credentials = args.credentials.resolve() if args.credentials else files.credentials
         run = _Run(
-            url=f"http://{HOST}:{port}",
+            url=_url(args.gateway_host, port),
             database_url=database_url,
-            env=_locust_env(files.credentials, profile),
+            env=_locust_env(credentials, profile),
             directory=directory,
             providers=providers,
             batch_size=profile.batch_size,
@@ -253,10 +393,18 @@ def run_capacity(
             processes=args.processes,
             cpu_threshold=args.cpu_threshold,
             spawn_rate=args.spawn_rate,
+            remote=args.expect_remote_workers,
+            master_host=args.master_bind_host,
+            master_port=args.master_bind_port,
+            remote_wait=args.remote_wait_seconds,
         )
+        if run.remote:
+            _announce_remote(run, credentials, notes)
         log = directory / "logs" / "gateway.log"
-        with gateway_process(files.config, log) as process:
+        with gateway_process(files.config, log, cpus=args.gateway_cpus) as process:
             wait_ready(run.url, process, log, timeout=120)
+            if args.gateway_cpus is not None:
+                notes.append(_pinning_note(process.pid, server))
             while len(records) < args.max_steps:
                 users = _next(args, records, objective)
                 if users is None:
@@ -273,6 +421,41 @@ def run_capacity(
         return records
     finally:
         server.stop()
+
+
+def _announce_remote(run: _Run, credentials: Path, notes: list[str]) -> None:
+    """Print what each remote load machine must do to join every step."""
+    command = join_command(run.env, run.master_host, run.master_port)
+    print(
+        f"waiting for {run.remote} remote Locust worker(s) at each step (up to "
+        f"{run.remote_wait} s). On each remote machine, in a Hookline checkout with .venv: copy "
+        f"{credentials} to the same path (scp; it signs for this run's sources, keep it "
+        "private), then run the line after 'join:'",
+        flush=True,
+    )
+    print(f"join: {command}", flush=True)
+    notes.append(
+        f"Locust workers: {run.processes} on this machine, {run.remote} remote; the master "
+        f"listened on {run.master_host}:{run.master_port}; remote workers joined with "
+        f"`{command}`"
+    )
+
+
+def _pinning_note(gateway_pid: int, server: EmbeddedPostgres) -> str:
+    """The CPUs the gateway's and PostgreSQL's threads were found allowed on (read back from
+    /proc, so the report shows what was, not what was asked)."""
+    postgres_cpus = "?"
+    try:
+        first_line = (server.cluster_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+        postgres_cpus = format_cpus(cpus_of(int(first_line)))
+    except (OSError, ValueError):
+        pass
+    return (
+        "CPU affinity: the gateway process (every thread) on CPU "
+        f"{format_cpus(cpus_of(gateway_pid))}; "
+        f"PostgreSQL on CPU {postgres_cpus}; Locust and this script on CPU "
+        f"{format_cpus(os.sched_getaffinity(0))}"
+    )
 
 
 def _next(
@@ -346,6 +529,47 @@ def _event_weights(text: str) -> str:
     return text
 
 
+def _address(option: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        host = text.strip().strip("[]")
+        if host in _ANY_ADDRESS:
+            raise argparse.ArgumentTypeError(
+                f"{option} needs this machine's address as the load machines reach it, "
+                "not a wildcard"
+            )
+        return host
+
+    return parse
+
+
+def _cpus(text: str) -> frozenset[int]:
+    try:
+        cpus = parse_cpus(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not hasattr(os, "sched_getaffinity"):
+        raise argparse.ArgumentTypeError("CPU affinity needs Linux")
+    unavailable = cpus - os.sched_getaffinity(0)
+    if unavailable:
+        raise argparse.ArgumentTypeError(
+            f"CPU {format_cpus(unavailable)} is not available here "
+            f"(available: {format_cpus(os.sched_getaffinity(0))})"
+        )
+    return cpus
+
+
+def _check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What single options cannot check: how they combine."""
+    if args.processes + args.expect_remote_workers > MAX_PROCESSES:
+        parser.error(f"at most {MAX_PROCESSES} Locust workers in all (--processes + remote)")
+    if args.processes == 0 and not args.expect_remote_workers:
+        parser.error("--processes 0 needs --expect-remote-workers")
+    if (args.gateway_cpus is None) != (args.generator_cpus is None):
+        parser.error("give --gateway-cpus and --generator-cpus together")
+    if args.gateway_cpus is not None and args.gateway_cpus & args.generator_cpus:
+        parser.error("--gateway-cpus and --generator-cpus must not share a CPU")
+
+
 def _providers(text: str) -> list[str]:
     available = available_providers()
     wanted = [p.strip() for p in text.split(",") if p.strip()]
@@ -366,8 +590,8 @@ def default_processes(cpus: int | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m loadtests.capacity",
-        description="Find Hookline's ingest capacity on this machine (127.0.0.1 only). "
-        "See docs/capacity.md.",
+        description="Find Hookline's ingest capacity on this machine (127.0.0.1 unless "
+        "--gateway-host / --master-bind-host say otherwise). See docs/capacity.md.",
     )
     search = parser.add_argument_group("search")
     search.add_argument(
@@ -396,15 +620,69 @@ def build_parser() -> argparse.ArgumentParser:
     generator = parser.add_argument_group("load generator")
     generator.add_argument(
         "--processes",
-        type=_bounded_int(1, MAX_PROCESSES, "processes"),
+        type=_bounded_int(0, MAX_PROCESSES, "processes"),
         default=default_processes(),
-        help="Locust worker processes (default: half the CPUs)",
+        help="Locust worker processes on this machine (default: half the CPUs; 0 only with "
+        "remote workers)",
     )
     generator.add_argument(
         "--cpu-threshold",
         type=_bounded_float(0.1, 1.0, "CPU threshold"),
         default=GENERATOR_CPU_THRESHOLD,
         help="share of a core at which a Locust process counts as saturated (0.85)",
+    )
+    remote = parser.add_argument_group("several load machines (docs/capacity.md)")
+    remote.add_argument(
+        "--expect-remote-workers",
+        type=_bounded_int(0, MAX_PROCESSES, "remote workers"),
+        default=0,
+        metavar="K",
+        help="Locust workers other machines run; every step waits for all of them (0)",
+    )
+    remote.add_argument(
+        "--master-bind-host",
+        type=_address("--master-bind-host"),
+        default=HOST,
+        help="address the Locust master listens on and remote workers connect to (127.0.0.1)",
+    )
+    remote.add_argument(
+        "--master-bind-port",
+        type=_bounded_int(1, 65535, "port"),
+        default=LOCUST_MASTER_PORT,
+        help=f"the Locust master's port ({LOCUST_MASTER_PORT})",
+    )
+    remote.add_argument(
+        "--remote-wait-seconds",
+        type=_bounded_int(10, 3600, "wait"),
+        default=300,
+        help="how long each step waits for every worker to join (300)",
+    )
+    remote.add_argument(
+        "--gateway-host",
+        type=_address("--gateway-host"),
+        default=HOST,
+        help="address the gateway listens on and Locust sends to; remote workers must reach "
+        "it (127.0.0.1)",
+    )
+    remote.add_argument(
+        "--credentials",
+        type=Path,
+        default=None,
+        help="signing credentials.json to reuse (from `loadtests.traffic write-config`), e.g. "
+        "already copied to the remote machines (default: fresh sources per run)",
+    )
+    pinning = parser.add_argument_group("CPU affinity (Linux; both or neither)")
+    pinning.add_argument(
+        "--gateway-cpus",
+        type=_cpus,
+        default=None,
+        help="CPUs the gateway process runs on, e.g. 0 (one replica on one core)",
+    )
+    pinning.add_argument(
+        "--generator-cpus",
+        type=_cpus,
+        default=None,
+        help="CPUs for Locust, PostgreSQL and this script, e.g. 1",
     )
     traffic = parser.add_argument_group("traffic (override the profile)")
     traffic.add_argument("--profile", type=Path, default=DEFAULT_PROFILE, help="TOML profile")
@@ -468,6 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     1: the run could not be made."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check_options(parser, args)
     try:
         profile = _profile(args)
     except ProfileError as exc:
@@ -482,11 +761,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the embedded PostgreSQL may run as, and nothing of it is left beside the report
     work = Path(tempfile.mkdtemp(prefix="hookline-capacity-"))
     os.chmod(work, 0o755)
+    load = os.getloadavg()[0]
+    if args.gateway_cpus is not None:
+        # from here on this thread, and PostgreSQL and Locust which it starts, keep off the
+        # gateway's CPUs; only the gateway process is started on them
+        pin_this_thread(args.generator_cpus)
+        sharing = (
+            f"the gateway pinned to CPU {format_cpus(args.gateway_cpus)}, PostgreSQL and "
+            f"Locust to CPU {format_cpus(args.generator_cpus)}"
+        )
+    else:
+        sharing = f"{os.cpu_count()} CPUs shared by the gateway, PostgreSQL and Locust"
     info = RunInfo(
         started=started.strftime("%Y-%m-%d %H:%M UTC"),
-        machine=f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs shared by "
-        f"the gateway, PostgreSQL and Locust; load average {os.getloadavg()[0]:.1f} before "
-        "the run: anything else running takes CPU from the gateway)",
+        machine=f"{platform.node()} ({platform.machine()}, {sharing}; load average "
+        f"{load:.1f} before the run: anything else running takes CPU from the gateway)",
         profile=str(args.profile),
         traffic=(
             f"{', '.join(f'{p}:{w}' for p, w in (profile.providers or {}).items()) or 'every ESP'}"
@@ -500,11 +789,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         replica_cpu=args.replica_cpu,
         headroom=args.headroom,
         cpu_threshold=args.cpu_threshold,
+        gateway_cpus=None if args.gateway_cpus is None else len(args.gateway_cpus),
+        remote_workers=args.expect_remote_workers,
     )
     records: list[StepRecord] = []
     failure: str | None = None
     try:
-        records = run_capacity(args, profile, objective, directory, work)
+        records = run_capacity(args, profile, objective, directory, work, info.notes)
     except (RuntimeError, EmbeddedPostgresError, subprocess.TimeoutExpired, OSError) as exc:
         failure = str(exc)
     finally:

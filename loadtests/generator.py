@@ -59,9 +59,11 @@ def _children_of(root: int) -> list[int]:
 class CpuWatcher:
     """Samples the CPU of process ``root`` and its descendants until ``stop()``."""
 
-    def __init__(self, root: int, interval: float = 1.0) -> None:
+    def __init__(self, root: int, interval: float = 1.0, name: str | None = None) -> None:
         self.root = root
         self.interval = interval
+        #: what to call ``root`` (default: ``master`` when it forked workers, else ``locust``)
+        self.name = name
         #: pid -> [(monotonic time, CPU seconds)] in sampling order
         self._series: dict[int, list[tuple[float, float]]] = {}
         self._stop = threading.Event()
@@ -77,6 +79,11 @@ class CpuWatcher:
         self._stop.set()
         self._thread.join(timeout=10)
         return self.shares(skip)
+
+    @property
+    def pids(self) -> set[int]:
+        """Every process seen so far (``root`` and its descendants)."""
+        return set(self._series)
 
     def sample(self) -> None:
         now = time.monotonic()
@@ -99,7 +106,7 @@ class CpuWatcher:
             if elapsed <= 0:
                 continue
             if pid == self.root:
-                name = "master" if workers else "locust"
+                name = self.name or ("master" if workers else "locust")
             else:
                 name = f"worker {workers.index(pid) + 1}"
             shares[name] = (series[-1][1] - start[1]) / elapsed

@@ -3,7 +3,8 @@
 ``gateway_process`` runs ``hookline serve`` (stopped on exit); ``wait_ready`` and
 ``wait_drained`` wait for it to answer and to have flushed its queue and spool;
 ``GatewaySampler`` scrapes ``/metrics`` once a second in a thread; ``stored_by_provider``
-counts the rows in ``events``. Only 127.0.0.1 is used.
+counts the rows in ``events``. The gateway listens where its config says (127.0.0.1
+unless the capacity script is given ``--gateway-host``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import asyncpg
 
+from loadtests.affinity import pinned
 from loadtests.gateway_figures import Sample, parse_sample
 
 __all__ = [
@@ -69,10 +71,13 @@ def log_tail(path: Path, lines: int = 20) -> str:
 
 
 @contextmanager
-def gateway_process(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``hookline serve`` with ``config``; stopped (SIGTERM, then SIGKILL) on exit."""
+def gateway_process(
+    config: Path, log: Path, cpus: frozenset[int] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``hookline serve`` with ``config``, on ``cpus`` if given (``loadtests.affinity``);
+    stopped (SIGTERM, then SIGKILL) on exit."""
     env = {**environment_without("HOOKLINE_"), "HOOKLINE_CONFIG": str(config)}
-    with log.open("wb") as output:
+    with log.open("wb") as output, pinned(cpus):
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve"],
             cwd=ROOT,

@@ -10,7 +10,8 @@
 ``LOADTEST_BAD_SIGNATURE_RATIO``  share of requests signed with unknown credentials (default 0)
 ``LOADTEST_EVENT_WEIGHTS``        ``delivered=60,opened=20,...`` (default ``DEFAULT_WEIGHTS``)
 ``LOADTEST_WAIT_SECONDS``         pause between one user's requests (default 0)
-``LOADTEST_SEED``                 first event seed (default: random per process)
+``LOADTEST_SEED``                 first event seed (default: random per process; Locust's
+                                  ``--loadtest-seed`` overrides it)
 ================================  ================================================================
 """
 

@@ -2,7 +2,9 @@
 
 ``render_markdown`` is pure (records in, text out); ``write_report`` writes ``report.md``,
 ``steps.csv`` (one row per step), ``providers.csv`` (one row per step and provider) and
-``generator.csv`` (CPU share of each Locust process per step) , ``capacity.svg``
+``generator.csv`` (CPU share of each Locust process per step), ``workers.csv`` (each Locust
+worker's requests and the CPU it reported to the master, this machine's and remote ones),
+``capacity.svg``
 (throughput and p99 by step, the knee ringed) and ``timeline.svg`` (throughput and latency
 over time, from Locust's history CSVs). Locust's own per-step CSVs
 (``locust/stepN_stats.csv``, ``..._stats_history.csv`` for throughput and latency over time)
@@ -28,11 +30,14 @@ from loadtests.verdict import (
     find_knee,
     gateway_saturated,
 )
+from loadtests.worker_figures import WorkerFigures
 
 __all__ = ["Hpa", "RunInfo", "StepRecord", "hpa_for", "render_markdown", "write_report"]
 
 #: share of the knee a replica should run at before the HPA adds one (time to start a pod)
 DEFAULT_HEADROOM = 0.6
+#: a pinned gateway using less than this share of its cores at the knee was not the limit
+PINNED_BUSY_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class StepRecord:
     locust_warnings: int
     gateway: GatewayFigures
     truth: StepTruth
+    #: every Locust worker as its master saw it (none for a single Locust process)
+    workers: tuple[WorkerFigures, ...] = ()
 
     @property
     def events_per_second(self) -> float:
@@ -68,6 +75,10 @@ class RunInfo:
     headroom: float = DEFAULT_HEADROOM
     cpu_threshold: float = GENERATOR_CPU_THRESHOLD
     notes: list[str] = field(default_factory=list)
+    #: CPUs the gateway was pinned to (``--gateway-cpus``), None when not pinned
+    gateway_cpus: int | None = None
+    #: Locust workers on other machines (``--expect-remote-workers``)
+    remote_workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,9 @@ def _num(value: float, digits: int = 0) -> str:
     return "-" if math.isnan(value) else f"{value:,.{digits}f}"
 
 
-def _processes(count: int) -> str:
+def _processes(count: int, remote: int = 0) -> str:
+    if remote:
+        return f"a master, {count} worker process(es) on this machine and {remote} remote"
     return "one process" if count == 1 else f"a master and {count} worker processes"
 
 
@@ -122,21 +135,38 @@ def _verdict(records: Sequence[StepRecord], objective: Objective) -> tuple[str, 
     )
 
 
+def _idle_pinned_gateway(info: RunInfo, knee: StepRecord) -> str | None:
+    """Why a knee measured with the gateway pinned is not one replica's limit: the gateway
+    had CPU to spare, so PostgreSQL, the disk or the generator's cores stopped it."""
+    cores = knee.gateway.cpu_cores
+    if info.gateway_cpus is None or math.isnan(cores):
+        return None
+    if cores >= PINNED_BUSY_SHARE * info.gateway_cpus:
+        return None
+    return (
+        f"the gateway used {cores:.2f} of its {info.gateway_cpus} pinned core(s) at the "
+        "knee, so something else (PostgreSQL, the disk, or the generator's cores) was the "
+        "limit, not one replica"
+    )
+
+
 def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
     objective = info.objective
     knee_measure = find_knee([r.measure for r in records], objective)
     knee = next((r for r in records if r.measure is knee_measure), None)
     conclusion, caveat = _verdict(records, objective)
+    if caveat is None and knee is not None:
+        caveat = _idle_pinned_gateway(info, knee)
     lines = [
         f"# Hookline capacity run {info.started}",
         "",
         f"- Machine: {info.machine}",
         f"- Traffic: {info.traffic} (profile `{info.profile}`)",
         f"- Objective: {objective.describe()} (from grafana/slo/slos.yml unless overridden)",
-        f"- Load generator: Locust, {_processes(info.processes)}; {info.step_seconds} s per "
-        f"step; a step where any Locust process used {info.cpu_threshold:.0%} or more of a "
-        "core, or Locust warned about its CPU, is **invalid** and never counted as the "
-        "gateway's capacity",
+        f"- Load generator: Locust, {_processes(info.processes, info.remote_workers)}; "
+        f"{info.step_seconds} s per step; a step where any Locust process used "
+        f"{info.cpu_threshold:.0%} or more of a core, or Locust warned about its CPU, is "
+        "**invalid** and never counted as the gateway's capacity",
         f"- PostgreSQL: {info.postgres}",
         *[f"- {note}" for note in info.notes],
         "",
@@ -220,6 +250,7 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
     for r in records:
         shares = ", ".join(f"{name} {share:.0%}" for name, share in sorted(r.generator_cpu.items()))
         lines.append(f"| {r.index} | {shares or '(not measured)'} | {r.locust_warnings} |")
+    lines += _workers_section(records)
     lines += [
         "",
         "## Truth check per provider",
@@ -247,7 +278,7 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
         "## Files",
         "",
         "- `capacity.svg`, `timeline.svg`: the charts above",
-        "- `steps.csv`, `providers.csv`, `generator.csv`: the tables above",
+        "- `steps.csv`, `providers.csv`, `generator.csv`, `workers.csv`: the tables above",
         "- `locust/stepN_stats.csv`, `locust/stepN_stats_history.csv`: Locust's statistics "
         "per step (the history is throughput and latency percentiles over time)",
         "- `gateway_samples.csv`: the gateway's /metrics figures, sampled every second",
@@ -255,6 +286,37 @@ def render_markdown(info: RunInfo, records: Sequence[StepRecord]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _workers_section(records: Sequence[StepRecord]) -> list[str]:
+    """Each Locust worker per step as its master saw it; nothing when no step had workers."""
+    if not any(r.workers for r in records):
+        return []
+    lines = [
+        "",
+        "## Locust workers (as reported to the master)",
+        "",
+        "Requests each worker sent, and the share of one core it used from the start of its "
+        "users to its last report (each worker measures itself and reports through Locust). "
+        "Remote workers cannot be watched through this machine's /proc: their figure here is "
+        "the one the generator check uses (as `remote worker N` above), beside Locust's own "
+        "warnings when a worker passes 90 %. Locust's peak is its own `cpu_usage` figure, "
+        "sampled every 10 s (none for a worker's first 20 s).",
+        "",
+        "| step | worker | host | pid | where | requests | CPU (share of a core) | over s "
+        "| Locust's peak |",
+        "|---:|---:|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        for w in r.workers:
+            share = "-" if math.isnan(w.cpu_share) else f"{w.cpu_share:.0%}"
+            peak = "-" if math.isnan(w.locust_cpu_peak) else f"{w.locust_cpu_peak:.0%}"
+            lines.append(
+                f"| {r.index} | {w.index + 1} | {w.host} | {w.pid} | "
+                f"{'remote' if w.remote else 'this machine'} | {w.requests} | {share} | "
+                f"{w.cpu_over_seconds:.0f} | {peak} |"
+            )
+    return lines
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -377,6 +439,35 @@ def write_report(directory: Path, info: RunInfo, records: Sequence[StepRecord]) 
             (r.index, name, share, r.locust_warnings)
             for r in records
             for name, share in sorted(r.generator_cpu.items())
+        ],
+    )
+    _write_csv(
+        directory / "workers.csv",
+        (
+            "step",
+            "worker",
+            "host",
+            "pid",
+            "remote",
+            "requests",
+            "cpu_share_of_one_core",
+            "cpu_over_seconds",
+            "locust_cpu_peak_share_of_one_core",
+        ),
+        [
+            (
+                r.index,
+                w.index + 1,
+                w.host,
+                w.pid,
+                w.remote,
+                w.requests,
+                w.cpu_share,
+                w.cpu_over_seconds,
+                w.locust_cpu_peak,
+            )
+            for r in records
+            for w in r.workers
         ],
     )
     (directory / "capacity.svg").write_text(svg_chart([r.measure for r in records], info.objective))

@@ -1,4 +1,5 @@
-"""A short, real capacity run: embedded PostgreSQL, a gateway, Locust with two worker processes.
+"""Short, real capacity runs: embedded PostgreSQL, a gateway, Locust with worker processes
+(forked, or started apart as a remote machine starts them).
 
 The machinery is checked (a report, its CSVs, the truth check, the generator watched, the
 database directory removed), never the figures: this machine is shared and its throughput
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
+import signal
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,3 +74,83 @@ async def test_a_two_step_capacity_run_writes_a_report_whose_truth_check_passes(
     database_directory = Path(removed.rsplit(": ", 1)[1])
     assert database_directory.name.startswith("hookline-capacity-")
     assert not database_directory.exists(), "the database directory is removed by default"
+
+
+def test_a_remote_worker_joins_every_step_and_the_gateway_runs_on_its_own_core(
+    tmp_path: Path,
+) -> None:
+    """``--expect-remote-workers 1`` prints a ``join:`` line; run as printed by a separate
+    process (as a remote machine would, pointed at 127.0.0.1), that worker joins both steps:
+    workers.csv has, per step, one remote worker whose requests were counted and whose CPU
+    (measured by itself, reported through Locust) is known, beside this machine's worker;
+    the report's workers table and generator check show it, and every acknowledged event is
+    stored (its seeds did not collide with the local worker's). The same run pins the
+    gateway to CPU 0 and the rest to CPU 1 (--gateway-cpus/--generator-cpus), and the report
+    says so from /proc."""
+    out = tmp_path / "runs"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        master_port = sock.getsockname()[1]
+    capacity = subprocess.Popen(
+        [
+            sys.executable, "-m", "loadtests.capacity",
+            "--steps", "2,3", "--step-seconds", "8", "--processes", "1",
+            "--expect-remote-workers", "1", "--master-bind-port", str(master_port),
+            "--remote-wait-seconds", "120",
+            "--gateway-cpus", "0", "--generator-cpus", "1",
+            "--out", str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    assert capacity.stdout is not None
+    lines: list[str] = []
+    remote: subprocess.Popen[bytes] | None = None
+    try:
+        for line in capacity.stdout:
+            lines.append(line)
+            if line.startswith("join: ") and remote is None:
+                remote = subprocess.Popen(
+                    ["bash", "-c", line.removeprefix("join: ").strip()],
+                    cwd=ROOT,
+                    stdout=(tmp_path / "remote.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        code = capacity.wait(timeout=280)
+    finally:
+        if capacity.poll() is None:
+            capacity.kill()
+            capacity.wait()
+        if remote is not None:
+            os.killpg(remote.pid, signal.SIGKILL)
+            remote.wait()
+    text = "".join(lines)
+    assert remote is not None, text[-4000:]
+    assert code == 0, text[-4000:]
+
+    (run,) = list(out.iterdir())
+    with (run / "workers.csv").open() as handle:
+        workers = list(csv.DictReader(handle))
+    for step in ("1", "2"):
+        (far,) = [w for w in workers if w["step"] == step and w["remote"] == "True"]
+        (near,) = [w for w in workers if w["step"] == step and w["remote"] == "False"]
+        assert int(far["requests"]) > 0 and int(near["requests"]) > 0, workers
+        assert 0.0 < float(far["cpu_share_of_one_core"]) <= 1.5, workers
+        assert float(far["cpu_over_seconds"]) >= 1.0, workers
+    with (run / "steps.csv").open() as handle:
+        steps = list(csv.DictReader(handle))
+    assert all(row["truth_ok"] == "True" and row["events_missing"] == "0" for row in steps)
+    with (run / "generator.csv").open() as handle:
+        remote_rows = [
+            row["step"] for row in csv.DictReader(handle) if row["process"].startswith("remote")
+        ]
+    assert sorted(remote_rows) == ["1", "2"], remote_rows  # in the generator check, each step
+
+    report = (run / "report.md").read_text()
+    assert "## Locust workers (as reported to the master)" in report
+    assert "| remote |" in report
+    assert "the gateway process (every thread) on CPU 0;" in report
+    assert "Locust and this script on CPU 1" in report

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import itertools
+from pathlib import Path
 
 import pytest
 
 from loadtests.capacity import (
     MAX_PROCESSES,
     MAX_STEPS,
+    _sources,
     build_parser,
     default_processes,
+    join_command,
+    main,
     step_seed,
 )
+from loadtests.credentials import load_credentials, make_sources, write_run_files
 from loadtests.traffic import SEED_SPACE, SEEDS_PER_WORKER
 
 
@@ -43,3 +49,56 @@ def test_the_default_process_count_is_half_the_cpus_within_the_seed_plan() -> No
     """Half the CPUs, at least one, and never more than the seed plan allows (a 64-CPU
     machine must not default to a count that fails at the first step)."""
     assert [default_processes(cpus) for cpus in (1, 2, 8, 64)] == [1, 1, 4, MAX_PROCESSES]
+
+
+def test_option_combinations_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    """More workers in all than the seed plan holds, no worker at all, one CPU option
+    without the other, overlapping CPU sets and wildcard addresses are usage errors (exit
+    2) before a database or gateway is started (nothing is written under --out)."""
+    out = tmp_path / "runs"
+    bad = [
+        ["--processes", "8", "--expect-remote-workers", str(MAX_PROCESSES - 7)],
+        ["--processes", "0"],
+        ["--gateway-cpus", "0"],
+        ["--gateway-cpus", "0", "--generator-cpus", "0"],
+        ["--gateway-cpus", "999", "--generator-cpus", "0"],
+        ["--master-bind-host", "0.0.0.0", "--expect-remote-workers", "1"],
+        ["--gateway-host", "*"],
+    ]
+    for arguments in bad:
+        with pytest.raises(SystemExit) as exited:
+            main([*arguments, "--out", str(out)])
+        assert exited.value.code == 2, arguments
+    assert not out.exists()
+
+
+def test_the_join_command_carries_the_runs_traffic_profile_and_rejoins_every_step() -> None:
+    """The line printed for remote machines sets every LOADTEST_* variable of the run (and
+    nothing else from the environment), points a Locust worker at the master, and loops,
+    because each step's master tells its workers to quit."""
+    env = {
+        "PATH": "/usr/bin",
+        "LOADTEST_CREDENTIALS": "/tmp/run dir/credentials.json",
+        "LOADTEST_BATCH_SIZE": "10",
+    }
+    command = join_command(env, "10.0.0.5", 5557)
+    assert command.startswith("while ") and command.endswith("; do sleep 1; done")
+    assert "LOADTEST_CREDENTIALS='/tmp/run dir/credentials.json'" in command
+    assert "LOADTEST_BATCH_SIZE=10" in command and "PATH" not in command
+    assert "locust -f loadtests/locustfile.py --worker --master-host 10.0.0.5" in command
+    assert "--master-port 5557" in command
+
+
+def test_prepared_credentials_are_reused_for_the_profiles_providers(tmp_path: Path) -> None:
+    """--credentials reuses a prepared credentials.json (as copied to the load machines
+    before the run): the run serves exactly its sources for the profile's providers, and a
+    provider it has no source for is refused with the file named."""
+    files = write_run_files(tmp_path, make_sources(["sendgrid", "mailgun"]))
+    args = argparse.Namespace(credentials=files.credentials)
+    (source,) = _sources(args, ["sendgrid"])
+    assert source.spec == load_credentials(files.credentials)[0].spec
+    with pytest.raises(RuntimeError, match="no source for ses"):
+        _sources(args, ["sendgrid", "ses"])
+    fresh = _sources(argparse.Namespace(credentials=None), ["mailgun"])
+    assert [s.provider for s in fresh] == ["mailgun"]
+    assert fresh[0].material != load_credentials(files.credentials)[1].material

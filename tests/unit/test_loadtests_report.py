@@ -12,6 +12,7 @@ from loadtests.report import RunInfo, StepRecord, hpa_for, render_markdown, writ
 from loadtests.stats import RequestStats
 from loadtests.truth import ProviderTruth, StepTruth
 from loadtests.verdict import Objective, StepMeasure
+from loadtests.worker_figures import WorkerFigures
 
 OBJ = Objective(p99_ms=250.0, max_error_ratio=0.001)
 INFO = RunInfo(
@@ -87,3 +88,37 @@ def test_hpa_values_scale_out_at_the_headroom_of_the_knee() -> None:
         gateway=GatewayFigures(math.nan, 0, 0, 0, 0, 0, "closed", False),
     )
     assert hpa_for(unknown, 1.0, 0.6).target_cpu_percent is None
+
+
+def test_a_pinned_gateway_with_cpu_to_spare_at_the_knee_is_only_a_lower_bound() -> None:
+    """With the gateway pinned to one core, a knee where it used 0.5 cores says the limit
+    was elsewhere (only a lower bound for one replica); at 0.9 cores it was the gateway's;
+    unpinned runs are not judged this way."""
+    records = [record(1, 10, 500.0, 40.0), record(2, 20, 800.0, 300.0)]
+    pinned = replace(INFO, gateway_cpus=1)
+    text = render_markdown(pinned, records)
+    assert "Only a lower bound: the gateway used 0.50 of its 1 pinned core(s)" in text
+    busy = [replace(r, gateway=replace(r.gateway, cpu_cores=0.9)) for r in records]
+    assert "Only a lower bound" not in render_markdown(pinned, busy)
+    assert "Only a lower bound" not in render_markdown(INFO, records)
+
+
+def test_the_workers_table_tells_remote_workers_from_this_machines(tmp_path: Path) -> None:
+    """Each worker of each step is listed with host, requests and CPU share, remote or not;
+    workers.csv holds the same rows; a run without workers has no such table."""
+    workers = (
+        WorkerFigures(0, "here", 11, 300, 0.42, 20.0, locust_cpu_peak=0.5),
+        WorkerFigures(1, "loadbox-2", 22, 700, math.nan, 0.5, remote=True),
+    )
+    records = [replace(record(1, 10, 500.0, 40.0), workers=workers)]
+    text = render_markdown(INFO, records)
+    assert "| 1 | 1 | here | 11 | this machine | 300 | 42% | 20 | 50% |" in text
+    assert "| 1 | 2 | loadbox-2 | 22 | remote | 700 | - | 0 | - |" in text
+    write_report(tmp_path, INFO, records)
+    with (tmp_path / "workers.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["host"], row["remote"], row["requests"]) for row in rows] == [
+        ("here", "False", "300"),
+        ("loadbox-2", "True", "700"),
+    ]
+    assert "Locust workers" not in render_markdown(INFO, [record(1, 10, 500.0, 40.0)])

@@ -75,7 +75,7 @@ def test_capacity_arguments_are_bounded_and_checked() -> None:
         ["--providers", "nosuchesp"],
         ["--batch-size", "0"],
         ["--duplicate-ratio", "2"],
-        ["--processes", "0"],
+        ["--processes", "-1"],
         ["--growth", "1"],
         ["--max-steps", "9"],
         ["--event-weights", "delivery=1"],
