@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -121,36 +122,25 @@ class SuppressionSettings(_Section):
     soft_bounce_quarantine_seconds: int = 7 * 86400
 
 
-class SourceSettings(_Section):
-    provider: str
-    name: str
-    signing_key: str | None = None
-    basic_auth: str | None = None
-    bearer_token: str | None = None
-    replay_window_seconds: int = 86400
-    allow_unauthenticated: bool = False
-    topic_arns: list[str] = msgspec.field(default_factory=list)
-    sns_certificates: dict[str, str] = msgspec.field(default_factory=dict)
-    auto_confirm: bool = False
-    url: str | None = None
+@dataclass(frozen=True, slots=True)
+class SourceSettings(SourceSpec):
+    """One ``[[sources]]`` entry: every field of ``handlers.base.SourceSpec`` (the one
+    definition of what an adapter is told about its source) plus what only the gateway
+    uses. A new per-source field is added to ``SourceSpec`` alone."""
+
     #: requests per second allowed for this source (0: unlimited)
     rate_limit_per_second: float = 0.0
+    #: requests allowed at once above the rate (0: the rate, at least 1)
     rate_limit_burst: int = 0
 
     def spec(self) -> SourceSpec:
-        return SourceSpec(
-            provider=self.provider,
-            name=self.name,
-            signing_key=self.signing_key,
-            basic_auth=self.basic_auth,
-            bearer_token=self.bearer_token,
-            replay_window_seconds=self.replay_window_seconds,
-            allow_unauthenticated=self.allow_unauthenticated,
-            topic_arns=tuple(self.topic_arns),
-            sns_certificates=dict(self.sns_certificates),
-            auto_confirm=self.auto_confirm,
-            url=self.url,
-        )
+        """The adapter's view: this entry without the gateway's own fields."""
+        return SourceSpec(**{f.name: getattr(self, f.name) for f in fields(SourceSpec)})
+
+
+#: every key a ``[[sources]]`` entry may have (dataclasses ignore unknown keys when
+#: msgspec converts them, so load_settings refuses them itself)
+_SOURCE_FIELDS = frozenset(f.name for f in fields(SourceSettings))
 
 
 class SinkSettings(_Section):
@@ -300,6 +290,19 @@ def _entry_label(kind: str, entry: Mapping[str, Any], index: int) -> str:
     if kind == "sources":
         return f"source {entry.get('provider', '?')}/{entry.get('name', '?')} (#{index + 1})"
     return f"sink {entry.get('name', '?')} (#{index + 1})"
+
+
+def _unknown_source_fields(entries: Any) -> list[str]:
+    """A key no ``[[sources]]`` entry has (a typo) is refused, as in every other section."""
+    if not isinstance(entries, list):
+        return []
+    return [
+        f"{_entry_label('sources', entry, i)}, field '{key}': unknown field"
+        for i, entry in enumerate(entries)
+        if isinstance(entry, dict)
+        for key in entry
+        if key not in _SOURCE_FIELDS
+    ]
 
 
 def _validate(settings: Settings) -> list[str]:
@@ -466,6 +469,7 @@ def load_settings(
     for section in _SECTIONS:
         if isinstance(raw.get(section), dict):
             raw[section] = _resolve_secrets(raw[section], f"[{section}]", errors, environ)
+    errors.extend(_unknown_source_fields(raw.get("sources")))
     if errors:
         raise ConfigError(f"{origin}: " + "; ".join(errors))
     try:
