@@ -25,11 +25,15 @@ __all__ = [
     "AdminSettings",
     "ConfigError",
     "DatabaseSettings",
+    "DeliverySettings",
+    "HttpClientSettings",
     "IngestSettings",
     "LoggingSettings",
+    "ReadSideSettings",
     "ServerSettings",
     "Settings",
     "SinkSettings",
+    "SnsSettings",
     "SourceSettings",
     "StorageSettings",
     "SuppressionSettings",
@@ -78,6 +82,10 @@ class DatabaseSettings(_Section):
     command_timeout_seconds: float = 10.0
     #: when PostgreSQL is unreachable at start, retry with backoff up to this interval
     connect_retry_max_seconds: float = 30.0
+    #: the first of those retries comes this soon; each next one waits twice as long
+    connect_retry_first_seconds: float = 0.5
+    #: how often a connected process checks that PostgreSQL still answers
+    ping_interval_seconds: float = 5.0
 
 
 class StorageSettings(_Section):
@@ -93,6 +101,16 @@ class StorageSettings(_Section):
     spool_stuck_seconds: float = 600.0
     #: at shutdown (SIGTERM), how long to keep draining the spool into PostgreSQL
     shutdown_drain_seconds: float = 15.0
+    #: spooled events the drainer writes to PostgreSQL per transaction
+    drain_chunk_events: int = 5000
+    #: how often the drainer looks for spooled events
+    drain_interval_seconds: float = 0.5
+    #: how often the retention worker runs (partitions ahead, old ones dropped, pruning)
+    retention_interval_seconds: float = 3600.0
+    #: rows per statement when retention prunes the unpartitioned tables
+    retention_batch_rows: int = 5000
+    #: daily event partitions created ahead of today (at start and by the retention worker)
+    partitions_ahead_days: int = 3
 
 
 class IngestSettings(_Section):
@@ -101,6 +119,67 @@ class IngestSettings(_Section):
     max_flushes_in_flight: int = 2
     queue_max_events: int = 50_000
     retry_after_seconds: int = 30
+    #: webhook nonces (Mailgun tokens) remembered in memory at most, oldest forgotten first
+    nonce_memory_max: int = 100_000
+
+
+class HttpClientSettings(_Section):
+    """The downstream HTTP client shared by sinks, SNS certificate fetches and SNS
+    subscription confirmations (a sink's own ``timeout_seconds`` applies to its requests)."""
+
+    #: seconds for a request that sets no timeout of its own (subscription confirmations)
+    timeout_seconds: float = 10.0
+    #: connections open at once, over all hosts
+    max_connections: int = 100
+    #: idle connections kept for reuse
+    max_keepalive_connections: int = 20
+
+
+class SnsSettings(_Section):
+    """Fetching SNS signing certificates (SES via SNS sources without pinned certificates)."""
+
+    #: seconds for one certificate fetch
+    certificate_timeout_seconds: float = 5.0
+    #: failed fetches in a row that open a host's breaker (``sns:<host>``)
+    breaker_fail_max: int = 3
+    #: seconds a host's breaker stays open before one trial fetch
+    breaker_reset_seconds: float = 30.0
+    #: seconds a certificate URL that was refused (4xx, not a certificate) is not fetched again
+    failure_ttl_seconds: float = 60.0
+    #: seconds a URL whose fetch failed for a passing reason (timeout, 5xx) is not fetched again
+    transient_failure_ttl_seconds: float = 5.0
+    #: hosts with a breaker of their own; the rest share ``sns:other`` (bounds the label)
+    max_hosts: int = 32
+
+
+class DeliverySettings(_Section):
+    """The outbox workers (suppressions and sinks) of a process that runs them."""
+
+    #: concurrent dispatch loops per process (they share the outbox via SKIP LOCKED)
+    dispatcher_loops: int = 2
+    #: due outbox rows one loop claims per pass
+    batch_size: int = 100
+    #: deliveries one loop runs at once
+    concurrency: int = 32
+    #: how often soft bounces that left the counting window are forgotten
+    housekeeping_interval_seconds: float = 600.0
+    #: how often the outbox and DLQ gauges are refreshed
+    gauges_interval_seconds: float = 5.0
+
+
+class ReadSideSettings(_Section):
+    """The read side's background work: rollups, recipient activity, backlog gauges."""
+
+    #: how often pending rollup rows are folded into the hourly rollups
+    compaction_interval_seconds: float = 5.0
+    #: pending rollup rows per fold transaction
+    compaction_batch_rows: int = 20_000
+    #: how often closed days of events are folded into recipient activity
+    activity_fold_interval_seconds: float = 60.0
+    #: how long after midnight (UTC) a day stays open for batches still in flight
+    activity_fold_grace_seconds: float = 300.0
+    #: how often the rollup and activity backlog gauges are refreshed
+    gauges_interval_seconds: float = 15.0
 
 
 class AdminSettings(_Section):
@@ -174,6 +253,10 @@ class Settings(_Section):
     admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     suppressions: SuppressionSettings = msgspec.field(default_factory=SuppressionSettings)
+    http_client: HttpClientSettings = msgspec.field(default_factory=HttpClientSettings)
+    sns: SnsSettings = msgspec.field(default_factory=SnsSettings)
+    delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
+    read_side: ReadSideSettings = msgspec.field(default_factory=ReadSideSettings)
     sources: list[SourceSettings] = msgspec.field(default_factory=list)
     sinks: list[SinkSettings] = msgspec.field(default_factory=list)
     #: where the settings came from, for messages
@@ -198,6 +281,10 @@ _SECTIONS = (
     "admin",
     "logging",
     "suppressions",
+    "http_client",
+    "sns",
+    "delivery",
+    "read_side",
 )
 #: short aliases users expect
 _ENV_ALIASES = {
@@ -385,6 +472,43 @@ def _validate(settings: Settings) -> list[str]:
         if value < 0:
             errors.append(f"field '{field_name}': must not be negative")
     errors.extend(_server_errors(settings.server))
+    errors.extend(_tunable_errors(settings))
+    return errors
+
+
+#: the tunables that must be positive (0 would mean "never" or "none", which none of them
+#: allows), as (section, field)
+_POSITIVE = (
+    ("database", "connect_retry_first_seconds"),
+    ("database", "ping_interval_seconds"),
+    ("ingest", "nonce_memory_max"),
+    ("storage", "drain_chunk_events"),
+    ("storage", "drain_interval_seconds"),
+    ("storage", "retention_interval_seconds"),
+    ("storage", "retention_batch_rows"),
+    *(("http_client", f.name) for f in msgspec.structs.fields(HttpClientSettings)),
+    *(("sns", f.name) for f in msgspec.structs.fields(SnsSettings)),
+    *(("delivery", f.name) for f in msgspec.structs.fields(DeliverySettings)),
+    *(
+        ("read_side", f.name)
+        for f in msgspec.structs.fields(ReadSideSettings)
+        if f.name != "activity_fold_grace_seconds"
+    ),
+)
+
+
+def _tunable_errors(settings: Settings) -> list[str]:
+    errors = [
+        f"field '{section}.{field}': must be positive"
+        for section, field in _POSITIVE
+        if getattr(getattr(settings, section), field) <= 0
+    ]
+    for field_name, value in (
+        ("storage.partitions_ahead_days", settings.storage.partitions_ahead_days),
+        ("read_side.activity_fold_grace_seconds", settings.read_side.activity_fold_grace_seconds),
+    ):
+        if value < 0:
+            errors.append(f"field '{field_name}': must not be negative")
     return errors
 
 
