@@ -109,7 +109,7 @@ class NonceStore:
         #: set once PostgreSQL has been reached (a start with it down: journal until then)
         self._connected = connected
         self._metrics = metrics
-        self._memory_max = memory_max
+        self.memory_max = memory_max
         self._clock = clock
         #: (provider, source, nonce) -> (digest, forget after)
         self._memory: OrderedDict[_Key, tuple[str, float]] = OrderedDict()
@@ -211,7 +211,7 @@ class NonceStore:
         self._memory.move_to_end(key)
         while self._memory:
             oldest_key, (_, oldest_until) = next(iter(self._memory.items()))
-            if oldest_until >= now and len(self._memory) <= self._memory_max:
+            if oldest_until >= now and len(self._memory) <= self.memory_max:
                 break
             del self._memory[oldest_key]
 
