@@ -55,7 +55,9 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ServerSettings(_Section):
+    #: address the HTTP server listens on
     host: str = "127.0.0.1"
+    #: port the HTTP server listens on
     port: int = 8000
     #: run the outbox workers inside ``hookline serve`` (``hookline worker`` runs them alone)
     workers: bool = True
@@ -76,9 +78,13 @@ class ServerSettings(_Section):
 class DatabaseSettings(_Section):
     #: absent: an embedded PostgreSQL under ``storage.data_dir``
     url: str | None = None
+    #: connections the pool keeps open
     pool_min_size: int = 2
+    #: connections the pool opens at most
     pool_max_size: int = 10
+    #: seconds to open one connection
     connect_timeout_seconds: float = 5.0
+    #: seconds one statement may take
     command_timeout_seconds: float = 10.0
     #: when PostgreSQL is unreachable at start, retry with backoff up to this interval
     connect_retry_max_seconds: float = 30.0
@@ -89,12 +95,19 @@ class DatabaseSettings(_Section):
 
 
 class StorageSettings(_Section):
+    #: the embedded PostgreSQL, the spool and the nonce journal live here
     data_dir: str = ".hookline"
+    #: spool acknowledged webhooks to local disk (fsync'd) while PostgreSQL is down; off: 503
     spool_enabled: bool = True
+    #: the spool's size limit (a full spool with the database down: 503)
     spool_max_bytes: int = 1024 * 1024 * 1024
+    #: size of one spool segment file
     spool_segment_bytes: int = 16 * 1024 * 1024
+    #: daily event partitions older than this are dropped (0: kept forever)
     retention_days: int = 90
+    #: storage failures in a row that open the storage breaker (then: the spool)
     breaker_fail_max: int = 3
+    #: seconds the storage breaker stays open before one trial write
     breaker_reset_seconds: float = 5.0
     #: /readyz says not-ready when the database answers but the spool has held records
     #: this long without the drainer moving any (stuck; see docs/quarantine.md)
@@ -114,10 +127,15 @@ class StorageSettings(_Section):
 
 
 class IngestSettings(_Section):
+    #: the largest webhook body accepted (413 above)
     max_body_bytes: int = 1024 * 1024
+    #: events per group-commit transaction at most
     batch_max_events: int = 2000
+    #: group-commit flushes running at once
     max_flushes_in_flight: int = 2
+    #: events waiting for a flush at most (beyond: the spool, or 503)
     queue_max_events: int = 50_000
+    #: the Retry-After of a 503
     retry_after_seconds: int = 30
     #: webhook nonces (Mailgun tokens) remembered in memory at most, oldest forgotten first
     nonce_memory_max: int = 100_000
@@ -183,10 +201,12 @@ class ReadSideSettings(_Section):
 
 
 class AdminSettings(_Section):
+    #: bearer token of the admin API (/v1); absent: it answers 401
     token: str | None = None
 
 
 class LoggingSettings(_Section):
+    #: debug, info, warning or error
     level: str = "info"
     #: "json", "console" or "auto" (console on a TTY, JSON otherwise)
     format: str = "auto"
@@ -195,7 +215,9 @@ class LoggingSettings(_Section):
 
 
 class SuppressionSettings(_Section):
+    #: soft bounces within the window that suppress an address
     soft_bounce_threshold: int = 3
+    #: the window soft bounces are counted in
     soft_bounce_window_seconds: int = 7 * 86400
     #: how long a soft-bounce quarantine lasts (0: until removed)
     soft_bounce_quarantine_seconds: int = 7 * 86400
@@ -223,23 +245,35 @@ _SOURCE_FIELDS = frozenset(f.name for f in fields(SourceSettings))
 
 
 class SinkSettings(_Section):
+    #: the sink's name (in metrics, the DLQ and /v1)
     name: str
+    #: http: the endpoint POSTed to; amqp: the broker's URL
     url: str
     #: "http" (signed POST) or "amqp" (RabbitMQ with publisher confirms; see docs/sinks.md)
     kind: str = "http"
+    #: Standard Webhooks signing secret (whsec_...); absent: requests are unsigned
     secret: str | None = None
+    #: the event types sent (empty: every type)
     event_types: list[str] = msgspec.field(default_factory=list)
+    #: seconds per attempt
     timeout_seconds: float = 10.0
+    #: attempts in all, the first included (then: the DLQ)
     max_attempts: int = 8
+    #: backoff after the first failure; doubles per attempt, full jitter
     backoff_base_seconds: float = 1.0
+    #: the longest backoff
     backoff_cap_seconds: float = 3600.0
+    #: a sink's Retry-After (429, 503) is honoured up to this
     retry_after_max_seconds: float = 3600.0
+    #: failures in a row that open the sink's breaker
     breaker_fail_max: int = 5
+    #: seconds the sink's breaker stays open before one probe
     breaker_reset_seconds: float = 30.0
     #: amqp: the broker password (``password_env`` / ``password_file``), kept out of ``url``
     password: str | None = None
     #: amqp: the exchange published to ("" is the default exchange) and its declared type
     exchange: str = "hookline"
+    #: amqp: the exchange's type: topic, direct, fanout or headers
     exchange_type: str = "topic"
     #: amqp: routing key template; fields {provider}, {source}, {event_type}
     routing_key: str = "hookline.{provider}.{event_type}"
