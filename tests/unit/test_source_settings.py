@@ -26,7 +26,7 @@ def _value_for(name: str, annotation: Any, default: Any) -> Any:
         return f"{name}:value"  # basic_auth must look like user:password
     if kind is bool:
         return not default
-    if kind is int:
+    if kind in (int, float):
         return default + 7
     if kind is tuple:
         return [f"{name}-item"]
