@@ -7,7 +7,7 @@ UV         := .uv/bin/uv
 VENV       := .venv
 STAMP      := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test test-unit lint format system-deps system-packages bench clean help slo image
+.PHONY: run demo test test-unit lint format system-deps system-packages bench clean help slo image schema
 
 help:
 	@echo "make run     start the gateway on 127.0.0.1:8000 (HOOKLINE_CONFIG/HOST/PORT honoured)"
@@ -18,6 +18,7 @@ help:
 	@echo "make image   build the OCI image with podman (scripts/build-image.sh; root on Debian)"
 	@echo "make bench   ingest benchmark (bench/ingest_bench.py)"
 	@echo "make slo     regenerate the SLO rules and dashboard from grafana/slo/slos.yml"
+	@echo "make schema  regenerate gateway/storage/schema.sql (the migrated schema) after a migration"
 	@echo "the CLI:     .venv/bin/hookline --help   (make run / make test create .venv)"
 
 $(UV):
@@ -70,6 +71,10 @@ test-unit: $(STAMP)
 # SLOs as code: regenerate the rules, promtool tests and dashboard from grafana/slo/slos.yml
 slo: $(STAMP)
 	$(VENV)/bin/python scripts/slo_rules.py
+
+# the schema snapshot: a throwaway embedded PostgreSQL, every migration, pg_dump --schema-only
+schema: $(STAMP)
+	$(VENV)/bin/python -m gateway.storage.snapshot
 
 # the OCI image (Containerfile), built without a container registry: podman + mmdebstrap
 image:

@@ -41,7 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.delivery import DeliveryService, SystemClock  # noqa: E402
-from gateway.delivery.service import DISPATCHER_LOOPS  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
 from gateway.storage.migrate import apply_migrations  # noqa: E402
@@ -103,7 +102,10 @@ async def deliver_all(db_url: str, settings: Settings, count: int) -> float:
     stop = asyncio.Event()
     try:
         started = time.perf_counter()
-        loops = [asyncio.create_task(service.dispatcher.run(stop)) for _ in range(DISPATCHER_LOOPS)]
+        loops = [
+            asyncio.create_task(service.dispatcher.run(stop))
+            for _ in range(settings.delivery.dispatcher_loops)
+        ]
         while True:
             async with pool.acquire() as conn:
                 left = int(await conn.fetchval("SELECT count(*) FROM outbox"))

@@ -133,8 +133,11 @@ async def build_runtime(
             segment_bytes=settings.storage.spool_segment_bytes,
         )
     http = httpx.AsyncClient(
-        timeout=httpx.Timeout(10.0),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        timeout=httpx.Timeout(settings.http_client.timeout_seconds),
+        limits=httpx.Limits(
+            max_connections=settings.http_client.max_connections,
+            max_keepalive_connections=settings.http_client.max_keepalive_connections,
+        ),
         follow_redirects=False,
     )
     runtime = Runtime(
@@ -147,19 +150,28 @@ async def build_runtime(
         storage_breaker=storage_breaker,
         ingestor=Ingestor(batcher, storage_breaker, metrics_, spool, writer),
         http=http,
-        certificates=SnsCertificates(http, metrics_),
+        certificates=SnsCertificates.configured(http, metrics_, settings.sns),
         nonces=NonceStore(
             settings.data_dir / "nonces",
             store,
             storage_breaker,
             metrics_,
+            memory_max=settings.ingest.nonce_memory_max,
             connected=database.connected,
         ),
         serve_workers=serve_workers,
     )
     runtime.add_background("storage-connector", connector.run, needs_storage=False)
     if spool is not None:
-        drainer = SpoolDrainer(spool, writer, storage_breaker, metrics_, replays=runtime.nonces)
+        drainer = SpoolDrainer(
+            spool,
+            writer,
+            storage_breaker,
+            metrics_,
+            interval=settings.storage.drain_interval_seconds,
+            chunk_events=settings.storage.drain_chunk_events,
+            replays=runtime.nonces,
+        )
         runtime.add_background("spool-drainer", drainer.run)
         runtime.closers.append(spool.close)
 

@@ -38,6 +38,7 @@ import msgspec
 import structlog
 
 from gateway.resilience import AsyncCircuitBreaker
+from gateway.settings import IngestSettings
 from gateway.storage.errors import DB_ERRORS
 from gateway.storage.store import EventStore, NonceConflictError
 from handlers.events import EmailEvent
@@ -47,8 +48,6 @@ __all__ = ["NonceJournalError", "NonceStore", "event_fingerprint"]
 
 log = structlog.get_logger("hookline.nonces")
 
-#: nonces remembered in memory at most (oldest forgotten first)
-MEMORY_MAX = 100_000
 #: how long rejected fingerprints outlive the drain that followed their merge: covers a
 #: request whose nonce was journaled just before a merge and whose events were spooled after
 REJECTED_GRACE_SECONDS = 300.0
@@ -97,7 +96,7 @@ class NonceStore:
         breaker: AsyncCircuitBreaker,
         metrics: Metrics,
         *,
-        memory_max: int = MEMORY_MAX,
+        memory_max: int = IngestSettings().nonce_memory_max,
         clock: Callable[[], float] = time.time,
         connected: asyncio.Event | None = None,
     ) -> None:
@@ -110,7 +109,7 @@ class NonceStore:
         #: set once PostgreSQL has been reached (a start with it down: journal until then)
         self._connected = connected
         self._metrics = metrics
-        self._memory_max = memory_max
+        self.memory_max = memory_max
         self._clock = clock
         #: (provider, source, nonce) -> (digest, forget after)
         self._memory: OrderedDict[_Key, tuple[str, float]] = OrderedDict()
@@ -212,7 +211,7 @@ class NonceStore:
         self._memory.move_to_end(key)
         while self._memory:
             oldest_key, (_, oldest_until) = next(iter(self._memory.items()))
-            if oldest_until >= now and len(self._memory) <= self._memory_max:
+            if oldest_until >= now and len(self._memory) <= self.memory_max:
                 break
             del self._memory[oldest_key]
 

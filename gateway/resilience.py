@@ -54,13 +54,18 @@ class AsyncCircuitBreaker:
         fail_max: int,
         reset_timeout: float,
         exclude: tuple[type[BaseException] | Callable[[BaseException], bool], ...] = (),
+        state_storage: pybreaker.CircuitBreakerStorage | None = None,
     ) -> None:
         self.name = name
+        #: kept here, not read back from the breaker: when it opened is asked of the
+        #: storage's public ``opened_at`` (pybreaker has no public accessor for its storage)
+        self._storage = state_storage or pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout,
             exclude=list(exclude),
             listeners=[_MetricsListener(name, metrics)],
+            state_storage=self._storage,
             name=name,
         )
         metrics.breaker_state.labels(name).set(0)
@@ -78,14 +83,14 @@ class AsyncCircuitBreaker:
         """False while open and the reset timeout has not elapsed (no trial call yet)."""
         if self.state != "open":
             return True
-        opened_at = self._breaker._state_storage.opened_at
+        opened_at = self._storage.opened_at
         return bool(
             opened_at is None
             or datetime.now(UTC) >= opened_at + timedelta(seconds=self._breaker.reset_timeout)
         )
 
     def seconds_until_retry(self) -> float:
-        opened_at = self._breaker._state_storage.opened_at
+        opened_at = self._storage.opened_at
         if self.state != "open" or opened_at is None:
             return 0.0
         elapsed = (datetime.now(UTC) - opened_at).total_seconds()

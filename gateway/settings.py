@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,15 @@ __all__ = [
     "AdminSettings",
     "ConfigError",
     "DatabaseSettings",
+    "DeliverySettings",
+    "HttpClientSettings",
     "IngestSettings",
     "LoggingSettings",
+    "ReadSideSettings",
     "ServerSettings",
     "Settings",
     "SinkSettings",
+    "SnsSettings",
     "SourceSettings",
     "StorageSettings",
     "SuppressionSettings",
@@ -50,7 +55,9 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ServerSettings(_Section):
+    #: address the HTTP server listens on
     host: str = "127.0.0.1"
+    #: port the HTTP server listens on
     port: int = 8000
     #: run the outbox workers inside ``hookline serve`` (``hookline worker`` runs them alone)
     workers: bool = True
@@ -71,42 +78,135 @@ class ServerSettings(_Section):
 class DatabaseSettings(_Section):
     #: absent: an embedded PostgreSQL under ``storage.data_dir``
     url: str | None = None
+    #: connections the pool keeps open
     pool_min_size: int = 2
+    #: connections the pool opens at most
     pool_max_size: int = 10
+    #: seconds to open one connection
     connect_timeout_seconds: float = 5.0
+    #: seconds one statement may take
     command_timeout_seconds: float = 10.0
     #: when PostgreSQL is unreachable at start, retry with backoff up to this interval
     connect_retry_max_seconds: float = 30.0
+    #: the first of those retries comes this soon; each next one waits twice as long
+    connect_retry_first_seconds: float = 0.5
+    #: how often a connected process checks that PostgreSQL still answers
+    ping_interval_seconds: float = 5.0
 
 
 class StorageSettings(_Section):
+    #: the embedded PostgreSQL, the spool and the nonce journal live here
     data_dir: str = ".hookline"
+    #: spool acknowledged webhooks to local disk (fsync'd) while PostgreSQL is down; off: 503
     spool_enabled: bool = True
+    #: the spool's size limit (a full spool with the database down: 503)
     spool_max_bytes: int = 1024 * 1024 * 1024
+    #: size of one spool segment file
     spool_segment_bytes: int = 16 * 1024 * 1024
+    #: daily event partitions older than this are dropped (0: kept forever)
     retention_days: int = 90
+    #: storage failures in a row that open the storage breaker (then: the spool)
     breaker_fail_max: int = 3
+    #: seconds the storage breaker stays open before one trial write
     breaker_reset_seconds: float = 5.0
     #: /readyz says not-ready when the database answers but the spool has held records
     #: this long without the drainer moving any (stuck; see docs/quarantine.md)
     spool_stuck_seconds: float = 600.0
     #: at shutdown (SIGTERM), how long to keep draining the spool into PostgreSQL
     shutdown_drain_seconds: float = 15.0
+    #: spooled events the drainer writes to PostgreSQL per transaction
+    drain_chunk_events: int = 5000
+    #: how often the drainer looks for spooled events
+    drain_interval_seconds: float = 0.5
+    #: how often the retention worker runs (partitions ahead, old ones dropped, pruning)
+    retention_interval_seconds: float = 3600.0
+    #: rows per statement when retention prunes the unpartitioned tables
+    retention_batch_rows: int = 5000
+    #: daily event partitions created ahead of today (at start and by the retention worker)
+    partitions_ahead_days: int = 3
 
 
 class IngestSettings(_Section):
+    #: the largest webhook body accepted (413 above)
     max_body_bytes: int = 1024 * 1024
+    #: events per group-commit transaction at most
     batch_max_events: int = 2000
+    #: group-commit flushes running at once
     max_flushes_in_flight: int = 2
+    #: events waiting for a flush at most (beyond: the spool, or 503)
     queue_max_events: int = 50_000
+    #: the Retry-After of a 503
     retry_after_seconds: int = 30
+    #: webhook nonces (Mailgun tokens) remembered in memory at most, oldest forgotten first
+    nonce_memory_max: int = 100_000
+
+
+class HttpClientSettings(_Section):
+    """The downstream HTTP client shared by sinks, SNS certificate fetches and SNS
+    subscription confirmations (a sink's own ``timeout_seconds`` applies to its requests)."""
+
+    #: seconds for a request that sets no timeout of its own (subscription confirmations)
+    timeout_seconds: float = 10.0
+    #: connections open at once, over all hosts
+    max_connections: int = 100
+    #: idle connections kept for reuse
+    max_keepalive_connections: int = 20
+
+
+class SnsSettings(_Section):
+    """Fetching SNS signing certificates (SES via SNS sources without pinned certificates)."""
+
+    #: seconds for one certificate fetch
+    certificate_timeout_seconds: float = 5.0
+    #: failed fetches in a row that open a host's breaker (``sns:<host>``)
+    breaker_fail_max: int = 3
+    #: seconds a host's breaker stays open before one trial fetch
+    breaker_reset_seconds: float = 30.0
+    #: seconds a certificate URL that was refused (4xx, not a certificate) is not fetched again
+    failure_ttl_seconds: float = 60.0
+    #: seconds a URL whose fetch failed for a passing reason (timeout, 5xx) is not fetched again
+    transient_failure_ttl_seconds: float = 5.0
+    #: hosts with a breaker of their own; the rest share ``sns:other`` (bounds the label)
+    max_hosts: int = 32
+
+
+class DeliverySettings(_Section):
+    """The outbox workers (suppressions and sinks) of a process that runs them."""
+
+    #: concurrent dispatch loops per process (they share the outbox via SKIP LOCKED)
+    dispatcher_loops: int = 2
+    #: due outbox rows one loop claims per pass
+    batch_size: int = 100
+    #: deliveries one loop runs at once
+    concurrency: int = 32
+    #: how often soft bounces that left the counting window are forgotten
+    housekeeping_interval_seconds: float = 600.0
+    #: how often the outbox and DLQ gauges are refreshed
+    gauges_interval_seconds: float = 5.0
+
+
+class ReadSideSettings(_Section):
+    """The read side's background work: rollups, recipient activity, backlog gauges."""
+
+    #: how often pending rollup rows are folded into the hourly rollups
+    compaction_interval_seconds: float = 5.0
+    #: pending rollup rows per fold transaction
+    compaction_batch_rows: int = 20_000
+    #: how often closed days of events are folded into recipient activity
+    activity_fold_interval_seconds: float = 60.0
+    #: how long after midnight (UTC) a day stays open for batches still in flight
+    activity_fold_grace_seconds: float = 300.0
+    #: how often the rollup and activity backlog gauges are refreshed
+    gauges_interval_seconds: float = 15.0
 
 
 class AdminSettings(_Section):
+    #: bearer token of the admin API (/v1); absent: it answers 401
     token: str | None = None
 
 
 class LoggingSettings(_Section):
+    #: debug, info, warning or error
     level: str = "info"
     #: "json", "console" or "auto" (console on a TTY, JSON otherwise)
     format: str = "auto"
@@ -115,62 +215,65 @@ class LoggingSettings(_Section):
 
 
 class SuppressionSettings(_Section):
+    #: soft bounces within the window that suppress an address
     soft_bounce_threshold: int = 3
+    #: the window soft bounces are counted in
     soft_bounce_window_seconds: int = 7 * 86400
     #: how long a soft-bounce quarantine lasts (0: until removed)
     soft_bounce_quarantine_seconds: int = 7 * 86400
 
 
-class SourceSettings(_Section):
-    provider: str
-    name: str
-    signing_key: str | None = None
-    basic_auth: str | None = None
-    bearer_token: str | None = None
-    replay_window_seconds: int = 86400
-    allow_unauthenticated: bool = False
-    topic_arns: list[str] = msgspec.field(default_factory=list)
-    sns_certificates: dict[str, str] = msgspec.field(default_factory=dict)
-    auto_confirm: bool = False
-    url: str | None = None
+@dataclass(frozen=True, slots=True)
+class SourceSettings(SourceSpec):
+    """One ``[[sources]]`` entry: every field of ``handlers.base.SourceSpec`` (the one
+    definition of what an adapter is told about its source) plus what only the gateway
+    uses. A new per-source field is added to ``SourceSpec`` alone."""
+
     #: requests per second allowed for this source (0: unlimited)
     rate_limit_per_second: float = 0.0
+    #: requests allowed at once above the rate (0: the rate, at least 1)
     rate_limit_burst: int = 0
 
     def spec(self) -> SourceSpec:
-        return SourceSpec(
-            provider=self.provider,
-            name=self.name,
-            signing_key=self.signing_key,
-            basic_auth=self.basic_auth,
-            bearer_token=self.bearer_token,
-            replay_window_seconds=self.replay_window_seconds,
-            allow_unauthenticated=self.allow_unauthenticated,
-            topic_arns=tuple(self.topic_arns),
-            sns_certificates=dict(self.sns_certificates),
-            auto_confirm=self.auto_confirm,
-            url=self.url,
-        )
+        """The adapter's view: this entry without the gateway's own fields."""
+        return SourceSpec(**{f.name: getattr(self, f.name) for f in fields(SourceSpec)})
+
+
+#: every key a ``[[sources]]`` entry may have (dataclasses ignore unknown keys when
+#: msgspec converts them, so load_settings refuses them itself)
+_SOURCE_FIELDS = frozenset(f.name for f in fields(SourceSettings))
 
 
 class SinkSettings(_Section):
+    #: the sink's name (in metrics, the DLQ and /v1)
     name: str
+    #: http: the endpoint POSTed to; amqp: the broker's URL
     url: str
     #: "http" (signed POST) or "amqp" (RabbitMQ with publisher confirms; see docs/sinks.md)
     kind: str = "http"
+    #: Standard Webhooks signing secret (whsec_...); absent: requests are unsigned
     secret: str | None = None
+    #: the event types sent (empty: every type)
     event_types: list[str] = msgspec.field(default_factory=list)
+    #: seconds per attempt
     timeout_seconds: float = 10.0
+    #: attempts in all, the first included (then: the DLQ)
     max_attempts: int = 8
+    #: backoff after the first failure; doubles per attempt, full jitter
     backoff_base_seconds: float = 1.0
+    #: the longest backoff
     backoff_cap_seconds: float = 3600.0
+    #: a sink's Retry-After (429, 503) is honoured up to this
     retry_after_max_seconds: float = 3600.0
+    #: failures in a row that open the sink's breaker
     breaker_fail_max: int = 5
+    #: seconds the sink's breaker stays open before one probe
     breaker_reset_seconds: float = 30.0
     #: amqp: the broker password (``password_env`` / ``password_file``), kept out of ``url``
     password: str | None = None
     #: amqp: the exchange published to ("" is the default exchange) and its declared type
     exchange: str = "hookline"
+    #: amqp: the exchange's type: topic, direct, fanout or headers
     exchange_type: str = "topic"
     #: amqp: routing key template; fields {provider}, {source}, {event_type}
     routing_key: str = "hookline.{provider}.{event_type}"
@@ -184,6 +287,10 @@ class Settings(_Section):
     admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     suppressions: SuppressionSettings = msgspec.field(default_factory=SuppressionSettings)
+    http_client: HttpClientSettings = msgspec.field(default_factory=HttpClientSettings)
+    sns: SnsSettings = msgspec.field(default_factory=SnsSettings)
+    delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
+    read_side: ReadSideSettings = msgspec.field(default_factory=ReadSideSettings)
     sources: list[SourceSettings] = msgspec.field(default_factory=list)
     sinks: list[SinkSettings] = msgspec.field(default_factory=list)
     #: where the settings came from, for messages
@@ -208,6 +315,10 @@ _SECTIONS = (
     "admin",
     "logging",
     "suppressions",
+    "http_client",
+    "sns",
+    "delivery",
+    "read_side",
 )
 #: short aliases users expect
 _ENV_ALIASES = {
@@ -302,6 +413,19 @@ def _entry_label(kind: str, entry: Mapping[str, Any], index: int) -> str:
     return f"sink {entry.get('name', '?')} (#{index + 1})"
 
 
+def _unknown_source_fields(entries: Any) -> list[str]:
+    """A key no ``[[sources]]`` entry has (a typo) is refused, as in every other section."""
+    if not isinstance(entries, list):
+        return []
+    return [
+        f"{_entry_label('sources', entry, i)}, field '{key}': unknown field"
+        for i, entry in enumerate(entries)
+        if isinstance(entry, dict)
+        for key in entry
+        if key not in _SOURCE_FIELDS
+    ]
+
+
 def _validate(settings: Settings) -> list[str]:
     errors: list[str] = []
     seen: set[tuple[str, str]] = set()
@@ -382,6 +506,43 @@ def _validate(settings: Settings) -> list[str]:
         if value < 0:
             errors.append(f"field '{field_name}': must not be negative")
     errors.extend(_server_errors(settings.server))
+    errors.extend(_tunable_errors(settings))
+    return errors
+
+
+#: the tunables that must be positive (0 would mean "never" or "none", which none of them
+#: allows), as (section, field)
+_POSITIVE = (
+    ("database", "connect_retry_first_seconds"),
+    ("database", "ping_interval_seconds"),
+    ("ingest", "nonce_memory_max"),
+    ("storage", "drain_chunk_events"),
+    ("storage", "drain_interval_seconds"),
+    ("storage", "retention_interval_seconds"),
+    ("storage", "retention_batch_rows"),
+    *(("http_client", f.name) for f in msgspec.structs.fields(HttpClientSettings)),
+    *(("sns", f.name) for f in msgspec.structs.fields(SnsSettings)),
+    *(("delivery", f.name) for f in msgspec.structs.fields(DeliverySettings)),
+    *(
+        ("read_side", f.name)
+        for f in msgspec.structs.fields(ReadSideSettings)
+        if f.name != "activity_fold_grace_seconds"
+    ),
+)
+
+
+def _tunable_errors(settings: Settings) -> list[str]:
+    errors = [
+        f"field '{section}.{field}': must be positive"
+        for section, field in _POSITIVE
+        if getattr(getattr(settings, section), field) <= 0
+    ]
+    for field_name, value in (
+        ("storage.partitions_ahead_days", settings.storage.partitions_ahead_days),
+        ("read_side.activity_fold_grace_seconds", settings.read_side.activity_fold_grace_seconds),
+    ):
+        if value < 0:
+            errors.append(f"field '{field_name}': must not be negative")
     return errors
 
 
@@ -466,6 +627,7 @@ def load_settings(
     for section in _SECTIONS:
         if isinstance(raw.get(section), dict):
             raw[section] = _resolve_secrets(raw[section], f"[{section}]", errors, environ)
+    errors.extend(_unknown_source_fields(raw.get("sources")))
     if errors:
         raise ConfigError(f"{origin}: " + "; ".join(errors))
     try:

@@ -29,6 +29,7 @@ import httpx
 import structlog
 
 from gateway.resilience import AsyncCircuitBreaker, CircuitOpenError
+from gateway.settings import SnsSettings
 from handlers.sns import signing_cert_host, subscribe_url_host
 from observability.metrics import Metrics
 
@@ -42,6 +43,8 @@ OTHER_HOSTS_BREAKER = "sns:other"
 _MAX_CERTIFICATE_BYTES = 64 * 1024
 _CACHE_LIMIT = 256
 _NEGATIVE_LIMIT = 4096
+#: the defaults of the [sns] tunables (gateway/settings.py holds them)
+_SNS = SnsSettings()
 
 
 class CertificateUnavailableError(Exception):
@@ -58,12 +61,12 @@ class SnsCertificates:
         http: httpx.AsyncClient,
         metrics: Metrics,
         *,
-        fail_max: int = 3,
-        reset_timeout: float = 30.0,
-        negative_ttl: float = 60.0,
-        transient_ttl: float = 5.0,
-        max_hosts: int = 32,
-        timeout: float = 5.0,
+        fail_max: int = _SNS.breaker_fail_max,
+        reset_timeout: float = _SNS.breaker_reset_seconds,
+        negative_ttl: float = _SNS.failure_ttl_seconds,
+        transient_ttl: float = _SNS.transient_failure_ttl_seconds,
+        max_hosts: int = _SNS.max_hosts,
+        timeout: float = _SNS.certificate_timeout_seconds,
         redirect: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -81,6 +84,22 @@ class SnsCertificates:
         #: url -> (retry no earlier than, transient?)
         self._failed: OrderedDict[str, tuple[float, bool]] = OrderedDict()
         self._breakers: dict[str, AsyncCircuitBreaker] = {}
+
+    @classmethod
+    def configured(
+        cls, http: httpx.AsyncClient, metrics: Metrics, settings: SnsSettings
+    ) -> SnsCertificates:
+        """The certificate fetcher as ``[sns]`` configures it."""
+        return cls(
+            http,
+            metrics,
+            fail_max=settings.breaker_fail_max,
+            reset_timeout=settings.breaker_reset_seconds,
+            negative_ttl=settings.failure_ttl_seconds,
+            transient_ttl=settings.transient_failure_ttl_seconds,
+            max_hosts=settings.max_hosts,
+            timeout=settings.certificate_timeout_seconds,
+        )
 
     # -- breakers -------------------------------------------------------------------------
     def breaker_for(self, host: str) -> AsyncCircuitBreaker:

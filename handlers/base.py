@@ -85,16 +85,27 @@ class WebhookRequest:
 class SourceSpec:
     """The per-source settings an adapter needs; secrets already resolved to values."""
 
+    #: the ESP (``handlers/registry.py``); the webhook URL is /webhooks/{provider}/{name}
     provider: str
+    #: the source's name: a URL segment, and the ``source`` label
     name: str
+    #: the ESP's verification key or webhook secret (per provider: docs/configuration.md)
     signing_key: str | None = None
+    #: ``user:password`` the ESP must send (HTTP Basic)
     basic_auth: str | None = None
+    #: the token the ESP must send as ``Authorization: Bearer``
     bearer_token: str | None = None
+    #: signed timestamps further than this from now are refused (stale)
     replay_window_seconds: int = 86400
+    #: accept a provider that signs nothing without basic_auth or bearer_token
     allow_unauthenticated: bool = False
+    #: ses: the SNS topic ARNs accepted
     topic_arns: tuple[str, ...] = ()
+    #: ses: pinned SNS certificates, ``SigningCertURL`` to a PEM or a path
     sns_certificates: Mapping[str, str] = field(default_factory=dict)
+    #: ses: confirm SNS subscriptions (GET their SubscribeURL)
     auto_confirm: bool = False
+    #: mandrill: the exact webhook URL configured at Mandrill (what it signs)
     url: str | None = None
 
 

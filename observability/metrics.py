@@ -8,13 +8,13 @@ dashboards and ``rate()`` never see gaps.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from handlers.base import ControlKind
 from handlers.events import BounceClass, EventType
+from observability._prom_compat import observe_many
 
 __all__ = ["Metrics", "observe_many"]
 
@@ -318,24 +318,3 @@ class Metrics:
             self.breaker_state.labels(breaker).set(0)
             for state in BREAKER_STATES:
                 self.breaker_transitions.labels(breaker, state)
-
-
-def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
-    """``histogram.observe(v)`` for every ``v`` (a labelled child), in one pass.
-
-    A 100-event batch observes 100 event delays; one ``observe`` each (a bucket scan and a
-    lock per value) was ~9% of the gateway's CPU on such batches. prometheus-client has no
-    batch API, so this adds per bucket through its bucket list (non-cumulative, as
-    ``observe`` keeps it); tests/unit/test_metrics_observe_many.py pins the equivalence
-    for the pinned version."""
-    if not values:
-        return
-    bounds = histogram._upper_bounds
-    buckets = histogram._buckets
-    counts: dict[int, int] = {}
-    for value in values:
-        index = bisect_left(bounds, value)
-        counts[index] = counts.get(index, 0) + 1
-    histogram._sum.inc(sum(values))
-    for index, count in counts.items():
-        buckets[index].inc(count)

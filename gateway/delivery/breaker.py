@@ -2,7 +2,7 @@
 single half-open probe.
 
 ``AsyncCircuitBreaker`` (pybreaker underneath) measures its reset timeout with the wall
-clock. ``sink_breaker`` swaps in a pybreaker state storage whose ``opened_at`` is kept on the
+clock. ``sink_breaker`` gives it a pybreaker state storage whose ``opened_at`` is kept on the
 injected clock (and translated to wall time when pybreaker reads it), so tests can open a
 breaker, move the clock past ``reset_timeout`` and watch the half-open probe without sleeping.
 With the system clock the behaviour is pybreaker's own.
@@ -55,12 +55,13 @@ def sink_breaker(
 ) -> AsyncCircuitBreaker:
     """The breaker of sink ``name`` (exported as ``hookline_circuit_breaker_state``
     ``{breaker="sink:<name>"}``)."""
-    breaker = AsyncCircuitBreaker(
-        f"sink:{name}", metrics, fail_max=fail_max, reset_timeout=reset_timeout
+    return AsyncCircuitBreaker(
+        f"sink:{name}",
+        metrics,
+        fail_max=fail_max,
+        reset_timeout=reset_timeout,
+        state_storage=None if isinstance(clock, SystemClock) else _ClockStorage(clock),
     )
-    if not isinstance(clock, SystemClock):
-        breaker._breaker._state_storage = _ClockStorage(clock)
-    return breaker
 
 
 @dataclass(frozen=True, slots=True)

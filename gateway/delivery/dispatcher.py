@@ -25,12 +25,16 @@ from gateway.delivery.models import SINK, SUPPRESSIONS, ClaimedRow, Outcome, Row
 from gateway.delivery.processors.base import Deliverer
 from gateway.delivery.processors.suppressions import SuppressionProcessor
 from gateway.delivery.queue import OutboxQueue
+from gateway.settings import DeliverySettings
 from gateway.storage.errors import DB_ERRORS
 from observability.metrics import Metrics
 
 __all__ = ["Dispatcher"]
 
 log = structlog.get_logger("hookline.delivery")
+
+#: the defaults of the delivery tunables (gateway/settings.py holds them)
+_DELIVERY = DeliverySettings()
 
 
 class Dispatcher:
@@ -42,8 +46,8 @@ class Dispatcher:
         suppressions: SuppressionProcessor | None,
         metrics: Metrics,
         clock: Clock,
-        batch_size: int = 100,
-        concurrency: int = 32,
+        batch_size: int = _DELIVERY.batch_size,
+        concurrency: int = _DELIVERY.concurrency,
         lease_seconds: float | None = None,
         idle_min_seconds: float = 0.2,
         idle_max_seconds: float = 1.0,

@@ -16,11 +16,15 @@ import structlog
 
 from gateway.delivery.clock import Clock
 from gateway.periodic import run_periodically
+from gateway.settings import DeliverySettings
 from observability.metrics import Metrics
 
 __all__ = ["GaugeRefresher"]
 
 log = structlog.get_logger("hookline.delivery")
+
+#: the defaults of the delivery tunables (gateway/settings.py holds them)
+_DELIVERY = DeliverySettings()
 
 _OUTBOX = """
 SELECT sink,
@@ -41,7 +45,7 @@ class GaugeRefresher:
         sinks: Sequence[str],
         clock: Clock,
         *,
-        interval_seconds: float = 5.0,
+        interval_seconds: float = _DELIVERY.gauges_interval_seconds,
     ) -> None:
         self.pool = pool
         self.metrics = metrics

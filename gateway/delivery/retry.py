@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+from gateway.settings import SinkSettings
+
 __all__ = ["Classification", "RetryPolicy", "Verdict", "classify_status", "parse_retry_after"]
+
+#: a sink with every default (gateway/settings.py holds them); name and url are not used
+_SINK = SinkSettings(name="", url="")
 
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _BREAKER_4XX = frozenset({408, 429})
@@ -77,10 +82,10 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 class RetryPolicy:
     """Backoff and attempt limits for one sink; ``random`` is injectable for tests."""
 
-    max_attempts: int = 8
-    base_seconds: float = 1.0
-    cap_seconds: float = 3600.0
-    retry_after_max_seconds: float = 3600.0
+    max_attempts: int = _SINK.max_attempts
+    base_seconds: float = _SINK.backoff_base_seconds
+    cap_seconds: float = _SINK.backoff_cap_seconds
+    retry_after_max_seconds: float = _SINK.retry_after_max_seconds
     random: Callable[[], float] = field(default=_random.random, compare=False)
 
     def exhausted(self, attempts: int) -> bool:

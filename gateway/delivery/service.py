@@ -38,13 +38,9 @@ from gateway.settings import Settings
 from gateway.storage.errors import DB_ERRORS
 from observability.metrics import Metrics
 
-__all__ = ["DISPATCHER_LOOPS", "DeliveryService", "install_delivery", "refresh_gauges"]
+__all__ = ["DeliveryService", "install_delivery", "refresh_gauges"]
 
 log = structlog.get_logger("hookline.delivery")
-
-#: concurrent dispatch loops per worker process (they share the outbox via SKIP LOCKED)
-DISPATCHER_LOOPS = 2
-_HOUSEKEEPING_SECONDS = 600.0
 
 
 class DeliveryService:
@@ -61,8 +57,8 @@ class DeliveryService:
         database_url: str,
         clock: Clock | None = None,
         random: Callable[[], float] = _random.random,
-        batch_size: int = 100,
-        concurrency: int = 32,
+        batch_size: int | None = None,
+        concurrency: int | None = None,
         lease_seconds: float | None = None,
     ) -> None:
         self.settings = settings
@@ -115,15 +111,21 @@ class DeliveryService:
                 log.warning("delivery.unsigned_sink", sink=sink.name)
         self.deliverers = sinks
         self.suppressions = SuppressionProcessor(pool, settings.suppressions, metrics, self.clock)
-        self.gauges = GaugeRefresher(pool, metrics, [s.name for s in settings.sinks], self.clock)
+        self.gauges = GaugeRefresher(
+            pool,
+            metrics,
+            [s.name for s in settings.sinks],
+            self.clock,
+            interval_seconds=settings.delivery.gauges_interval_seconds,
+        )
         self.dispatcher = Dispatcher(
             self.queue,
             sinks=sinks,
             suppressions=self.suppressions,
             metrics=metrics,
             clock=self.clock,
-            batch_size=batch_size,
-            concurrency=concurrency,
+            batch_size=batch_size or settings.delivery.batch_size,
+            concurrency=concurrency or settings.delivery.concurrency,
             lease_seconds=lease_seconds,
             on_dead_letter=self._dead_lettered,
         )
@@ -162,7 +164,9 @@ class DeliveryService:
             except DB_ERRORS as exc:
                 log.warning("suppressions.prune_failed", error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=_HOUSEKEEPING_SECONDS)
+                await asyncio.wait_for(
+                    stop.wait(), timeout=self.settings.delivery.housekeeping_interval_seconds
+                )
 
 
 def install_delivery(runtime: Runtime) -> None:
@@ -172,7 +176,7 @@ def install_delivery(runtime: Runtime) -> None:
     if not runtime.serve_workers:
         return
     runtime.closers.append(service.close)
-    for index in range(DISPATCHER_LOOPS):
+    for index in range(runtime.settings.delivery.dispatcher_loops):
         runtime.add_background(f"delivery-dispatcher-{index}", service.dispatcher.run)
     runtime.add_background("delivery-listener", service.listener.run)
     runtime.add_background("delivery-gauges", service.gauges.run)

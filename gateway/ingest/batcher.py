@@ -21,10 +21,14 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, Tracer
 
 from gateway.ingest.isolation import StoredKeys
+from gateway.settings import IngestSettings
 from handlers.events import EmailEvent
 from observability.metrics import Metrics
 
 __all__ = ["Batcher", "QueueFullError", "WriteOutcome"]
+
+#: the defaults of the ingest tunables (gateway/settings.py holds them)
+_INGEST = IngestSettings()
 
 #: stores a batch in one transaction; returns the dedup keys that were new
 BatchWriter = Callable[[Sequence[EmailEvent]], Awaitable[set[str]]]
@@ -57,9 +61,9 @@ class Batcher:
         write: BatchWriter,
         metrics: Metrics,
         *,
-        batch_max_events: int = 2000,
-        max_flushes_in_flight: int = 2,
-        queue_max_events: int = 50_000,
+        batch_max_events: int = _INGEST.batch_max_events,
+        max_flushes_in_flight: int = _INGEST.max_flushes_in_flight,
+        queue_max_events: int = _INGEST.queue_max_events,
         tracer: Tracer | None = None,
     ) -> None:
         self._write = write

@@ -22,6 +22,7 @@ from gateway.ingest.pipeline import count_stored
 from gateway.ingest.spool import Spool, read_segment
 from gateway.nonces import NonceStore
 from gateway.resilience import AsyncCircuitBreaker
+from gateway.settings import StorageSettings
 from gateway.storage.storable import storable_events
 from observability.metrics import Metrics, observe_many
 
@@ -29,8 +30,8 @@ __all__ = ["SpoolDrainer"]
 
 log = structlog.get_logger("hookline.spool")
 
-#: events written per transaction while draining
-DRAIN_CHUNK = 5000
+#: the defaults of the storage tunables (gateway/settings.py holds them)
+_STORAGE = StorageSettings()
 
 
 class SpoolDrainer:
@@ -41,7 +42,8 @@ class SpoolDrainer:
         breaker: AsyncCircuitBreaker,
         metrics: Metrics,
         *,
-        interval: float = 0.5,
+        interval: float = _STORAGE.drain_interval_seconds,
+        chunk_events: int = _STORAGE.drain_chunk_events,
         replays: NonceStore | None = None,
     ) -> None:
         self.spool = spool
@@ -49,6 +51,8 @@ class SpoolDrainer:
         self.breaker = breaker
         self.metrics = metrics
         self.interval = interval
+        #: spooled events per write transaction
+        self.chunk_events = chunk_events
         #: nonces journaled during an outage: merged before any spooled event is written
         self.replays = replays
 
@@ -88,9 +92,9 @@ class SpoolDrainer:
                     kept_at=[str(path) for path in kept],
                 )
             await self.writer.quarantine_items(result.quarantined)
-            for start in range(0, len(result.events), DRAIN_CHUNK):
+            for start in range(0, len(result.events), self.chunk_events):
                 # a replay found when the nonce journal was merged is not stored or acted on
-                spooled = result.events[start : start + DRAIN_CHUNK]
+                spooled = result.events[start : start + self.chunk_events]
                 if self.replays is not None:
                     spooled = self.replays.admit(spooled)
                 # events spooled by an older version may not have been made storable yet

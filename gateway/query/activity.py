@@ -25,6 +25,7 @@ import asyncpg
 import structlog
 
 from gateway.periodic import run_periodically
+from gateway.settings import ReadSideSettings
 
 __all__ = [
     "OPEN_START_SQL",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 log = structlog.get_logger("hookline.activity")
+
+#: the defaults of the read side's tunables (gateway/settings.py holds them)
+_READ_SIDE = ReadSideSettings()
 
 _LOCK_ID = 0x486F6F61  # "Hooa": the folder's advisory lock
 
@@ -172,8 +176,8 @@ class ActivityFolder:
         self,
         pool: asyncpg.Pool,
         *,
-        interval_seconds: float = 60.0,
-        grace: timedelta = timedelta(minutes=5),
+        interval_seconds: float = _READ_SIDE.activity_fold_interval_seconds,
+        grace: timedelta = timedelta(seconds=_READ_SIDE.activity_fold_grace_seconds),
     ) -> None:
         self.pool = pool
         self.interval_seconds = interval_seconds

@@ -17,10 +17,14 @@ import structlog
 
 from gateway.periodic import run_periodically
 from gateway.query.counters import COUNTER_COLUMNS, per_tag
+from gateway.settings import ReadSideSettings
 
 __all__ = ["RollupCompactor"]
 
 log = structlog.get_logger("hookline.rollups")
+
+#: the defaults of the read side's tunables (gateway/settings.py holds them)
+_READ_SIDE = ReadSideSettings()
 
 _LOCK_ID = 0x486F6F72  # "Hoor": the compactor's advisory lock
 
@@ -56,7 +60,11 @@ class RollupCompactor:
     """``run`` is the background task; ``run_once`` folds everything appended so far."""
 
     def __init__(
-        self, pool: asyncpg.Pool, *, interval_seconds: float = 5.0, batch_rows: int = 20_000
+        self,
+        pool: asyncpg.Pool,
+        *,
+        interval_seconds: float = _READ_SIDE.compaction_interval_seconds,
+        batch_rows: int = _READ_SIDE.compaction_batch_rows,
     ) -> None:
         self.pool = pool
         self.interval_seconds = interval_seconds

@@ -21,11 +21,15 @@ import structlog
 
 from gateway.periodic import run_periodically
 from gateway.query.activity import OPEN_START_SQL
+from gateway.settings import ReadSideSettings
 from observability.metrics import Metrics
 
 __all__ = ["ReadSideGauges"]
 
 log = structlog.get_logger("hookline.read_side")
+
+#: the defaults of the read side's tunables (gateway/settings.py holds them)
+_READ_SIDE = ReadSideSettings()
 
 _COUNT_CAP = 10_000_000
 
@@ -38,7 +42,11 @@ _BACKLOG = (  # constants only
 
 class ReadSideGauges:
     def __init__(
-        self, pool: asyncpg.Pool, metrics: Metrics, *, interval_seconds: float = 15.0
+        self,
+        pool: asyncpg.Pool,
+        metrics: Metrics,
+        *,
+        interval_seconds: float = _READ_SIDE.gauges_interval_seconds,
     ) -> None:
         self.pool = pool
         self.metrics = metrics

@@ -43,16 +43,18 @@ import structlog
 
 from gateway.periodic import run_periodically
 from gateway.query.activity import OPEN_START_SQL, ActivityFolder
+from gateway.settings import StorageSettings
 from gateway.storage.store import PARTITION_LOCK_ID, EventStore
 
-__all__ = ["DAYS_AHEAD", "Retention", "RetentionReport", "partition_day"]
+__all__ = ["Retention", "RetentionReport", "partition_day"]
 
 log = structlog.get_logger("hookline.retention")
 
 _PARTITION = re.compile(r"^events_(\d{8})$")
 _LOCK_ID = PARTITION_LOCK_ID  # the one lock for partition DDL, shared with EventStore
 #: daily partitions are kept ready this many days ahead (as ``EventStore`` does at start-up)
-DAYS_AHEAD = 3
+#: the defaults of the storage tunables (gateway/settings.py holds them)
+_STORAGE = StorageSettings()
 _LIST_PARTITIONS = """
 SELECT c.relname, c.relispartition
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -91,8 +93,9 @@ class Retention:
         store: EventStore,
         retention_days: int,
         *,
-        interval_seconds: float = 3600.0,
-        batch_size: int = 5000,
+        interval_seconds: float = _STORAGE.retention_interval_seconds,
+        batch_size: int = _STORAGE.retention_batch_rows,
+        partitions_ahead_days: int = _STORAGE.partitions_ahead_days,
         lock_timeout_ms: int = 200,
         lock_attempts: int = 5,
         pause_seconds: float = 0.05,
@@ -105,6 +108,7 @@ class Retention:
         self.retention_days = retention_days
         self.interval_seconds = interval_seconds
         self.batch_size = batch_size
+        self.partitions_ahead_days = partitions_ahead_days
         self.lock_timeout_ms = lock_timeout_ms
         self.lock_attempts = lock_attempts
         self.pause_seconds = pause_seconds
@@ -125,7 +129,9 @@ class Retention:
         now = now or datetime.now(UTC)
         today = now.astimezone(UTC).date()
         if await self._create_upcoming(today):
-            await self.store.ensure_partitions(today, days_ahead=DAYS_AHEAD)  # all exist: no DDL
+            await self.store.ensure_partitions(
+                today, self.partitions_ahead_days
+            )  # all exist: no DDL
         if self.retention_days <= 0:
             return RetentionReport(cutoff=None)
         cutoff = now - timedelta(days=self.retention_days)
@@ -164,10 +170,10 @@ class Retention:
         return report
 
     async def _create_upcoming(self, today: date) -> bool:
-        """Create the daily partitions from yesterday to ``DAYS_AHEAD`` days ahead, each
+        """Create the daily partitions from yesterday to ``partitions_ahead_days`` ahead, each
         under the lock timeout (``CREATE TABLE ... PARTITION OF`` locks ``events`` as
         strongly as a drop). False when one was deferred; there are days of slack."""
-        for offset in range(-1, DAYS_AHEAD + 1):
+        for offset in range(-1, self.partitions_ahead_days + 1):
             day = today + timedelta(days=offset)
             if not await self._locked_step("SELECT hookline_ensure_event_partition($1)", day):
                 log.info("retention.partition_create_deferred", day=day.isoformat())

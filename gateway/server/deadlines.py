@@ -19,6 +19,7 @@ import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.errors import problem_body
+from gateway.settings import ServerSettings
 
 __all__ = ["HeaderDeadlineProtocol", "header_deadline_protocol"]
 
@@ -37,7 +38,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` with a deadline on reading each request's headers."""
 
     #: seconds a client has to send a complete request head (set by the factory)
-    header_timeout: float = 5.0
+    header_timeout: float = ServerSettings().header_read_timeout_seconds
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -24,11 +24,6 @@ __all__ = ["StorageConnector"]
 
 log = structlog.get_logger("hookline.storage")
 
-#: the first retry comes this soon after a failed attempt; each next one waits twice as long
-_FIRST_RETRY_SECONDS = 0.5
-#: how often a connected gateway checks that PostgreSQL still answers
-_PING_SECONDS = 5.0
-
 
 class StorageConnector:
     def __init__(self, database: Database, settings: Settings, metrics: Metrics) -> None:
@@ -71,7 +66,7 @@ class StorageConnector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect (if the start did not), then watch; returns when ``stop`` is set."""
-        delay = _FIRST_RETRY_SECONDS
+        delay = self.settings.database.connect_retry_first_seconds
         attempts = 0
         while not self.database.connected.is_set():
             with contextlib.suppress(TimeoutError):
@@ -95,6 +90,8 @@ class StorageConnector:
             )
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=_PING_SECONDS)
+                await asyncio.wait_for(
+                    stop.wait(), timeout=self.settings.database.ping_interval_seconds
+                )
             if not stop.is_set():
                 self._reachable(await self.database.store.ping())

@@ -63,7 +63,7 @@ def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | No
 async def prepare_schema(url: str, store: EventStore, settings: Settings) -> None:
     """Apply pending migrations (under their advisory lock), then ensure the partitions."""
     await _migrate(url, settings)
-    await store.ensure_partitions()
+    await store.ensure_partitions(days_ahead=settings.storage.partitions_ahead_days)
 
 
 async def _migrate(url: str, settings: Settings) -> None:
@@ -95,7 +95,7 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> Database
             await asyncio.to_thread(embedded.stop)
         raise
     store = EventStore(pool)
-    await store.ensure_partitions()
+    await store.ensure_partitions(days_ahead=settings.storage.partitions_ahead_days)
     database = Database(url=url, pool=pool, store=store, embedded=embedded)
     database.connected.set()
     return database
@@ -113,7 +113,7 @@ async def open_database_or_defer(settings: Settings) -> Database:
         await _migrate(url, settings)
         pool = await _pool(url, settings, min_size=settings.database.pool_min_size)
         store = EventStore(pool)
-        await store.ensure_partitions()
+        await store.ensure_partitions(days_ahead=settings.storage.partitions_ahead_days)
     except UNREACHABLE_ERRORS as exc:
         log.error(
             "storage.unavailable_at_start",

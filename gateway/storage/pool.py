@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncpg
 
+from gateway.settings import DatabaseSettings
+
 __all__ = ["create_pool"]
+
+#: the defaults of the [database] settings (gateway/settings.py holds them)
+_DATABASE = DatabaseSettings()
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -40,10 +45,10 @@ async def _init(conn: asyncpg.Connection) -> None:
 async def create_pool(
     url: str,
     *,
-    min_size: int = 2,
-    max_size: int = 10,
-    command_timeout: float = 10.0,
-    connect_timeout: float = 5.0,
+    min_size: int = _DATABASE.pool_min_size,
+    max_size: int = _DATABASE.pool_max_size,
+    command_timeout: float = _DATABASE.command_timeout_seconds,
+    connect_timeout: float = _DATABASE.connect_timeout_seconds,
 ) -> asyncpg.Pool:
     """A pool whose jsonb columns take and return JSON text (msgspec does the coding)."""
     pool = await asyncpg.create_pool(

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from gateway.settings import StorageSettings
 from gateway.storage.errors import DB_ERRORS
 from handlers.events import EmailEvent
 
@@ -61,6 +62,8 @@ _encode = msgspec.json.Encoder().encode
 
 #: serialises partition DDL across every process on the database (replicas starting, the
 #: retention worker): ``hookline_ensure_event_partition`` checks then creates, which races
+#: the defaults of the storage tunables (gateway/settings.py holds them)
+_STORAGE = StorageSettings()
 PARTITION_LOCK_ID = 0x486F6F6C  # "Hool"
 
 
@@ -130,7 +133,9 @@ class EventStore:
     def add_hook(self, hook: WriteHook) -> None:
         self.hooks.append(hook)
 
-    async def ensure_partitions(self, today: date | None = None, days_ahead: int = 3) -> None:
+    async def ensure_partitions(
+        self, today: date | None = None, days_ahead: int = _STORAGE.partitions_ahead_days
+    ) -> None:
         """Create the daily partitions from yesterday to ``days_ahead`` days from now."""
         today = today or datetime.now(UTC).date()
         async with self.pool.acquire() as conn:

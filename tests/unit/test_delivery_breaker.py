@@ -79,3 +79,14 @@ async def test_probe_gate_admits_one_probe_at_a_time() -> None:
     assert not gate.admit().allowed
     gate.done(probe)
     assert gate.admit().probe
+
+
+async def test_a_breaker_on_the_wall_clock_knows_when_it_opened() -> None:
+    """Without an injected clock the breaker reads when it opened from the state storage it
+    handed pybreaker (no private attribute): open, it refuses calls and waits at most its
+    reset timeout."""
+    breaker = AsyncCircuitBreaker("storage", Metrics(), fail_max=1, reset_timeout=3600)
+    await trip(breaker, 1)
+    assert breaker.state == "open"
+    assert not breaker.allows_call()
+    assert 3500 < breaker.seconds_until_retry() <= 3600

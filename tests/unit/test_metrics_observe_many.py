@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from observability._prom_compat import has_fast_path
 from observability.metrics import Metrics, observe_many
 
 BOUNDS = (0.5, 1.0, 5.0, 60.0)
@@ -38,9 +41,35 @@ def test_any_batch_matches_one_observe_per_value(values: list[float]) -> None:
     assert exposition(values, batched=True) == exposition(values, batched=False)
 
 
-def test_the_event_delay_histogram_has_the_internals_it_relies_on() -> None:
-    """The shipped histogram (pinned prometheus-client) exposes the bucket list used."""
+def test_the_pinned_prometheus_client_has_the_fast_path() -> None:
+    """The shipped histograms (pinned prometheus-client) still have the internals the batch
+    path adds through (observability/_prom_compat.py): an upgrade that removes them fails
+    here instead of silently falling back to one observe per value."""
     child = Metrics().event_delay.labels("sendgrid")
+    assert has_fast_path(child)
     observe_many(child, [1.0, 2.0])
-    assert len(child._buckets) == len(child._upper_bounds)
-    assert child._sum.get() == 3.0
+    assert child.collect()[0].samples  # and the child still collects
+
+
+class _PublicOnly:
+    """A histogram child as another prometheus-client might shape it: ``observe`` only."""
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+
+    def observe(self, value: float) -> None:
+        self.child.observe(value)
+
+
+def test_without_the_internals_every_value_is_observed_one_by_one() -> None:
+    """The fallback (no bucket list to add to) leaves the histogram as observe() would."""
+    values = [0.1, 0.5, 3.0, 100.0]
+    registry = CollectorRegistry()
+    histogram = Histogram("delay_seconds", "d", ["provider"], buckets=BOUNDS, registry=registry)
+    wrapper: Any = _PublicOnly(histogram.labels("sendgrid"))
+    assert not has_fast_path(wrapper)
+    observe_many(wrapper, values)
+    batched = b"\n".join(
+        line for line in generate_latest(registry).splitlines() if b"_created" not in line
+    )
+    assert batched == exposition(values, batched=False)

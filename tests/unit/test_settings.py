@@ -97,6 +97,10 @@ signing_key_env = "MG_KEY"
         ),
         ("[server]\nprot = 1\n", "prot"),
         (
+            '[[sources]]\nprovider = "brevo"\nname = "b"\nbasic_auth = "u:p"\nrate_limt = 1\n',
+            "source brevo/b (#1), field 'rate_limt': unknown field",
+        ),
+        (
             '[[sinks]]\nname = "crm"\nurl = "ftp://x"\n',
             "sink crm (#1), field 'url': must be an http(s) URL",
         ),

@@ -57,8 +57,9 @@ CREATE TABLE stats_hourly_tags (
 ALTER TABLE stats_hourly_tags DROP COLUMN campaign;
 
 -- The first open / human (non-machine) open / click of each message for each recipient:
--- an insert that does not conflict is a unique open or click. key: 16-byte BLAKE2b of
--- (provider, message id, lower-cased recipient); kind: 1 open, 2 human open, 3 click.
+-- an insert that does not conflict is a unique open or click. key: the 16-byte md5 digest
+-- of provider, message id and lower-cased recipient (spread and fixed in size; not a
+-- security boundary); kind: 1 open, 2 human open, 3 click.
 -- Pruned with the retention (BRIN: nearly free to maintain on an append-mostly table).
 CREATE TABLE first_engagements (
     key         bytea       NOT NULL,
@@ -84,9 +85,8 @@ CREATE TABLE recipient_activity (
 -- provider, source, campaign (and per tag) and appends those rows here: plain inserts into
 -- tables without indexes, so concurrent batches never wait on each other. The worker's
 -- RollupCompactor folds them into stats_hourly / stats_hourly_tags every few seconds;
--- reads add both, so the stats are exact at any moment. (Measured: upserting the current
--- hour's counters in the write transaction made concurrent batches queue on the hot rows
--- and cost about a quarter of end-to-end ingest throughput.)
+-- reads add both, so the stats are exact at any moment. (Upserting the current hour's
+-- counters in the write transaction made concurrent batches queue on the hot rows.)
 CREATE TABLE stats_hourly_pending (LIKE stats_hourly INCLUDING DEFAULTS);
 CREATE TABLE stats_hourly_tags_pending (LIKE stats_hourly_tags INCLUDING DEFAULTS);
 

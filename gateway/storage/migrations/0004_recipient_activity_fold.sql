@@ -1,5 +1,5 @@
 -- Recipient activity leaves the write path (issue #7's ingest budget: the per-batch
--- recipient upsert was about a quarter of the rollups trigger's time at 10M events). The
+-- recipient upsert was a large share of the rollups trigger's time). The
 -- worker's ActivityFolder (gateway/query/activity.py) now folds each UTC day of received
 -- events into recipient_activity once the day has ended; reads merge the folded rows with
 -- the events not folded yet. The hookline_rollups trigger of 0005 no longer upserts

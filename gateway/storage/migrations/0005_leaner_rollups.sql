@@ -1,8 +1,7 @@
 -- A leaner hookline_rollups trigger (issue #7's ingest budget). It no longer upserts
 -- recipient_activity (0004: the worker folds it per day) and marks the days that receive
 -- rows after they ended. The same rollups as 0003, with less work per event (measured in
--- the trigger at 10M events, 300-event statements: 20 us per event in 0003, 16.0 without
--- the recipients, 10.6 in this form):
+-- the trigger with bench/query_bench.py):
 --   * the tag rollups are summed from per-shape tallies (the statement's events grouped by
 --     hour, provider, source, campaign and tag list: far fewer rows than events) instead of
 --     unnesting every event's tags, which was a third of the trigger;
