@@ -19,7 +19,7 @@ from gateway.settings import Settings
 from handlers.base import AuthError, SourceSpec, VerifyContext, WebhookRequest
 from handlers.events import EmailEvent, EventType
 from handlers.registry import PROVIDERS, available_providers, get_adapter
-from hookline_testing import samples_for
+from hookline_testing import SnsSigningMaterial, samples_for
 from loadtests.credentials import (
     LoadSource,
     config_toml,
@@ -180,10 +180,21 @@ def test_material_round_trips_through_json() -> None:
         assert encode_material(decoded) == encoded
 
 
-def test_material_decoding_only_builds_handlers_classes() -> None:
+def test_material_decoding_only_builds_hookline_testing_classes() -> None:
     """A tampered credentials file cannot make the loader construct arbitrary classes."""
     with pytest.raises(ValueError, match="not a hookline_testing class"):
         decode_material({"type": "dataclass", "class": "subprocess:Popen", "fields": {}})
+
+
+def test_credentials_written_before_the_samples_moved_still_load() -> None:
+    """A credentials file from before the move names the SES material by its old home,
+    ``handlers._signing_ses``: it still decodes to the same signing material."""
+    encoded = encode_material(SOURCES["ses"].material)
+    assert encoded["class"] == "hookline_testing._ses:SnsSigningMaterial"
+    legacy = {**encoded, "class": "handlers._signing_ses:SnsSigningMaterial"}
+    decoded = decode_material(msgspec.json.decode(msgspec.json.encode(legacy)))
+    assert isinstance(decoded, SnsSigningMaterial)
+    assert encode_material(decoded) == encoded
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
