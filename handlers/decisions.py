@@ -367,7 +367,9 @@ _LIMITS = """\
   every item is inbound): the events are stored; Mandrill's `inbound` items are stored as
   `unknown`, SparkPost's `relay_message` items are rejected alone (no `type`).
 - Recipients and suppression entries stored before canonical addresses (display-name
-  spellings) keep their old spelling; new events of the same address use the canonical one.
+  spellings, upper-case domains) are rewritten by migration 0011, except those whose
+  domain is not ASCII (IDNA is not done in SQL): they keep their old spelling, and new
+  events of the same address use the canonical one.
 
 """
 
