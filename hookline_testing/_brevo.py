@@ -92,6 +92,7 @@ def add_metadata(body: bytes, key: str, value: str) -> bytes:
 
 SAMPLES = Samples(
     provider="brevo",
+    traffic_share=6,
     make_source=make_test_source,
     example_body=example_body,
     signed_request=signed_request,

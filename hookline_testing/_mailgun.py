@@ -128,6 +128,7 @@ def add_metadata(body: bytes, key: str, value: str) -> bytes:
 
 SAMPLES = Samples(
     provider="mailgun",
+    traffic_share=15,
     make_source=make_test_source,
     example_body=example_body,
     signed_request=signed_request,

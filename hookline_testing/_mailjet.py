@@ -98,6 +98,7 @@ def add_metadata(body: bytes, key: str, value: str) -> bytes:
 
 SAMPLES = Samples(
     provider="mailjet",
+    traffic_share=6,
     make_source=make_test_source,
     example_body=example_body,
     signed_request=signed_request,

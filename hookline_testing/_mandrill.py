@@ -151,6 +151,7 @@ def _form_body(items: list[Any], dumps: Dumps = json.dumps) -> bytes:
 
 SAMPLES = Samples(
     provider="mandrill",
+    traffic_share=4,
     make_source=make_test_source,
     example_body=example_body,
     signed_request=signed_request,

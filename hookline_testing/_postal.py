@@ -177,6 +177,7 @@ def signed_request(
 
 SAMPLES = Samples(
     provider="postal",
+    traffic_share=2,
     make_source=make_test_source,
     example_body=example_body,
     signed_request=signed_request,

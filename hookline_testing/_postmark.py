@@ -92,6 +92,7 @@ def add_metadata(body: bytes, key: str, value: str) -> bytes:
 
 SAMPLES = Samples(
     provider="postmark",
+    traffic_share=10,
     make_source=make_test_source,
     example_body=example_body,
     signed_request=signed_request,

@@ -153,6 +153,7 @@ def add_metadata(body: bytes, key: str, value: str) -> bytes:
 
 SAMPLES = Samples(
     provider="resend",
+    traffic_share=4,
     make_source=make_test_source,
     example_body=example_body,
     signed_request=signed_request,

@@ -76,6 +76,9 @@ class Samples:
     #: the ESP sends exactly one event per request (``example_body`` refuses count > 1);
     #: otherwise ``count`` events, or one event naming ``count`` recipients
     one_event_per_request: bool
+    #: its share of load-test requests when a profile names none (how common its webhooks
+    #: are: the large ESPs send most)
+    traffic_share: int
     #: where the ESP carries the sender's custom data; None when its webhooks carry none
     add_metadata: AddMetadata | None
     #: how a batch body holds its items; None when a body is one event (even one naming

@@ -108,6 +108,7 @@ def add_metadata(body: bytes, key: str, value: str) -> bytes:
 
 SAMPLES = Samples(
     provider="sendgrid",
+    traffic_share=25,
     make_source=make_test_source,
     example_body=example_body,
     signed_request=signed_request,

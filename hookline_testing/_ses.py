@@ -357,6 +357,7 @@ def add_metadata(body: bytes, key: str, value: str) -> bytes:
 
 SAMPLES = Samples(
     provider="ses",
+    traffic_share=20,
     make_source=make_test_source,
     example_body=example_body,
     signed_request=signed_request,

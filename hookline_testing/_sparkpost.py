@@ -124,6 +124,7 @@ def _required_type(item: Any) -> tuple[dict[str, Any], str]:
 
 SAMPLES = Samples(
     provider="sparkpost",
+    traffic_share=8,
     make_source=make_test_source,
     example_body=example_body,
     signed_request=signed_request,
