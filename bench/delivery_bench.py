@@ -48,6 +48,7 @@ from gateway.storage.pool import create_pool  # noqa: E402
 from gateway.storage.store import EventStore  # noqa: E402
 from handlers import sendgrid  # noqa: E402
 from handlers.base import WebhookRequest  # noqa: E402
+from hookline_testing import samples_for  # noqa: E402
 from observability.metrics import Metrics  # noqa: E402
 from observability.tracing import configure_tracing  # noqa: E402
 from tests.integration._rabbitmq import SERVER, RabbitBroker, free_port  # noqa: E402
@@ -65,8 +66,8 @@ async def seed(db_url: str, settings: Settings, count: int) -> None:
         await store.ensure_partitions(received.date())
         service = _service(settings, pool, db_url)
         store.add_hook(service.writer)
-        spec, _ = sendgrid.make_test_source("main")
-        request = WebhookRequest("POST", "", {}, sendgrid.example_body(500, seed=7))
+        spec, _ = samples_for("sendgrid").make_source("main")
+        request = WebhookRequest("POST", "", {}, samples_for("sendgrid").example_body(500, seed=7))
         template = sendgrid.ADAPTER.parse(request, spec, received).events
         run = time.time_ns()
         for n in range(0, count, len(template)):

@@ -44,6 +44,7 @@ from gateway.storage.pool import create_pool  # noqa: E402
 from gateway.storage.store import EventStore  # noqa: E402
 from handlers import sendgrid  # noqa: E402
 from handlers.base import WebhookRequest  # noqa: E402
+from hookline_testing import samples_for  # noqa: E402
 
 PYTHON = sys.executable
 
@@ -63,7 +64,7 @@ def write_requests(
     timestamp = str(int(datetime.now(UTC).timestamp()))
     try:
         for n in range(count):
-            body = sendgrid.example_body(batch, seed=hash((tag, n)) & 0x7FFFFFFF)
+            body = samples_for("sendgrid").example_body(batch, seed=hash((tag, n)) & 0x7FFFFFFF)
             body = body.rstrip(b"\r\n")
             signature = key.sign(timestamp.encode() + body + b"\r\n", ec.ECDSA(hashes.SHA256()))
             line = f"{base64.b64encode(signature).decode()}\t{timestamp}\t{body.decode()}\n"
@@ -163,7 +164,9 @@ async def storage_alone(url: str, spec: Any, duration: int, batch: int = 2000) -
     pool = await create_pool(url, min_size=2, max_size=2, command_timeout=600)
     store = EventStore(pool)
     await store.ensure_partitions(received.date())
-    request = WebhookRequest("POST", "", {}, sendgrid.example_body(batch, seed=10**6))
+    request = WebhookRequest(
+        "POST", "", {}, samples_for("sendgrid").example_body(batch, seed=10**6)
+    )
     template = sendgrid.ADAPTER.parse(request, spec, received).events
     counter = iter(range(10**9))
 
@@ -224,7 +227,7 @@ def main() -> int:
     os.chmod(work, 0o755)
     pg = EmbeddedPostgres(work / "pg", durable=True)
     db_url = pg.start()
-    spec, key = sendgrid.make_test_source("main")
+    spec, key = samples_for("sendgrid").make_source("main")
     results: dict[str, dict[str, Any]] = {}
     env = {**os.environ, "BENCH_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
     env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}

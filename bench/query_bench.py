@@ -88,8 +88,8 @@ from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
 from gateway.storage.migrate import apply_migrations  # noqa: E402
 from gateway.storage.pool import create_pool  # noqa: E402
 from gateway.storage.store import EventStore  # noqa: E402
-from handlers import sendgrid  # noqa: E402
 from handlers.events import BounceClass, EmailEvent, EventType  # noqa: E402
+from hookline_testing import samples_for  # noqa: E402
 
 PROVIDERS = ("sendgrid", "mailgun", "ses", "postmark")
 DAYS = 90
@@ -476,7 +476,7 @@ def _signed_requests(
                 item["url"] = "https://example.com/offer"
             items.append(item)
         body = msgspec.json.encode(items)
-        signed = sendgrid.signed_request(spec, key, body, now=now)
+        signed = samples_for("sendgrid").signed_request(spec, key, body, now=now)
         requests.append((dict(signed.headers), signed.body))
     return requests
 
@@ -518,7 +518,7 @@ async def _http_round(
 ) -> tuple[float, float]:
     """One gateway process, with or without the read side: (events/s acked, CPU µs per
     event of the gateway and PostgreSQL together)."""
-    spec, key = sendgrid.make_test_source("bench")
+    spec, key = samples_for("sendgrid").make_source("bench")
     port = _free_port()
     config = base / f"gateway-{tag}.toml"
     config.write_text(

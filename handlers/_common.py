@@ -7,7 +7,6 @@ Field names are paths into the body: ``[2].timestamp``, ``event-data.message.hea
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,11 +18,9 @@ from handlers.base import Adapter, AuthError, PayloadError, SourceSpec, WebhookR
 
 __all__ = [
     "MAX_JSON_DEPTH",
-    "basic_auth_header",
     "check_json_depth",
     "decode_embedded_json",
     "decode_json",
-    "default_url",
     "epoch_to_utc",
     "expect_list",
     "expect_object",
@@ -36,7 +33,6 @@ __all__ = [
     "smtp_status_from_text",
     "strip_angle_brackets",
     "tags_from",
-    "transport_auth_headers",
 ]
 
 #: newest plausible event time: year 9999 (datetime's limit); anything later is malformed
@@ -266,23 +262,3 @@ def require_transport_auth(adapter: Adapter, request: WebhookRequest, source: So
     ):
         raise AuthError("missing", f"{adapter.provider} source has no credentials configured")
     adapter.verify_transport_auth(request, source)
-
-
-def basic_auth_header(credentials: str) -> str:
-    """The ``Authorization`` header value for ``user:password`` (test and load-test helper)."""
-    return "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
-
-
-def default_url(source: SourceSpec) -> str:
-    """Where a local gateway receives this source's webhooks (test and load-test helper)."""
-    return f"http://127.0.0.1:8000/webhooks/{source.provider}/{source.name}"
-
-
-def transport_auth_headers(source: SourceSpec) -> dict[str, str]:
-    """The ``Authorization`` header an ESP configured with this source's credentials sends
-    (basic auth preferred, else bearer token); empty when none is configured."""
-    if source.basic_auth is not None:
-        return {"authorization": basic_auth_header(source.basic_auth)}
-    if source.bearer_token is not None:
-        return {"authorization": f"Bearer {source.bearer_token}"}
-    return {}

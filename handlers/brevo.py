@@ -30,22 +30,17 @@ is a ``ControlMessage`` (``inbound_message``): 200, no events.
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
-
-import msgspec
 
 from handlers._common import (
     decode_embedded_json,
-    default_url,
     epoch_to_utc,
     opt_str,
     req_str,
     smtp_status_from_text,
     strip_angle_brackets,
     tags_from,
-    transport_auth_headers,
 )
 from handlers._unsigned import UnsignedBatchAdapter
 from handlers.addresses import canonical_address
@@ -54,11 +49,10 @@ from handlers.base import (
     ParseResult,
     PayloadError,
     SourceSpec,
-    WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
 
-__all__ = ["ADAPTER", "BrevoAdapter", "example_body", "make_test_source", "signed_request"]
+__all__ = ["ADAPTER", "BrevoAdapter"]
 
 EVENT_TYPES: dict[str, tuple[EventType, BounceClass | None, bool]] = {
     # event: (type, bounce class, machine open)
@@ -192,75 +186,3 @@ class BrevoAdapter(UnsignedBatchAdapter):
 
 
 ADAPTER = BrevoAdapter()
-
-
-# ---------------------------------------------------------------------------------------
-# Test and load-test helpers: send traffic the way Brevo does.
-# ---------------------------------------------------------------------------------------
-
-_EXAMPLE_EXTRA: dict[str, dict[str, Any]] = {
-    "hard_bounce": {"reason": "550 5.1.1 The email account that you tried to reach does not exist"},
-    "soft_bounce": {"reason": "452 4.2.2 Mailbox full"},
-    "deferred": {"reason": "451 4.7.1 Greylisted"},
-    "click": {"link": "https://example.com/a", "user_agent": "Mozilla/5.0"},
-    "opened": {"user_agent": "Mozilla/5.0", "device_used": "DESKTOP"},
-    "proxy_open": {"user_agent": "Mozilla/5.0", "device_used": "DESKTOP"},
-}
-
-
-def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
-    """A SourceSpec with fresh basic-auth credentials; the material is ``user:password``."""
-    fields: dict[str, Any] = {"basic_auth": f"brevo:{secrets.token_urlsafe(18)}"}
-    fields.update(overrides)
-    source = SourceSpec(provider="brevo", name=name, **fields)
-    return source, source.basic_auth
-
-
-def example_body(
-    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
-) -> bytes:
-    """Brevo events (default ``delivered``): a single object when count is 1, else a batched
-    array, as Brevo sends with ``batched: true``. ``now`` dates them (default: a fixed date
-    in November 2023)."""
-    base = int(now.timestamp()) if now is not None else 1700000000
-    date = datetime.fromtimestamp(base + 3600, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    event_name = event or "delivered"
-    items = []
-    for index in range(count):
-        unique = seed * 1_000_000 + index
-        item: dict[str, Any] = {
-            "event": event_name,
-            "email": f"user{seed}-{index}@example.com",
-            "id": 1234567,
-            "date": date,
-            "ts": base + 3600,
-            "message-id": f"<202311142213.{unique:016d}@smtp-relay.mailin.fr>",
-            "ts_event": base + index,
-            "subject": "Your receipt",
-            "X-Mailin-custom": f"order_id:order-{seed}-{index}|tenant:acme",
-            "sending_ip": "185.41.28.109",
-            "ts_epoch": (base + index) * 1000 + seed % 1000,
-            "template_id": 22,
-            "tags": ["transac_messages"],
-        }
-        item.update(_EXAMPLE_EXTRA.get(event_name, {}))
-        items.append(item)
-    return msgspec.json.encode(items[0] if count == 1 else items)
-
-
-def signed_request(
-    source: SourceSpec,
-    material: Any,
-    body: bytes,
-    *,
-    now: datetime,
-    url: str | None = None,
-) -> WebhookRequest:
-    """The POST Brevo would send: JSON body and the source's Authorization header."""
-    del material, now  # Brevo signs nothing; credentials come from the source
-    return WebhookRequest(
-        method="POST",
-        url=url or default_url(source),
-        headers={"content-type": "application/json", **transport_auth_headers(source)},
-        body=body,
-    )

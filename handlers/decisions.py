@@ -367,25 +367,42 @@ _LIMITS = """\
   every item is inbound): the events are stored; Mandrill's `inbound` items are stored as
   `unknown`, SparkPost's `relay_message` items are rejected alone (no `type`).
 - Recipients and suppression entries stored before canonical addresses (display-name
-  spellings) keep their old spelling; new events of the same address use the canonical one.
+  spellings, upper-case domains) are rewritten by migration 0011, except those whose
+  domain is not ASCII (IDNA is not done in SQL): they keep their old spelling, and new
+  events of the same address use the canonical one.
 
 """
 
 _ADDING_AN_ESP = """\
 ## Adding an ESP
 
-1. Write `handlers/<provider>.py`: an `Adapter` subclass as `ADAPTER` (verify, parse; see
-   `handlers/base.py`), mapping tables for its event names, and the test helpers
-   `make_test_source`, `example_body` and `signed_request`. Store recipients through
-   `handlers.addresses.canonical_address`; return `ParseResult.non_tracking(...)` for
-   anything that is not a tracking event (inbound mail, setup messages, pings).
-2. Add the provider id to `PROVIDERS` in `handlers/registry.py`.
-3. Add its rows to `handlers/decisions.py` (read from the adapter's own tables, with a
-   reason and a link) and regenerate this file: `python -m handlers.decisions >
-   docs/providers.md`.
-4. Add real-shaped fixtures under `tests/fixtures/<provider>/` (with a `SOURCES.md` naming
-   the documented examples they come from), unit tests in `tests/unit/handlers/`, and its
-   load-test event names in `loadtests/mix.py`.
+Four places, and the documentation of its mapping; everything else (the load-test mix and
+batching, the default load profile, the contract, fuzz, metadata and traffic tests, the
+CLI's `hookline sign` and `hookline demo`) is read from them.
+
+1. `handlers/<provider>.py`: an `Adapter` subclass as `ADAPTER` (verify, parse; see
+   `handlers/base.py`) and the mapping tables for its event names. Only what the gateway
+   runs goes here. Store recipients through `handlers.addresses.canonical_address`; return
+   `ParseResult.non_tracking(...)` for anything that is not a tracking event (inbound mail,
+   setup messages, pings).
+2. One line: the provider id in `PROVIDERS` in `handlers/registry.py`.
+3. `hookline_testing/_<provider>.py`: its samples as `SAMPLES = Samples(...)` (see
+   `hookline_testing/_samples.py`): `make_source`, `example_body` and `signed_request` (send
+   traffic the way the ESP does), the ESP event names `example_body` builds (what each
+   normalizes to is read from the adapter), `one_event_per_request`, `traffic_share` (its
+   share of load-test requests), `add_metadata` (where it carries custom data) and
+   `batch_items` (where a batch keeps its items).
+4. `tests/fixtures/<provider>/`: real-shaped bodies from the ESP's documentation, with a
+   `SOURCES.md` naming the examples they come from, and `tests/unit/handlers/test_<provider>.py`
+   checking the adapter against them.
+5. Its documentation: rows in `handlers/decisions.py` (a `_<provider>` function reading the
+   adapter's own tables, with a reason and a link, listed in `DECISIONS`; its entry in
+   `DOCS`), then regenerate this file (`python -m handlers.decisions > docs/providers.md`);
+   and its row in the "Sources, per provider" table of `docs/configuration.md`.
+
+Tests fail until each is there: `tests/unit/handlers/test_contract.py` wants the adapter,
+the samples and the fixtures of every provider in `PROVIDERS`, `tests/unit/test_decisions.py`
+its rows and this file.
 """
 
 

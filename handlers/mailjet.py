@@ -21,21 +21,16 @@ A Parse API payload (a received email: ``Recipient``, ``Headers``, ``Text-part``
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Any, ClassVar
 
-import msgspec
-
 from handlers._common import (
     decode_embedded_json,
-    default_url,
     epoch_to_utc,
     opt_bool,
     opt_str,
     req_str,
     smtp_status_from_text,
-    transport_auth_headers,
 )
 from handlers._unsigned import UnsignedBatchAdapter
 from handlers.addresses import canonical_address
@@ -43,11 +38,10 @@ from handlers.base import (
     ControlKind,
     ParseResult,
     SourceSpec,
-    WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
 
-__all__ = ["ADAPTER", "MailjetAdapter", "example_body", "make_test_source", "signed_request"]
+__all__ = ["ADAPTER", "MailjetAdapter"]
 
 #: fields of Mailjet's Parse API payload (a received email), never of a tracking event
 PARSE_API_FIELDS = frozenset({"Text-part", "Html-part", "Headers", "Parts", "SpamAssassinScore"})
@@ -141,82 +135,3 @@ class MailjetAdapter(UnsignedBatchAdapter):
 
 
 ADAPTER = MailjetAdapter()
-
-
-# ---------------------------------------------------------------------------------------
-# Test and load-test helpers: send traffic the way Mailjet does.
-# ---------------------------------------------------------------------------------------
-
-_EXAMPLE_EXTRA: dict[str, dict[str, Any]] = {
-    "sent": {"smtp_reply": "sent (250 2.0.0 OK 1433333948 fa5si855896wjc.199 - gsmtp)"},
-    "open": {"ip": "127.0.0.1", "geo": "US", "agent": "Mozilla/5.0"},
-    "click": {
-        "url": "https://www.mailjet.com",
-        "ip": "127.0.0.1",
-        "geo": "FR",
-        "agent": "Mozilla/5.0",
-    },
-    "bounce": {
-        "blocked": False,
-        "hard_bounce": True,
-        "error_related_to": "recipient",
-        "error": "user unknown",
-        "comment": "Host or domain name not found. Name service error",
-    },
-    "blocked": {"error_related_to": "recipient", "error": "user unknown"},
-    "spam": {"source": "JMRPP"},
-    "unsub": {"mj_list_id": 1, "ip": "127.0.0.1", "geo": "FR", "agent": "Mozilla/5.0"},
-}
-
-
-def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
-    """A SourceSpec with fresh basic-auth credentials; the material is ``user:password``."""
-    fields: dict[str, Any] = {"basic_auth": f"mailjet:{secrets.token_urlsafe(18)}"}
-    fields.update(overrides)
-    source = SourceSpec(provider="mailjet", name=name, **fields)
-    return source, source.basic_auth
-
-
-def example_body(
-    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
-) -> bytes:
-    """A Mailjet grouped batch (array) of ``count`` events (default ``sent``); ``now`` dates
-    them (default: a fixed date in November 2023)."""
-    base = int(now.timestamp()) if now is not None else 1700000000
-    event_name = event or "sent"
-    items = []
-    for index in range(count):
-        unique = seed * 1_000_000 + index
-        item: dict[str, Any] = {
-            "event": event_name,
-            "time": base + index,
-            "MessageID": 19421777835146490 + unique,
-            "Message_GUID": f"1ab23cd4-e567-8901-2345-{unique:012x}",
-            "email": f"user{seed}-{index}@example.com",
-            "mj_campaign_id": 7257,
-            "mj_contact_id": 4 + index,
-            "customcampaign": "",
-            "CustomID": f"order-{seed}-{index}",
-            "Payload": '{"tenant": "acme"}',
-        }
-        item.update(_EXAMPLE_EXTRA.get(event_name, {}))
-        items.append(item)
-    return msgspec.json.encode(items)
-
-
-def signed_request(
-    source: SourceSpec,
-    material: Any,
-    body: bytes,
-    *,
-    now: datetime,
-    url: str | None = None,
-) -> WebhookRequest:
-    """The POST Mailjet would send: JSON body and the source's Authorization header."""
-    del material, now  # Mailjet signs nothing; credentials come from the source
-    return WebhookRequest(
-        method="POST",
-        url=url or default_url(source),
-        headers={"content-type": "application/json", **transport_auth_headers(source)},
-        body=body,
-    )

@@ -32,15 +32,11 @@ and ``Tag`` the only tag; ``MessageStream`` stays in ``raw``.
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
-
-import msgspec
 
 from handlers._common import (
     decode_json,
-    default_url,
     expect_object,
     iso_to_utc,
     opt_bool,
@@ -49,7 +45,6 @@ from handlers._common import (
     req_str,
     smtp_status_from_text,
     tags_from,
-    transport_auth_headers,
 )
 from handlers._unsigned import UnsignedAdapter
 from handlers.addresses import canonical_address
@@ -67,7 +62,7 @@ from handlers.events import (
     id_dedup_key,
 )
 
-__all__ = ["ADAPTER", "PostmarkAdapter", "example_body", "make_test_source", "signed_request"]
+__all__ = ["ADAPTER", "PostmarkAdapter"]
 
 RECORD_TYPES: dict[str, EventType] = {
     "Delivery": EventType.DELIVERED,
@@ -212,76 +207,3 @@ class PostmarkAdapter(UnsignedAdapter):
 
 
 ADAPTER = PostmarkAdapter()
-
-
-# ---------------------------------------------------------------------------------------
-# Test and load-test helpers: send traffic the way Postmark does (basic auth in the URL).
-# ---------------------------------------------------------------------------------------
-
-
-def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
-    """A SourceSpec with fresh basic-auth credentials; the material is ``user:password``."""
-    fields: dict[str, Any] = {"basic_auth": f"postmark:{secrets.token_urlsafe(18)}"}
-    fields.update(overrides)
-    source = SourceSpec(provider="postmark", name=name, **fields)
-    return source, source.basic_auth
-
-
-def example_body(
-    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
-) -> bytes:
-    """One Postmark record (``event`` = RecordType, default ``Delivery``; ``Bounce`` is a
-    HardBounce). Postmark never batches, so count must be 1. ``now`` dates the record
-    (default: a fixed date in November 2023)."""
-    if count != 1:
-        raise ValueError("Postmark sends exactly one event per request")
-    record_type = event or "Delivery"
-    recipient = f"user{seed}@example.com"
-    at = (now or datetime(2023, 11, 14, 22, 13, seed % 60, tzinfo=UTC)).astimezone(UTC)
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    message_id = f"{seed:08x}-0000-4000-8000-{seed:012x}"
-    record: dict[str, Any] = {
-        "RecordType": record_type,
-        "ServerID": 23,
-        "MessageStream": "outbound",
-        "MessageID": message_id,
-        "Tag": "welcome",
-        "Metadata": {"order_id": f"order-{seed}"},
-    }
-    if record_type in ("Bounce", "SpamComplaint"):
-        record.update(
-            {
-                "ID": 4323372036854775807 + seed,
-                "Type": "HardBounce" if record_type == "Bounce" else "SpamComplaint",
-                "TypeCode": 1 if record_type == "Bounce" else 512,
-                "Email": recipient,
-                "BouncedAt": stamp if now is not None else "2023-11-14T22:13:20Z",
-                "Details": "smtp;550 5.1.1 The email account does not exist",
-                "Inactive": True,
-                "CanActivate": True,
-            }
-        )
-    else:
-        record.update({"Recipient": recipient})
-        record["DeliveredAt" if record_type == "Delivery" else "ReceivedAt"] = stamp
-        if record_type == "Delivery":
-            record["Details"] = f"Test delivery webhook details {seed}"
-    return msgspec.json.encode(record)
-
-
-def signed_request(
-    source: SourceSpec,
-    material: Any,
-    body: bytes,
-    *,
-    now: datetime,
-    url: str | None = None,
-) -> WebhookRequest:
-    """The POST Postmark would send: JSON body and the source's Authorization header."""
-    del material, now  # Postmark signs nothing; credentials come from the source
-    return WebhookRequest(
-        method="POST",
-        url=url or default_url(source),
-        headers={"content-type": "application/json", **transport_auth_headers(source)},
-        body=body,
-    )

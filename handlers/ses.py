@@ -53,7 +53,7 @@ from handlers.base import (
 from handlers.events import BounceClass, EmailEvent, EventType, id_dedup_key
 from handlers.sns import CONFIRMATION_TYPES, verify_sns_message
 
-__all__ = ["ADAPTER", "SesAdapter", "example_body", "make_test_source", "signed_request"]
+__all__ = ["ADAPTER", "SesAdapter"]
 
 _BOUNCE_CLASSES = {
     "Permanent": BounceClass.HARD,
@@ -423,10 +423,3 @@ _EXTRACTORS: dict[str, Callable[[dict[str, Any]], list[_Detail]]] = {
 }
 
 ADAPTER = SesAdapter()
-
-# --- test and load-test helpers (signed traffic the way SNS sends it) ----------------------
-from handlers._signing_ses import (  # noqa: E402
-    example_body,
-    make_test_source,
-    signed_request,
-)

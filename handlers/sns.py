@@ -50,7 +50,6 @@ __all__ = [
     "SNS_HOST",
     "SUBSCRIBE_URL",
     "canonical_string",
-    "sign_envelope",
     "signing_cert_host",
     "subscribe_url_host",
     "verify_sns_message",
@@ -126,22 +125,6 @@ def canonical_string(envelope: Mapping[str, Any]) -> bytes:
             raise TypeError(key)
         parts.append(f"{key}\n{value}\n")
     return "".join(parts).encode("utf-8")
-
-
-def sign_envelope(
-    envelope: Mapping[str, Any],
-    private_key: rsa.RSAPrivateKey,
-    *,
-    signature_version: str = "1",
-) -> dict[str, Any]:
-    """A copy of ``envelope`` signed the way SNS signs it (for tests and load tests)."""
-    signed = dict(envelope)
-    signed["SignatureVersion"] = signature_version
-    signature = private_key.sign(
-        canonical_string(signed), padding.PKCS1v15(), _HASHES[signature_version]()
-    )
-    signed["Signature"] = base64.b64encode(signature).decode("ascii")
-    return signed
 
 
 def _envelope(body: bytes) -> dict[str, Any]:

@@ -30,16 +30,12 @@ tags and ``campaign_id`` the campaign. ``raw`` is the array item (``{"msys": {..
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Any, ClassVar
-
-import msgspec
 
 from handlers._batch import ItemNormalizer, normalize_batch, normalize_item
 from handlers._common import (
     decode_json,
-    default_url,
     epoch_to_utc,
     expect_list,
     expect_object,
@@ -49,7 +45,6 @@ from handlers._common import (
     req_str,
     smtp_status_from_text,
     tags_from,
-    transport_auth_headers,
 )
 from handlers._unsigned import UnsignedAdapter
 from handlers.addresses import canonical_address
@@ -67,7 +62,7 @@ from handlers.events import (
     id_dedup_key,
 )
 
-__all__ = ["ADAPTER", "SparkPostAdapter", "example_body", "make_test_source", "signed_request"]
+__all__ = ["ADAPTER", "SparkPostAdapter"]
 
 EVENT_TYPES: dict[str, EventType] = {
     "injection": EventType.QUEUED,
@@ -232,101 +227,3 @@ class SparkPostAdapter(UnsignedAdapter):
 
 
 ADAPTER = SparkPostAdapter()
-
-
-# ---------------------------------------------------------------------------------------
-# Test and load-test helpers: send traffic the way SparkPost does.
-# ---------------------------------------------------------------------------------------
-
-_EVENT_CLASSES: dict[str, str] = {
-    "open": "track_event",
-    "initial_open": "track_event",
-    "amp_open": "track_event",
-    "amp_initial_open": "track_event",
-    "click": "track_event",
-    "amp_click": "track_event",
-    "generation_failure": "gen_event",
-    "generation_rejection": "gen_event",
-    "list_unsubscribe": "unsubscribe_event",
-    "link_unsubscribe": "unsubscribe_event",
-}
-
-_EXAMPLE_EXTRA: dict[str, dict[str, Any]] = {
-    "delivery": {"queue_time": "3004", "num_retries": "0", "outbound_tls": "1"},
-    "bounce": {
-        "bounce_class": "10",
-        "error_code": "550",
-        "raw_reason": "550 5.1.1 <recipient@example.com>: Recipient address rejected",
-        "reason": "550 5.1.1 ...@... Recipient address rejected",
-    },
-    "delay": {
-        "bounce_class": "21",
-        "error_code": "454",
-        "raw_reason": "454 4.4.4 [internal] no MX or A for domain",
-        "reason": "454 4.4.4 [internal] no MX or A for domain",
-        "num_retries": "1",
-    },
-}
-
-
-def make_test_source(name: str = "test", **overrides: Any) -> tuple[SourceSpec, Any]:
-    """A SourceSpec with fresh basic-auth credentials; the material is ``user:password``."""
-    fields: dict[str, Any] = {"basic_auth": f"sparkpost:{secrets.token_urlsafe(18)}"}
-    fields.update(overrides)
-    source = SourceSpec(provider="sparkpost", name=name, **fields)
-    return source, source.basic_auth
-
-
-def example_body(
-    count: int = 1, *, seed: int = 0, event: str | None = None, now: datetime | None = None
-) -> bytes:
-    """A SparkPost batch of ``count`` events (default ``delivery``), distinct per seed;
-    ``now`` dates them (default: a fixed date in November 2023)."""
-    base = int(now.timestamp()) if now is not None else 1700000000
-    event_type = event or "delivery"
-    event_class = _EVENT_CLASSES.get(event_type, "message_event")
-    items = []
-    for index in range(count):
-        unique = seed * 1_000_000 + index
-        body: dict[str, Any] = {
-            "type": event_type,
-            "event_id": str(92356927693813856 + unique),
-            "timestamp": str(base + index),
-            "transmission_id": str(65832150921904138 + seed),
-            "message_id": f"{unique:020x}",
-            "campaign_id": "Example Campaign Name",
-            "customer_id": "1",
-            "rcpt_to": f"user{seed}-{index}@example.com",
-            "raw_rcpt_to": f"user{seed}-{index}@example.com",
-            "rcpt_meta": {"customKey": f"value-{seed}-{index}"},
-            "rcpt_tags": ["male", "US"],
-            "friendly_from": "sender@example.com",
-            "msg_from": "sender@example.com",
-            "ip_address": "127.0.0.1",
-            "sending_ip": "127.0.0.1",
-            "subject": "Summer deals are here!",
-            "template_id": "templ-1234",
-            "template_version": "1",
-            "routing_domain": "example.com",
-        }
-        body.update(_EXAMPLE_EXTRA.get(event_type, {}))
-        items.append({"msys": {event_class: body}})
-    return msgspec.json.encode(items)
-
-
-def signed_request(
-    source: SourceSpec,
-    material: Any,
-    body: bytes,
-    *,
-    now: datetime,
-    url: str | None = None,
-) -> WebhookRequest:
-    """The POST SparkPost would send: JSON body and the source's Authorization header."""
-    del material, now  # SparkPost signs nothing; credentials come from the source
-    return WebhookRequest(
-        method="POST",
-        url=url or default_url(source),
-        headers={"content-type": "application/json", **transport_auth_headers(source)},
-        body=body,
-    )

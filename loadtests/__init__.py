@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loadtests.credentials import LoadSource, load_credentials, make_sources, write_run_files
-    from loadtests.mix import DEFAULT_WEIGHTS, EVENT_NAMES, EventMix
+    from loadtests.mix import DEFAULT_WEIGHTS, EventMix, event_names
     from loadtests.traffic import TrafficGenerator, TrafficRequest
 
 __all__ = [
     "DEFAULT_WEIGHTS",
-    "EVENT_NAMES",
     "EventMix",
     "LoadSource",
     "TrafficGenerator",
     "TrafficRequest",
+    "event_names",
     "load_credentials",
     "make_sources",
     "write_run_files",
@@ -32,8 +32,8 @@ __all__ = [
 
 _HOMES = {
     "DEFAULT_WEIGHTS": "loadtests.mix",
-    "EVENT_NAMES": "loadtests.mix",
     "EventMix": "loadtests.mix",
+    "event_names": "loadtests.mix",
     "LoadSource": "loadtests.credentials",
     "load_credentials": "loadtests.credentials",
     "make_sources": "loadtests.credentials",

@@ -717,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _profile(args: argparse.Namespace) -> Profile:
     profile = load_profile(args.profile)
     if args.providers is not None:
-        shares = profile.providers or {}
+        shares = profile.shares()
         profile = replace(profile, providers={p: shares.get(p, 1) for p in args.providers})
     if args.batch_size is not None:
         profile = replace(profile, batch_size=args.batch_size)
@@ -778,7 +778,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{load:.1f} before the run: anything else running takes CPU from the gateway)",
         profile=str(args.profile),
         traffic=(
-            f"{', '.join(f'{p}:{w}' for p, w in (profile.providers or {}).items()) or 'every ESP'}"
+            f"{', '.join(f'{p}:{w}' for p, w in profile.shares().items())}"
             f"; batch size {profile.batch_size}; duplicates {profile.duplicate_ratio:g}; "
             f"forged {profile.bad_signature_ratio:g}"
         ),

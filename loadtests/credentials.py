@@ -7,7 +7,7 @@ can sign webhooks for these sources, so never add them to a production gateway y
 mean to load.
 
 Material is stored as typed JSON, never pickled: text, PEM private keys, and frozen
-dataclasses defined in ``handlers`` (e.g. the SES signing material), nothing else.
+dataclasses defined in ``hookline_testing`` (e.g. the SES signing material), nothing else.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from handlers.base import SourceSpec
-from handlers.registry import get_adapter
+from hookline_testing import samples_for
 
 __all__ = [
     "CONFIG_NAME",
@@ -46,11 +46,15 @@ __all__ = [
 CREDENTIALS_FORMAT = "hookline-loadtest-credentials/1"
 CONFIG_NAME = "hookline.toml"
 CREDENTIALS_NAME = "credentials.json"
+#: the only package whose dataclasses may be signing material
+_MATERIAL_PACKAGE = "hookline_testing."
+#: where material classes lived before: credentials files written then still load
+_MOVED_MODULES = {"handlers._signing_ses": "hookline_testing._ses"}
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadSource:
-    """One gateway source and what signs its traffic (as ``make_test_source`` returns)."""
+    """One gateway source and what signs its traffic (as ``Samples.make_source`` returns)."""
 
     spec: SourceSpec
     material: Any
@@ -74,15 +78,15 @@ def make_sources(providers: Iterable[str], name: str = "loadtest") -> list[LoadS
     """A source named ``name`` per provider, each with freshly generated test credentials."""
     sources = []
     for provider in providers:
-        module = importlib.import_module(type(get_adapter(provider)).__module__)
-        spec, material = module.make_test_source(name)
+        spec, material = samples_for(provider).make_source(name)
         sources.append(LoadSource(spec, material))
     return sources
 
 
 # -- material <-> JSON ------------------------------------------------------------------------
 def encode_material(material: Any) -> dict[str, Any]:
-    """Typed JSON for signing material: text, a private key, or a ``handlers`` dataclass."""
+    """Typed JSON for signing material: text, a private key, or a ``hookline_testing``
+    dataclass."""
     if material is None:
         return {"type": "none"}
     if isinstance(material, str):
@@ -95,7 +99,7 @@ def encode_material(material: Any) -> dict[str, Any]:
         )
         return {"type": "private_key", "pem": pem.decode("ascii")}
     cls = type(material)
-    if dataclasses.is_dataclass(material) and cls.__module__.startswith("handlers."):
+    if dataclasses.is_dataclass(material) and cls.__module__.startswith(_MATERIAL_PACKAGE):
         return {
             "type": "dataclass",
             "class": f"{cls.__module__}:{cls.__qualname__}",
@@ -117,8 +121,9 @@ def decode_material(data: Mapping[str, Any]) -> Any:
         return serialization.load_pem_private_key(str(data["pem"]).encode("ascii"), None)
     if kind == "dataclass":
         module_name, _, qualname = str(data["class"]).partition(":")
-        if not module_name.startswith("handlers."):
-            raise ValueError(f"refusing to build {data['class']!r}: not a handlers class")
+        module_name = _MOVED_MODULES.get(module_name, module_name)
+        if not module_name.startswith(_MATERIAL_PACKAGE):
+            raise ValueError(f"refusing to build {data['class']!r}: not a hookline_testing class")
         cls = getattr(importlib.import_module(module_name), qualname)
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
             raise ValueError(f"{data['class']!r} is not a dataclass")

@@ -1,10 +1,10 @@
 """What load-test traffic contains: which event types, in which proportions, per provider.
 
 The weight table is expressed in Hookline's normalized vocabulary (``EventType``) so one
-``delivered=60,opened=20`` mix means the same thing for every ESP; ``EVENT_NAMES`` maps each
-normalized type to the ESP's own event name that the adapter's ``example_body`` builds.
-A type a provider cannot express is left out of that provider's mix, and the remaining
-weights are renormalized.
+``delivered=60,opened=20`` mix means the same thing for every ESP; ``event_names`` maps each
+normalized type to the ESP's own event name whose sample (``hookline_testing``) the adapter
+normalizes to it, so a new ESP needs nothing here. A type a provider cannot express is left
+out of that provider's mix, and the remaining weights are renormalized.
 """
 
 from __future__ import annotations
@@ -16,132 +16,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from handlers.events import EventType
+from hookline_testing import samples_for
 
 __all__ = [
     "DEFAULT_WEIGHTS",
-    "EVENT_NAMES",
     "MAX_BATCH_SIZE",
-    "SINGLE_EVENT_PROVIDERS",
     "EventMix",
+    "event_names",
     "events_per_request",
     "parse_weights",
 ]
 
-_D = EventType.DELIVERED
-_O = EventType.OPENED
-_C = EventType.CLICKED
-_DF = EventType.DEFERRED
-_B = EventType.BOUNCED
-_DR = EventType.DROPPED
-_CO = EventType.COMPLAINED
-_U = EventType.UNSUBSCRIBED
-
-#: normalized type -> the ESP's event name its ``example_body(event=...)`` accepts
-EVENT_NAMES: Mapping[str, Mapping[EventType, str]] = {
-    "sendgrid": {
-        _D: "delivered",
-        _O: "open",
-        _C: "click",
-        _DF: "deferred",
-        _B: "bounce",
-        _DR: "dropped",
-        _CO: "spamreport",
-        _U: "unsubscribe",
-    },
-    "mailgun": {
-        _D: "delivered",
-        _O: "opened",
-        _C: "clicked",
-        _B: "failed",
-        _DR: "rejected",
-        _CO: "complained",
-        _U: "unsubscribed",
-    },
-    "postmark": {_D: "Delivery", _O: "Open", _C: "Click", _B: "Bounce", _CO: "SpamComplaint"},
-    "ses": {
-        _D: "Delivery",
-        _O: "Open",
-        _C: "Click",
-        _DF: "DeliveryDelay",
-        _B: "Bounce",
-        _DR: "Reject",
-        _CO: "Complaint",
-        _U: "Subscription",
-    },
-    "sparkpost": {
-        _D: "delivery",
-        _O: "open",
-        _C: "click",
-        _DF: "delay",
-        _B: "bounce",
-        _DR: "policy_rejection",
-        _CO: "spam_complaint",
-        _U: "list_unsubscribe",
-    },
-    "mailjet": {
-        _D: "sent",
-        _O: "open",
-        _C: "click",
-        _B: "bounce",
-        _DR: "blocked",
-        _CO: "spam",
-        _U: "unsub",
-    },
-    "mandrill": {
-        _D: "delivered",
-        _O: "open",
-        _C: "click",
-        _DF: "deferral",
-        _B: "hard_bounce",
-        _DR: "reject",
-        _CO: "spam",
-        _U: "unsub",
-    },
-    "brevo": {
-        _D: "delivered",
-        _O: "opened",
-        _C: "click",
-        _DF: "deferred",
-        _B: "hard_bounce",
-        _DR: "blocked",
-        _CO: "spam",
-        _U: "unsubscribed",
-    },
-    "resend": {
-        _D: "email.delivered",
-        _O: "email.opened",
-        _C: "email.clicked",
-        _DF: "email.delivery_delayed",
-        _B: "email.bounced",
-        _DR: "email.failed",
-        _CO: "email.complained",
-    },
-    "postal": {
-        _D: "MessageSent",
-        _O: "MessageLoaded",
-        _C: "MessageLinkClicked",
-        _DF: "MessageDelayed",
-        _B: "MessageDeliveryFailed",
-        # MessageHeld is deferred (it may be released): Postal has no dropped event
-    },
-}
-
-#: ESPs that send exactly one event per request, whatever the batch size asked for
-SINGLE_EVENT_PROVIDERS = frozenset({"mailgun", "postmark", "postal"})
 #: upper bound on events per request (keeps bodies well under the gateway's 1 MiB limit)
 MAX_BATCH_SIZE = 500
 
 #: a transactional-mail day: mostly deliveries, some engagement, a little trouble
 DEFAULT_WEIGHTS: Mapping[EventType, float] = {
-    _D: 60.0,
-    _O: 20.0,
-    _C: 8.0,
-    _DF: 4.0,
-    _B: 4.0,
-    _DR: 2.0,
-    _CO: 1.0,
-    _U: 1.0,
+    EventType.DELIVERED: 60.0,
+    EventType.OPENED: 20.0,
+    EventType.CLICKED: 8.0,
+    EventType.DEFERRED: 4.0,
+    EventType.BOUNCED: 4.0,
+    EventType.DROPPED: 2.0,
+    EventType.COMPLAINED: 1.0,
+    EventType.UNSUBSCRIBED: 1.0,
 }
+
+
+def event_names(provider: str) -> Mapping[EventType, str]:
+    """Normalized type -> the ESP's event name that ``example_body(event=...)`` builds for it
+    (``LookupError`` for an unknown provider)."""
+    return samples_for(provider).event_names
 
 
 def events_per_request(provider: str, batch_size: int) -> int:
@@ -152,7 +57,7 @@ def events_per_request(provider: str, batch_size: int) -> int:
     """
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ValueError(f"batch size must be between 1 and {MAX_BATCH_SIZE}, not {batch_size}")
-    return 1 if provider in SINGLE_EVENT_PROVIDERS else batch_size
+    return 1 if samples_for(provider).one_event_per_request else batch_size
 
 
 def parse_weights(text: str) -> dict[EventType, float]:
@@ -194,9 +99,10 @@ class EventMix:
     def for_provider(
         cls, provider: str, weights: Mapping[EventType, float] = DEFAULT_WEIGHTS
     ) -> EventMix:
-        names = EVENT_NAMES.get(provider)
-        if names is None:
-            raise ValueError(f"no load-test event names for provider {provider!r}")
+        try:
+            names = event_names(provider)
+        except LookupError:
+            raise ValueError(f"no load-test event names for provider {provider!r}") from None
         choices = tuple(
             (event_type, names[event_type])
             for event_type, weight in weights.items()

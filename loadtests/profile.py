@@ -3,8 +3,9 @@
 A profile is a TOML file (``loadtests/profiles/default.toml`` is the documented default):
 ``batch_size``, ``duplicate_ratio``, ``bad_signature_ratio``, a ``[providers]`` table of
 integer request shares and an ``[event_weights]`` table of normalized event types. Every key
-is optional (a missing one takes the default's value); unknown keys are errors, so a typo
-cannot silently fall back to a default.
+is optional (a missing one takes the default's value; without ``[providers]`` each ESP takes
+the ``traffic_share`` its samples declare in ``hookline_testing``); unknown keys are errors,
+so a typo cannot silently fall back to a default.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from handlers.events import EventType
 from handlers.registry import available_providers
+from hookline_testing import samples_for
 from loadtests.mix import DEFAULT_WEIGHTS, MAX_BATCH_SIZE
 
 __all__ = ["DEFAULT_PROFILE", "Profile", "ProfileError", "load_profile"]
@@ -34,18 +36,25 @@ class Profile:
     batch_size: int = 1
     duplicate_ratio: float = 0.0
     bad_signature_ratio: float = 0.0
-    #: provider -> request share (positive integers only)
+    #: provider -> request share (positive integers only); None: the samples' own shares
     providers: Mapping[str, int] | None = None
     event_weights: Mapping[EventType, float] | None = None
 
     @property
     def provider_names(self) -> list[str]:
-        return list(self.providers or available_providers())
+        return list(self.shares())
+
+    def shares(self) -> Mapping[str, int]:
+        """Provider -> request share: the profile's table, else each ESP's declared share
+        (largest first)."""
+        if self.providers:
+            return self.providers
+        declared = {name: samples_for(name).traffic_share for name in available_providers()}
+        return dict(sorted(declared.items(), key=lambda item: -item[1]))
 
     def providers_env(self) -> str:
         """``LOADTEST_PROVIDERS`` for the Locust file: ``sendgrid:25,ses:20,...``."""
-        shares = self.providers or dict.fromkeys(available_providers(), 1)
-        return ",".join(f"{name}:{share}" for name, share in shares.items())
+        return ",".join(f"{name}:{share}" for name, share in self.shares().items())
 
     def event_weights_env(self) -> str:
         """``LOADTEST_EVENT_WEIGHTS`` for the Locust file."""

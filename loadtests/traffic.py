@@ -1,7 +1,7 @@
 """Signed webhook traffic for load tests, and the ``write-config`` command that sets it up.
 
 Framework-free: ``TrafficGenerator`` yields ``TrafficRequest``s (method, URL, headers, body)
-signed exactly as each ESP signs them, using the adapters' own test helpers
+signed exactly as each ESP signs them, using the ESPs' samples in ``hookline_testing``
 (``example_body`` / ``signed_request``). Any HTTP client can send them; the Locust file in
 this package is one.
 
@@ -18,7 +18,6 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
 import json
 import random
@@ -29,19 +28,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Literal
 
 from handlers.base import WebhookRequest
 from handlers.events import EventType
-from handlers.registry import available_providers, get_adapter
+from handlers.registry import available_providers
+from hookline_testing import Samples, samples_for
 from loadtests.credentials import (
     LoadSource,
     load_credentials,
     make_sources,
     write_run_files,
 )
-from loadtests.mix import DEFAULT_WEIGHTS, EVENT_NAMES, EventMix, events_per_request
+from loadtests.mix import DEFAULT_WEIGHTS, EventMix, event_names, events_per_request
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -118,10 +117,6 @@ class _Sent:
     body: bytes
 
 
-def _helpers(provider: str) -> ModuleType:
-    return importlib.import_module(type(get_adapter(provider)).__module__)
-
-
 class TrafficGenerator:
     """Signed requests for ``sources``: unique events mixed by weight, plus optional
     redeliveries (``duplicate_ratio``) and forgeries (``bad_signature_ratio``).
@@ -164,7 +159,7 @@ class TrafficGenerator:
         self._sources: dict[str, list[LoadSource]] = {}
         for source in sources:
             self._sources.setdefault(source.provider, []).append(source)
-        self._helpers = {provider: _helpers(provider) for provider in self._sources}
+        self._samples: dict[str, Samples] = {p: samples_for(p) for p in self._sources}
         self._mixes = {
             provider: EventMix.for_provider(provider, weights) for provider in self._sources
         }
@@ -207,7 +202,7 @@ class TrafficGenerator:
         shows every type once); ``KeyError`` if the provider cannot express that type.
         ``seed`` fixes the body's identifiers (message id, recipient) instead of a new one."""
         sources = self._sources[provider]
-        esp_event = EVENT_NAMES[provider][event_type]
+        esp_event = event_names(provider)[event_type]
         sent = self._body(self._rng.choice(sources), event_type, esp_event, seed)
         self._recent[provider].append(sent)
         return self._sign("fresh", sent, sent.source)
@@ -233,7 +228,7 @@ class TrafficGenerator:
         count = events_per_request(provider, self.batch_size)
         # dated now, as the ESP would send it: event times the gateway's delay metrics and
         # the CLI's ``--since`` windows see as current
-        body = self._helpers[provider].example_body(
+        body = self._samples[provider].example_body(
             count,
             seed=self._seed() if seed is None else seed,
             event=esp_event,
@@ -254,7 +249,7 @@ class TrafficGenerator:
     def _sign(self, kind: RequestKind, sent: _Sent, signer: LoadSource) -> TrafficRequest:
         path = sent.source.path
         url = self.base_url + path
-        request: WebhookRequest = self._helpers[sent.source.provider].signed_request(
+        request: WebhookRequest = self._samples[sent.source.provider].signed_request(
             signer.spec, signer.material, sent.body, now=self._clock(), url=url
         )
         return TrafficRequest(

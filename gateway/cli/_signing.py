@@ -1,8 +1,9 @@
 """What ``hookline demo`` and ``hookline sign`` share: the signing credentials of the
 development configuration (or any load-test credentials file), loaded with clear errors.
 
-The signing itself is the adapters' own test helpers, through ``loadtests`` (the same code
-the tests and load tests use); that package is part of a source checkout, not of a wheel.
+The signing itself is the ESPs' samples in ``hookline_testing`` (shipped with the gateway),
+and the credentials file format is ``loadtests``' (the same code the tests and load tests
+use); that package is part of a source checkout, not of a wheel.
 """
 
 from __future__ import annotations

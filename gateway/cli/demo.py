@@ -6,7 +6,7 @@ zero-config ``hookline serve`` creates: all ten providers) gets one request per 
 its ESP can send, hard bounce and complaint included, signed as the ESP signs and dated now.
 One Postmark message (always the same id) is also delivered, opened and clicked, so its
 timeline tells a story. Requests are built by the load-test traffic generator, i.e. the
-adapters' own ``example_body`` / ``signed_request`` helpers.
+ESPs' samples in ``hookline_testing`` (``example_body`` / ``signed_request``).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from loadtests.mix import EVENT_NAMES
+    from loadtests.mix import event_names
     from loadtests.traffic import TrafficGenerator
 
     signers = load_signers(args)
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     requests = [
         generator.fresh(provider, event_type)
         for provider in generator.providers
-        for event_type in EVENT_NAMES[provider]
+        for event_type in event_names(provider)
     ]
     story: list[TrafficRequest] = []
     if STORY_PROVIDER in generator.providers:

@@ -13,7 +13,6 @@ default) is refused with 401, as the ESP's own would be.
 from __future__ import annotations
 
 import argparse
-import importlib
 import random
 import shlex
 import sys
@@ -24,7 +23,7 @@ from typing import Any
 from gateway.cli._client import default_url
 from gateway.cli._signing import add_credentials_argument, load_signers
 from handlers.events import EventType
-from handlers.registry import PROVIDERS, get_adapter
+from handlers.registry import PROVIDERS
 
 __all__ = ["curl_command", "register", "run"]
 
@@ -74,13 +73,15 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(signer.spec.basic_auth)
         return 0
-    module = importlib.import_module(type(get_adapter(args.provider)).__module__)
+    from hookline_testing import samples_for  # the test traffic: not imported by `serve`
+
+    samples = samples_for(args.provider)
     now = datetime.now(UTC)
     if args.file is not None:
         body = Path(args.file).read_bytes()
     else:
         try:
-            body = module.example_body(
+            body = samples.example_body(
                 1,
                 seed=random.randrange(10**8),
                 event=_esp_event(args.provider, args.event),
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     url = f"{args.url.rstrip('/')}/webhooks/{args.provider}/{signer.spec.name}"
-    request = module.signed_request(signer.spec, signer.material, body, now=now, url=url)
+    request = samples.signed_request(signer.spec, signer.material, body, now=now, url=url)
     same_file = args.file if args.file is not None and request.body == body else None
     print(curl_command(url, dict(request.headers), request.body, same_file))
     return 0
@@ -102,18 +103,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _esp_event(provider: str, name: str) -> str:
     """The ESP's event name for a normalized type, or ``name`` itself."""
-    from loadtests.mix import EVENT_NAMES
+    from hookline_testing import samples_for
 
     try:
-        return EVENT_NAMES[provider][EventType(name)]
+        return samples_for(provider).event_names[EventType(name)]
     except (ValueError, KeyError):
         return name
 
 
 def _sample_events(provider: str) -> list[str]:
-    from loadtests.mix import EVENT_NAMES
+    from hookline_testing import samples_for
 
-    return [event_type.value for event_type in EVENT_NAMES[provider]]
+    return [event_type.value for event_type in samples_for(provider).event_names]
 
 
 def curl_command(url: str, headers: dict[str, str], body: bytes, body_file: str | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +45,15 @@ def test_builder_installs_only_the_locked_runtime_dependencies() -> None:
     runtime = CONTAINERFILE.split("AS runtime", 1)[1]
     for tool in ("gcc", "build-essential", "python3-pip", "python3-dev", "make"):
         assert not re.search(rf"\b{re.escape(tool)}\b", runtime), tool
+
+
+def test_builder_copies_every_package_the_wheel_ships() -> None:
+    """Each package the wheel ships (pyproject's hatch ``packages``, e.g. ``hookline_testing``
+    that ``hookline sign`` / ``demo`` use) is copied into the builder before the project is
+    installed, so the image holds it."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    builder = CONTAINERFILE.split("AS runtime", 1)[0]
+    assert "hookline_testing" in packages
+    for package in packages:
+        assert f"COPY {package} ./{package}\n" in builder, package

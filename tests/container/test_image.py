@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from gateway.storage.embedded import EmbeddedPostgres
-from handlers import sendgrid
+from hookline_testing import samples_for
 from tests.container.chart import Manifest, get, render
 from tests.container.kube_to_podman import PodmanRun, to_podman_run
 from tests.container.podman import (
@@ -152,8 +152,8 @@ async def stored_event_ids(db_url: str) -> set[str]:
 
 
 def post_sendgrid(port: int, spec: Any, key: Any, seed: int, count: int = 3) -> httpx.Response:
-    body = sendgrid.example_body(count, seed=seed)
-    request = sendgrid.signed_request(spec, key, body, now=datetime.now(UTC))
+    body = samples_for("sendgrid").example_body(count, seed=seed)
+    request = samples_for("sendgrid").signed_request(spec, key, body, now=datetime.now(UTC))
     return httpx.post(
         f"http://127.0.0.1:{port}/webhooks/sendgrid/{spec.name}",
         content=request.body,
@@ -163,7 +163,10 @@ def post_sendgrid(port: int, spec: Any, key: Any, seed: int, count: int = 3) -> 
 
 
 def sent_event_ids(seed: int, count: int = 3) -> set[str]:
-    return {item["sg_event_id"] for item in json.loads(sendgrid.example_body(count, seed=seed))}
+    return {
+        item["sg_event_id"]
+        for item in json.loads(samples_for("sendgrid").example_body(count, seed=seed))
+    }
 
 
 async def stored_event_id_list(db_url: str) -> list[str]:
@@ -231,7 +234,7 @@ async def test_chart_pod_migrates_serves_and_runs_locked_down(
     paths, acknowledges and stores a signed SendGrid webhook, serves /metrics, and runs as
     the chart's non-root uid on a read-only root filesystem (only the data volume and /tmp
     writable)."""
-    spec, key = sendgrid.make_test_source("container")
+    spec, key = samples_for("sendgrid").make_source("container")
     docs = render(chart_values(empty_db_url, spec.signing_key or ""))
     deployment = get(docs, "Deployment", FULLNAME)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image.name
@@ -292,7 +295,7 @@ async def test_sigterm_drains_and_exits_zero_within_the_grace_period(
 ):
     """SIGTERM (what the kubelet sends after the preStop sleep) makes the gateway finish what
     it acknowledged and exit 0 before the rest of terminationGracePeriodSeconds runs out."""
-    spec, key = sendgrid.make_test_source("container")
+    spec, key = samples_for("sendgrid").make_source("container")
     docs = render(chart_values(fresh_db_url, spec.signing_key or ""))
     port = free_port()
     run = gateway_run(docs, tmp_path, port)
@@ -316,7 +319,7 @@ async def test_embedded_trial_pod_starts_on_its_volume(image: BuiltImage, tmp_pa
     the embedded PostgreSQL on the data volume, owned as Kubernetes makes it (root, group
     fsGroup, setgid), and the gateway container then starts on it, ready and storing a
     signed webhook."""
-    spec, key = sendgrid.make_test_source("container")
+    spec, key = samples_for("sendgrid").make_source("container")
     values = chart_values("", spec.signing_key or "")
     values["database"] = {"embedded": {"enabled": True}}
     docs = render(values)
@@ -378,7 +381,7 @@ async def test_chart_pod_boots_with_the_database_down_spools_and_drains(
     exactly once. PostgreSQL stopped again, more webhooks spooled, PostgreSQL restarted and
     SIGTERM sent at once: the gateway drains what it holds at exit (the emptyDir would go with
     the pod) and exits 0 within the grace period, with every acknowledged event stored."""
-    spec, key = sendgrid.make_test_source("container")
+    spec, key = samples_for("sendgrid").make_source("container")
     url = later_pg.url()
     docs = render(chart_values(url, spec.signing_key or ""))
     port = free_port()

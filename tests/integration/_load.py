@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from handlers import sendgrid, ses
 from handlers.base import SourceSpec
+from hookline_testing import samples_for
 
 __all__ = ["SyntheticLoad", "source_config"]
 
@@ -39,9 +39,11 @@ class SyntheticLoad:
 
     client: httpx.AsyncClient
     sendgrid_source: tuple[SourceSpec, Any] = field(
-        default_factory=lambda: sendgrid.make_test_source("main")
+        default_factory=lambda: samples_for("sendgrid").make_source("main")
     )
-    ses_source: tuple[SourceSpec, Any] = field(default_factory=lambda: ses.make_test_source("main"))
+    ses_source: tuple[SourceSpec, Any] = field(
+        default_factory=lambda: samples_for("ses").make_source("main")
+    )
     statuses: Counter[int] = field(default_factory=Counter)
     _seed: int = 0
 
@@ -61,21 +63,21 @@ class SyntheticLoad:
     async def sendgrid(self, count: int = 3, event: str = "delivered") -> httpx.Response:
         """A correctly signed SendGrid batch of ``count`` new ``event`` events."""
         spec, key = self.sendgrid_source
-        body = sendgrid.example_body(count, seed=self._next_seed(), event=event)
-        request = sendgrid.signed_request(spec, key, body, now=datetime.now(UTC))
+        body = samples_for("sendgrid").example_body(count, seed=self._next_seed(), event=event)
+        request = samples_for("sendgrid").signed_request(spec, key, body, now=datetime.now(UTC))
         return await self._post(f"/webhooks/sendgrid/{spec.name}", request.body, request.headers)
 
     async def forged(self) -> httpx.Response:
         """A SendGrid batch altered after signing (401, reason ``invalid``)."""
         spec, key = self.sendgrid_source
-        body = sendgrid.example_body(1, seed=self._next_seed())
-        request = sendgrid.signed_request(spec, key, body, now=datetime.now(UTC))
+        body = samples_for("sendgrid").example_body(1, seed=self._next_seed())
+        request = samples_for("sendgrid").signed_request(spec, key, body, now=datetime.now(UTC))
         forged = request.body.replace(b"user", b"USER")
         return await self._post(f"/webhooks/sendgrid/{spec.name}", forged, request.headers)
 
     async def unknown_source(self) -> httpx.Response:
         """A request to a source that is not configured (404)."""
-        body = sendgrid.example_body(1, seed=self._next_seed())
+        body = samples_for("sendgrid").example_body(1, seed=self._next_seed())
         return await self._post(
             "/webhooks/sendgrid/no-such-source", body, {"content-type": "application/json"}
         )
@@ -84,8 +86,10 @@ class SyntheticLoad:
         """A signed SNS notification carrying one SES event (``SubscriptionConfirmation``
         makes a control message instead)."""
         spec, material = self.ses_source
-        body = ses.example_body(1, seed=self._next_seed(), event=event, now=datetime.now(UTC))
-        request = ses.signed_request(spec, material, body, now=datetime.now(UTC))
+        body = samples_for("ses").example_body(
+            1, seed=self._next_seed(), event=event, now=datetime.now(UTC)
+        )
+        request = samples_for("ses").signed_request(spec, material, body, now=datetime.now(UTC))
         return await self._post(f"/webhooks/ses/{spec.name}", request.body, request.headers)
 
     async def round(self, index: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.cli import main as cli
 from gateway.delivery import webhook_id
-from handlers import sendgrid
+from hookline_testing import samples_for
 from tests.integration.delivery_support import Reply, SinkServer, sink, sink_servers
 from tests.integration.test_delivery_gateway import SOURCE, eventually, post
 
@@ -95,8 +95,8 @@ async def test_dlq_list_filter_paginate_show_replay_and_delete(gateway_factory: 
     async with sink_servers(crm, other):
         sinks = [sink("crm", crm), sink("other", other, event_types=["bounced"])]
         async with gateway_factory(sources=[SOURCE], sinks=sinks, admin={"token": TOKEN}) as gw:
-            await post(gw, sendgrid.example_body(5, seed=51))
-            await post(gw, sendgrid.example_body(1, seed=52, event="bounce"))
+            await post(gw, samples_for("sendgrid").example_body(5, seed=51))
+            await post(gw, samples_for("sendgrid").example_body(1, seed=52, event="bounce"))
             items = await dead_letters(gw, 7)
             assert {item["sink"] for item in items} == {"crm", "other"}
             ids = [item["id"] for item in items]
@@ -158,7 +158,7 @@ async def test_bulk_replay_by_sink_and_time_range_runs_in_the_background(
         sink_servers(crm),
         gateway_factory(sources=[SOURCE], sinks=[sink("crm", crm)], admin={"token": TOKEN}) as gw,
     ):
-        await post(gw, sendgrid.example_body(4, seed=61))
+        await post(gw, samples_for("sendgrid").example_body(4, seed=61))
         items = await dead_letters(gw, 4)
         behaviour.status = 200
         future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
@@ -284,7 +284,7 @@ async def test_cli_manages_suppressions_and_the_dlq(gateway_factory: Any) -> Non
         code, _ = await run_cli(gw, "suppressions", "get", "c@example.com")
         assert code == 1
 
-        await post(gw, sendgrid.example_body(3, seed=71))
+        await post(gw, samples_for("sendgrid").example_body(3, seed=71))
         items = await dead_letters(gw, 3)
         code, out = await run_cli(gw, "dlq", "list", "--sink", "crm", "--limit", "2", "--all")
         assert code == 0

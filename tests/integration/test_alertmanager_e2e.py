@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from handlers import sendgrid, ses
+from hookline_testing import samples_for
 from tests.integration._http_capture import Captured, capture_server
 from tests.integration._load import SyntheticLoad, source_config
 from tests.integration._observability_files import ROOT, RULE_FILES
@@ -92,8 +92,8 @@ async def test_signature_spike_pages_through_alertmanager_and_inhibits_4xx_ticke
     """Forged signatures fire HookLineSignatureFailureSpike (severity page), which the
     example routing sends to the pager webhook with provider, job and runbook_url; the
     4xx-ratio alert the same requests fire is inhibited by it and never notified."""
-    sendgrid_source = sendgrid.make_test_source("main")
-    ses_source = ses.make_test_source("main")
+    sendgrid_source = samples_for("sendgrid").make_source("main")
+    ses_source = samples_for("ses").make_source("main")
     sources = [source_config(sendgrid_source[0]), source_config(ses_source[0])]
     with capture_server() as receiver:
         async with (

@@ -29,8 +29,8 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from gateway.delivery import ManualClock, webhook_id
-from handlers import sendgrid
 from handlers.events import EventType
+from hookline_testing import samples_for
 from tests.integration._gateway_process import ROOT, clean_environment, run_gateway
 from tests.integration._rabbitmq import RabbitBroker
 from tests.integration.delivery_support import delivery_stack, event
@@ -333,7 +333,7 @@ async def test_a_broker_down_past_max_attempts_dead_letters_and_replay_delivers_
         assert [m.message_id for m in messages] == [entry.webhook_id]
 
 
-SPEC, KEY = sendgrid.make_test_source("main")
+SPEC, KEY = samples_for("sendgrid").make_source("main")
 PASSWORD_VARIABLE = "HOOKLINE_TEST_RABBIT_PASSWORD"
 
 
@@ -357,9 +357,9 @@ async def test_a_signed_webhook_reaches_rabbitmq_through_a_running_gateway_witho
         "sinks": [sink],
     }
     env = clean_environment(**{PASSWORD_VARIABLE: broker.password})
-    body = sendgrid.example_body(3, seed=23)
+    body = samples_for("sendgrid").example_body(3, seed=23)
     async with run_gateway(config, tmp_path / "gw", env) as gw:
-        request = sendgrid.signed_request(SPEC, KEY, body, now=datetime.now(UTC))
+        request = samples_for("sendgrid").signed_request(SPEC, KEY, body, now=datetime.now(UTC))
         async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:
             response = await client.post(
                 "/webhooks/sendgrid/main", content=request.body, headers=dict(request.headers)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from handlers import mailgun, postmark
+from hookline_testing import samples_for
 
 BASIC = "postmark:s3cret-pass"
 BEARER = "t0ken-for-tests"
@@ -39,7 +39,7 @@ async def test_basic_auth_source_challenges_with_basic_and_curl_anyauth_gets_in(
     """Postmark (basic auth) answers 401 with ``Basic realm="hookline"``; curl --anyauth,
     which sends nothing until challenged, is then accepted (200) and the event stored."""
     sources = [{"provider": "postmark", "name": "main", "basic_auth": BASIC}]
-    body = postmark.example_body(seed=3)
+    body = samples_for("postmark").example_body(seed=3)
     async with gateway_factory(sources=sources) as gw:
         refused = await gw.client.post(
             "/webhooks/postmark/main", content=body, headers={"content-type": "application/json"}
@@ -75,13 +75,15 @@ async def test_bearer_and_signature_sources_name_their_schemes(gateway_factory: 
     json_headers = {"content-type": "application/json"}
     async with gateway_factory(sources=sources) as gw:
         bearer = await gw.client.post(
-            "/webhooks/postmark/bearer", content=postmark.example_body(), headers=json_headers
+            "/webhooks/postmark/bearer",
+            content=samples_for("postmark").example_body(),
+            headers=json_headers,
         )
         assert bearer.status_code == 401
         assert www_authenticate(bearer) == ['Bearer realm="hookline"']
         accepted = await gw.client.post(
             "/webhooks/postmark/bearer",
-            content=postmark.example_body(),
+            content=samples_for("postmark").example_body(),
             headers={**json_headers, "authorization": f"Bearer {BEARER}"},
         )
         assert accepted.status_code == 200
@@ -90,7 +92,9 @@ async def test_bearer_and_signature_sources_name_their_schemes(gateway_factory: 
             ("both", ['Basic realm="hookline"', "Signature"]),
         ):
             response = await gw.client.post(
-                f"/webhooks/mailgun/{name}", content=mailgun.example_body(), headers=json_headers
+                f"/webhooks/mailgun/{name}",
+                content=samples_for("mailgun").example_body(),
+                headers=json_headers,
             )
             assert response.status_code == 401
             assert www_authenticate(response) == expected

@@ -23,7 +23,7 @@ import msgspec
 import pytest
 
 from gateway.storage.embedded import EmbeddedPostgres
-from handlers import sendgrid
+from hookline_testing import samples_for
 from tests.integration._gateway_process import (
     GatewayProcess,
     clean_environment,
@@ -31,7 +31,7 @@ from tests.integration._gateway_process import (
     run_gateway,
 )
 
-SPEC, KEY = sendgrid.make_test_source("main")
+SPEC, KEY = samples_for("sendgrid").make_source("main")
 ADMIN_TOKEN = "boot-test-admin-token"
 
 
@@ -71,8 +71,8 @@ async def send_events(client: httpx.AsyncClient, first_seed: int, requests: int)
     """POST ``requests`` signed SendGrid webhooks (3 events each); every one must be acked."""
     acked: list[str] = []
     for seed in range(first_seed, first_seed + requests):
-        body = sendgrid.example_body(3, seed=seed)
-        request = sendgrid.signed_request(SPEC, KEY, body, now=datetime.now(UTC))
+        body = samples_for("sendgrid").example_body(3, seed=seed)
+        request = samples_for("sendgrid").signed_request(SPEC, KEY, body, now=datetime.now(UTC))
         response = await client.post(
             "/webhooks/sendgrid/main", content=request.body, headers=dict(request.headers)
         )

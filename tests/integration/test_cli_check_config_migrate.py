@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 
 from gateway.storage.embedded import EmbeddedPostgres
-from handlers import sendgrid
+from hookline_testing import samples_for
 from tests.integration._gateway_process import ROOT, clean_environment, to_toml
 
-SPEC, _ = sendgrid.make_test_source("main")
+SPEC, _ = samples_for("sendgrid").make_source("main")
 MIGRATIONS = sorted(p.stem for p in (ROOT / "gateway/storage/migrations").glob("*.sql"))
 
 

@@ -17,7 +17,7 @@ import httpx
 
 from gateway.devconfig import DevConfig, ensure
 from handlers.registry import PROVIDERS
-from handlers.sendgrid import example_body
+from hookline_testing import samples_for
 from tests.integration._gateway_process import ROOT, clean_environment, free_port
 
 
@@ -95,7 +95,9 @@ async def test_signed_curl_commands_are_accepted_for_every_provider(
             assert _run(command) == {"accepted": 1, "duplicates": 1}, provider
 
         body = tmp_path / "bounce.json"
-        body.write_bytes(example_body(1, seed=7, event="bounce", now=datetime.now(UTC)))
+        body.write_bytes(
+            samples_for("sendgrid").example_body(1, seed=7, event="bounce", now=datetime.now(UTC))
+        )
         command = _sign("sendgrid", str(body), *common)
         assert command.rstrip("\n").endswith(f"--data-binary @{body}")
         assert _run(command) == {"accepted": 1, "duplicates": 0}

@@ -13,16 +13,16 @@ import asyncpg
 from standardwebhooks.webhooks import Webhook
 
 from gateway.delivery import webhook_id
-from handlers import sendgrid
 from handlers.base import WebhookRequest
+from hookline_testing import samples_for
 from tests.integration.delivery_support import SinkServer, always, healthy, sink, sink_servers
 
-SPEC, KEY = sendgrid.make_test_source("main")
+SPEC, KEY = samples_for("sendgrid").make_source("main")
 SOURCE = {"provider": "sendgrid", "name": "main", "signing_key": SPEC.signing_key}
 
 
 def signed(body: bytes) -> WebhookRequest:
-    return sendgrid.signed_request(SPEC, KEY, body, now=datetime.now(UTC))
+    return samples_for("sendgrid").signed_request(SPEC, KEY, body, now=datetime.now(UTC))
 
 
 async def post(gw: Any, body: bytes) -> Any:
@@ -72,7 +72,7 @@ async def test_redelivered_esp_webhook_is_delivered_to_the_sink_once(
     async with sink_servers(server):
         config = sink("crm", server)
         async with gateway_factory(sources=[SOURCE], sinks=[config]) as gw:
-            body = sendgrid.example_body(4, seed=11)
+            body = samples_for("sendgrid").example_body(4, seed=11)
             assert await post(gw, body) == {"accepted": 4, "duplicates": 0}
             await eventually(lambda: len(server.received) >= 4)
             for _ in range(2):
@@ -96,8 +96,8 @@ async def test_bounce_and_complaint_webhooks_feed_the_suppression_list(
     """A hard bounce and a spam report arriving as SendGrid webhooks end up on the
     suppression list, visible through the admin API."""
     async with gateway_factory(sources=[SOURCE], admin={"token": "t"}) as gw:
-        await post(gw, sendgrid.example_body(1, seed=21, event="bounce"))
-        await post(gw, sendgrid.example_body(1, seed=22, event="spamreport"))
+        await post(gw, samples_for("sendgrid").example_body(1, seed=21, event="bounce"))
+        await post(gw, samples_for("sendgrid").example_body(1, seed=22, event="spamreport"))
         headers = {"Authorization": "Bearer t"}
 
         async def listed() -> bool:
@@ -126,7 +126,7 @@ async def test_a_separate_worker_process_delivers_what_the_gateway_stored(
             gateway_factory(sources=[SOURCE], sinks=sinks, server={"workers": False}) as gw,
             gateway_factory(role="worker", sources=[SOURCE], sinks=sinks) as worker,
         ):
-            await post(gw, sendgrid.example_body(3, seed=31))
+            await post(gw, samples_for("sendgrid").example_body(3, seed=31))
             await eventually(lambda: len(server.received) == 3)
             assert (
                 worker.metric("hookline_delivery_attempts_total", sink="crm", outcome="success")
@@ -146,7 +146,7 @@ async def test_dead_letters_show_in_the_dlq_gauge_and_metrics_endpoint(
         sink_servers(server),
         gateway_factory(sources=[SOURCE], sinks=[sink("crm", server)]) as gw,
     ):
-        await post(gw, sendgrid.example_body(2, seed=41))
+        await post(gw, samples_for("sendgrid").example_body(2, seed=41))
         await eventually(lambda: gw.metric("hookline_dlq_events", sink="crm") == 2)
         assert gw.metric("hookline_dlq_added_total", sink="crm") == 2
         assert gw.metric("hookline_delivery_retry_queue_events", sink="crm") == 0

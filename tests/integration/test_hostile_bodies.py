@@ -5,26 +5,20 @@ malformed item is acknowledged with its good events stored."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
 
-from handlers import sendgrid
 from handlers._common import MAX_JSON_DEPTH
 from handlers.base import SourceSpec
 from handlers.registry import PROVIDERS
+from hookline_testing import samples_for
 
 #: providers whose signature is a field of the JSON body (Mailgun, SNS for SES)
 SIGNED_INSIDE_THE_BODY = ("mailgun", "ses")
-
-
-def module(provider: str) -> ModuleType:
-    return importlib.import_module(f"handlers.{provider}")
 
 
 def source_config(spec: SourceSpec) -> dict[str, Any]:
@@ -43,7 +37,7 @@ def hostile_source(provider: str) -> tuple[SourceSpec, Any]:
     overrides: dict[str, Any] = {}
     if provider == "mandrill":  # Mandrill signs the URL: pin the one the helper signs
         overrides["url"] = "http://hookline.test/webhooks/mandrill/hostile"
-    source, material = module(provider).make_test_source("hostile", **overrides)
+    source, material = samples_for(provider).make_source("hostile", **overrides)
     return source, material
 
 
@@ -87,7 +81,7 @@ async def test_deeply_nested_bodies_are_4xx_problems_for_every_provider(
                 if provider in SIGNED_INSIDE_THE_BODY:  # a deep body carries no signature
                     headers = {"content-type": "application/json"}
                 else:
-                    request = module(provider).signed_request(
+                    request = samples_for(provider).signed_request(
                         spec, material, body, now=datetime.now(UTC)
                     )
                     headers = dict(request.headers)
@@ -134,13 +128,13 @@ async def test_sendgrid_batch_with_malformed_items_stores_the_good_ones(
     object, and one whose timestamp is not a time): 200, and exactly the three good events
     are stored, each with its own id."""
     spec, key = hostile_source("sendgrid")
-    items = json.loads(sendgrid.example_body(3, seed=41))
+    items = json.loads(samples_for("sendgrid").example_body(3, seed=41))
     good_ids = sorted(item["sg_event_id"] for item in items)
     broken = {**items[0], "sg_event_id": "broken-1", "timestamp": "yesterday"}
     batch = [items[0], "not an event", items[1], broken, items[2]]
     body = json.dumps(batch).encode() + b"\r\n"
     async with gateway_factory(sources=[source_config(spec)]) as gw:
-        request = sendgrid.signed_request(spec, key, body, now=datetime.now(UTC))
+        request = samples_for("sendgrid").signed_request(spec, key, body, now=datetime.now(UTC))
         response = await gw.client.post(
             f"/webhooks/sendgrid/{spec.name}", content=request.body, headers=dict(request.headers)
         )

@@ -21,14 +21,14 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from handlers import brevo, mailgun, postmark, sendgrid
 from handlers.base import WebhookRequest
+from hookline_testing import samples_for
 from tests.integration._gateway_process import ROOT, clean_environment, run_gateway
 from tests.integration._http_capture import Captured, capture_server
 
-SENDGRID_SPEC, SENDGRID_KEY = sendgrid.make_test_source("main")
-MAILGUN_SPEC, MAILGUN_KEY = mailgun.make_test_source("main")
-POSTMARK_SPEC, POSTMARK_AUTH = postmark.make_test_source("main")
+SENDGRID_SPEC, SENDGRID_KEY = samples_for("sendgrid").make_source("main")
+MAILGUN_SPEC, MAILGUN_KEY = samples_for("mailgun").make_source("main")
+POSTMARK_SPEC, POSTMARK_AUTH = samples_for("postmark").make_source("main")
 ADMIN_TOKEN = "adm1n-T0ken-" + "9f3c" * 6
 BEARER_TOKEN = "brevo-Bearer-" + "7d1e" * 6
 #: the admin token reaches the gateway through ``token_env``, the Mailgun key through a file
@@ -78,18 +78,20 @@ async def _post(client: httpx.AsyncClient, path: str, request: WebhookRequest) -
 async def _traffic(client: httpx.AsyncClient) -> list[int]:
     """Good and bad requests for every kind of credential; the status codes, in order."""
     now = datetime.now(UTC)
-    sendgrid_body = sendgrid.example_body(2, seed=41, event="bounce")
-    good_sendgrid = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, sendgrid_body, now=now)
+    sendgrid_body = samples_for("sendgrid").example_body(2, seed=41, event="bounce")
+    good_sendgrid = samples_for("sendgrid").signed_request(
+        SENDGRID_SPEC, SENDGRID_KEY, sendgrid_body, now=now
+    )
     forged_sendgrid = WebhookRequest(
         "POST", "", dict(good_sendgrid.headers), sendgrid_body.replace(b"user", b"USER")
     )
-    good_mailgun = mailgun.signed_request(
-        MAILGUN_SPEC, MAILGUN_KEY, mailgun.example_body(1, seed=42), now=now
+    good_mailgun = samples_for("mailgun").signed_request(
+        MAILGUN_SPEC, MAILGUN_KEY, samples_for("mailgun").example_body(1, seed=42), now=now
     )
-    wrong_key_mailgun = mailgun.signed_request(
-        MAILGUN_SPEC, "0" * 32, mailgun.example_body(1, seed=43), now=now
+    wrong_key_mailgun = samples_for("mailgun").signed_request(
+        MAILGUN_SPEC, "0" * 32, samples_for("mailgun").example_body(1, seed=43), now=now
     )
-    postmark_body = postmark.example_body(1, seed=44)
+    postmark_body = samples_for("postmark").example_body(1, seed=44)
     headers = {"content-type": "application/json"}
     statuses = [
         await _post(client, "/webhooks/sendgrid/main", good_sendgrid),
@@ -104,8 +106,10 @@ async def _traffic(client: httpx.AsyncClient) -> list[int]:
             headers={**headers, "authorization": _basic(credentials)},
         )
         statuses.append(response.status_code)
-    brevo_body = brevo.example_body(1, seed=45).replace(
-        b"user45-0@example.com", WATCHED_RECIPIENT.encode()
+    brevo_body = (
+        samples_for("brevo")
+        .example_body(1, seed=45)
+        .replace(b"user45-0@example.com", WATCHED_RECIPIENT.encode())
     )
     assert WATCHED_RECIPIENT.encode() in brevo_body
     for token in (BEARER_TOKEN, "wrong-token"):
@@ -219,9 +223,9 @@ async def test_gateway_logs_canonical_lines_without_secrets_or_recipients(
 
     sent = b"".join(
         [
-            sendgrid.example_body(2, seed=41, event="bounce"),
-            mailgun.example_body(1, seed=42),
-            postmark.example_body(1, seed=44),
+            samples_for("sendgrid").example_body(2, seed=41, event="bounce"),
+            samples_for("mailgun").example_body(1, seed=42),
+            samples_for("postmark").example_body(1, seed=44),
         ]
     )
     recipients = [

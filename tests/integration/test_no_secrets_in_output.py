@@ -22,16 +22,15 @@ from typing import Any
 
 import httpx
 
-from handlers import mailgun, postmark, sendgrid, ses
-from handlers._signing_ses import TEST_CERT_URL
 from handlers.base import WebhookRequest
+from hookline_testing import TEST_CERT_URL, samples_for
 from tests.integration._gateway_process import ROOT, clean_environment, run_gateway
 from tests.integration._http_capture import Captured, capture_server
 
-SENDGRID_SPEC, SENDGRID_KEY = sendgrid.make_test_source("main")
-MAILGUN_SPEC, MAILGUN_KEY = mailgun.make_test_source("main")
-POSTMARK_SPEC, POSTMARK_AUTH = postmark.make_test_source("main")
-SES_SPEC, SES_MATERIAL = ses.make_test_source("prod")
+SENDGRID_SPEC, SENDGRID_KEY = samples_for("sendgrid").make_source("main")
+MAILGUN_SPEC, MAILGUN_KEY = samples_for("mailgun").make_source("main")
+POSTMARK_SPEC, POSTMARK_AUTH = samples_for("postmark").make_source("main")
+SES_SPEC, SES_MATERIAL = samples_for("ses").make_source("prod")
 ADMIN_TOKEN = "inline-Admin-" + "5e7a" * 6
 BREVO_TOKEN = "brevo-Bearer-" + "a11c" * 6
 SINK_USER_PASSWORD = "sinkPw-" + "77e1" * 5
@@ -80,8 +79,10 @@ async def _post(client: httpx.AsyncClient, path: str, request: WebhookRequest) -
 
 async def _traffic(client: httpx.AsyncClient, subscription: bytes) -> list[int]:
     now = datetime.now(UTC)
-    sendgrid_body = sendgrid.example_body(1, seed=3).replace(
-        b"user3-0@example.com", WATCHED.encode()
+    sendgrid_body = (
+        samples_for("sendgrid")
+        .example_body(1, seed=3)
+        .replace(b"user3-0@example.com", WATCHED.encode())
     )
     assert WATCHED.encode() in sendgrid_body
     basic = "Basic " + base64.b64encode(POSTMARK_AUTH.encode()).decode()
@@ -90,19 +91,21 @@ async def _traffic(client: httpx.AsyncClient, subscription: bytes) -> list[int]:
         await _post(
             client,
             "/webhooks/sendgrid/main",
-            sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, sendgrid_body, now=now),
+            samples_for("sendgrid").signed_request(
+                SENDGRID_SPEC, SENDGRID_KEY, sendgrid_body, now=now
+            ),
         ),
         await _post(
             client,
             "/webhooks/mailgun/main",
-            mailgun.signed_request(
-                MAILGUN_SPEC, MAILGUN_KEY, mailgun.example_body(seed=4), now=now
+            samples_for("mailgun").signed_request(
+                MAILGUN_SPEC, MAILGUN_KEY, samples_for("mailgun").example_body(seed=4), now=now
             ),
         ),
         (
             await client.post(
                 "/webhooks/postmark/main",
-                content=postmark.example_body(seed=5),
+                content=samples_for("postmark").example_body(seed=5),
                 headers={"content-type": "application/json", "authorization": basic},
             )
         ).status_code,
@@ -116,12 +119,14 @@ async def _traffic(client: httpx.AsyncClient, subscription: bytes) -> list[int]:
         await _post(
             client,
             "/webhooks/ses/prod",
-            ses.signed_request(SES_SPEC, SES_MATERIAL, ses.example_body(2, seed=SES_SEED), now=now),
+            samples_for("ses").signed_request(
+                SES_SPEC, SES_MATERIAL, samples_for("ses").example_body(2, seed=SES_SEED), now=now
+            ),
         ),
         await _post(
             client,
             "/webhooks/ses/prod",
-            ses.signed_request(SES_SPEC, SES_MATERIAL, subscription, now=now),
+            samples_for("ses").signed_request(SES_SPEC, SES_MATERIAL, subscription, now=now),
         ),
         (await client.get(f"/v1/recipients/{WATCHED}", headers=admin)).status_code,
         (await client.get("/v1/events", params={"recipient": WATCHED}, headers=admin)).status_code,
@@ -154,7 +159,9 @@ async def test_no_secret_or_full_address_in_any_output(fresh_db_url: str, tmp_pa
     subscription confirmation, deliveries, dead letters, admin reads) and ``check-config``:
     no planted secret, SNS subscription token, database password or full recipient address
     appears in stdout or stderr; what is printed instead is the redacted form."""
-    subscription = ses.example_body(seed=SES_SEED + 1, event="SubscriptionConfirmation")
+    subscription = samples_for("ses").example_body(
+        seed=SES_SEED + 1, event="SubscriptionConfirmation"
+    )
     sns_token = json.loads(subscription)["Token"]
     with capture_server() as sink, capture_server(status=400) as refusing:
         config = _config(fresh_db_url, tmp_path, sink.url, refusing.url)

@@ -17,9 +17,10 @@ from gateway.resilience import AsyncCircuitBreaker
 from gateway.storage.store import EventStore, NonceConflictError
 from handlers import mailgun
 from handlers.events import EmailEvent
+from hookline_testing import samples_for
 from observability.metrics import Metrics
 
-SPEC, KEY = mailgun.make_test_source("main")
+SPEC, KEY = samples_for("mailgun").make_source("main")
 WINDOW = 3600.0
 
 
@@ -33,7 +34,7 @@ class Clock:
 
 def events_of(body: bytes) -> tuple[str, str, list[EmailEvent]]:
     """(token, digest, events) of a Mailgun request body, as the webhook route sees them."""
-    request = mailgun.signed_request(SPEC, KEY, body, now=datetime.now(UTC))
+    request = samples_for("mailgun").signed_request(SPEC, KEY, body, now=datetime.now(UTC))
     result = mailgun.ADAPTER.parse(request, SPEC, datetime.now(UTC))
     assert result.nonce is not None and result.nonce_digest is not None
     return result.nonce, result.nonce_digest, result.events
@@ -84,12 +85,14 @@ async def test_merge_diverts_only_the_replayed_request_even_with_the_same_event_
     that request's events as rejected; the genuine event with the same dedup key is kept;
     the rejection survives a restart and is forgotten after the grace period."""
     metrics, clock = Metrics(), Clock()
-    token, digest, genuine = events_of(mailgun.example_body(seed=3, event="complained"))
-    complaint = mailgun.example_body(seed=3, event="complained")
-    request = mailgun.signed_request(SPEC, KEY, complaint, now=datetime.now(UTC))
+    token, digest, genuine = events_of(
+        samples_for("mailgun").example_body(seed=3, event="complained")
+    )
+    complaint = samples_for("mailgun").example_body(seed=3, event="complained")
+    request = samples_for("mailgun").signed_request(SPEC, KEY, complaint, now=datetime.now(UTC))
     forged_body = forged_from(request.body, "victim@example.com", same_id=True)
     forged = mailgun.ADAPTER.parse(
-        mailgun.signed_request(SPEC, KEY, forged_body, now=datetime.now(UTC)),
+        samples_for("mailgun").signed_request(SPEC, KEY, forged_body, now=datetime.now(UTC)),
         SPEC,
         datetime.now(UTC),
     ).events
@@ -155,7 +158,7 @@ async def test_an_unwritable_journal_refuses_rather_than_skipping_the_check(
 def test_an_event_fingerprint_survives_the_spool() -> None:
     """The journal identifies events by fingerprint; a spooled copy must fingerprint the
     same, or a replay would slip through the merge."""
-    _, _, events = events_of(mailgun.example_body(seed=5, event="failed"))
+    _, _, events = events_of(samples_for("mailgun").example_body(seed=5, event="failed"))
     spooled = read_segment(encode_record(events)).events
     assert [event_fingerprint(e) for e in spooled] == [event_fingerprint(e) for e in events]
 

@@ -28,11 +28,11 @@ from gateway.storage.pool import create_pool
 from gateway.storage.quarantine import QuarantineStore
 from gateway.storage.storable import INDEXED_MAX_CHARS, storable_events
 from gateway.storage.store import EventStore
-from handlers import sendgrid
 from handlers.events import EmailEvent, EventType
+from hookline_testing import samples_for
 from observability.metrics import Metrics
 
-SPEC, KEY = sendgrid.make_test_source("main")
+SPEC, KEY = samples_for("sendgrid").make_source("main")
 SOURCES = [{"provider": "sendgrid", "name": "main", "signing_key": SPEC.signing_key}]
 
 #: a trigger that makes PostgreSQL refuse (SQLSTATE 22023, a data error) any event whose
@@ -73,7 +73,7 @@ def long_text() -> str:
 
 
 def signed_json(body: bytes) -> tuple[bytes, dict[str, str]]:
-    request = sendgrid.signed_request(SPEC, KEY, body, now=datetime.now(UTC))
+    request = samples_for("sendgrid").signed_request(SPEC, KEY, body, now=datetime.now(UTC))
     return request.body, dict(request.headers)
 
 
@@ -137,7 +137,7 @@ async def test_hostile_values_from_a_signed_batch_are_stored_and_traffic_keeps_f
         first = await gw.client.post("/webhooks/sendgrid/main", content=content, headers=headers)
         assert first.status_code == 200, first.text
         assert first.json() == {"accepted": 6, "duplicates": 0}
-        content, headers = signed_json(sendgrid.example_body(3, seed=7))
+        content, headers = signed_json(samples_for("sendgrid").example_body(3, seed=7))
         after = await gw.client.post("/webhooks/sendgrid/main", content=content, headers=headers)
         assert after.json() == {"accepted": 3, "duplicates": 0}
         assert gw.runtime.storage_breaker.state == "closed"

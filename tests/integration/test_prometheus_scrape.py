@@ -26,7 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.storage.embedded import EmbeddedPostgres
-from handlers import sendgrid, ses
+from hookline_testing import samples_for
 from tests.integration._http_capture import capture_server
 from tests.integration._load import SyntheticLoad, source_config
 from tests.integration._observability_files import (
@@ -117,8 +117,8 @@ async def scraped(
     """Gateway + sink + Prometheus, loaded for LOAD_SECONDS; all stopped at module end."""
     workdir: Path = tmp_path_factory.mktemp("prometheus-scrape")
     db_url = await _create_database(pg_server, template_db)
-    sendgrid_source = sendgrid.make_test_source("main")
-    ses_source = ses.make_test_source("main")
+    sendgrid_source = samples_for("sendgrid").make_source("main")
+    ses_source = samples_for("ses").make_source("main")
     try:
         with capture_server() as sink:
             settings = build_settings(

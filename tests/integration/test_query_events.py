@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import msgspec
 
-from handlers import mailgun, sendgrid
 from handlers.events import BounceClass, EmailEvent, EventType
+from hookline_testing import samples_for
 
 TOKEN = "query-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -284,26 +285,28 @@ async def test_admin_token_is_required_on_every_read_endpoint(gateway_factory: A
 async def test_metadata_search_finds_one_message_across_providers(gateway_factory: Any) -> None:
     """The sender's own message id in SendGrid custom args and Mailgun user-variables,
     received as real signed webhooks, is found by one metadata search."""
-    sg_spec, sg_key = sendgrid.make_test_source("sg")
-    mg_spec, mg_key = mailgun.make_test_source("mg")
+    sg_spec, sg_key = samples_for("sendgrid").make_source("sg")
+    mg_spec, mg_key = samples_for("mailgun").make_source("mg")
     sources = [
         {"provider": "sendgrid", "name": "sg", "signing_key": sg_spec.signing_key},
         {"provider": "mailgun", "name": "mg", "signing_key": mg_spec.signing_key},
     ]
-    sg_items = sendgrid.msgspec.json.decode(sendgrid.example_body(2, seed=11))
+    sg_items = msgspec.json.decode(samples_for("sendgrid").example_body(2, seed=11))
     sg_items[0]["our_message_id"] = "ours-123"
     sg_items[1]["our_message_id"] = "ours-999"
-    sg_body = sendgrid.msgspec.json.encode(sg_items)
-    mg_body_obj = mailgun.msgspec.json.decode(mailgun.example_body(1, seed=5, event="opened"))
+    sg_body = msgspec.json.encode(sg_items)
+    mg_body_obj = msgspec.json.decode(
+        samples_for("mailgun").example_body(1, seed=5, event="opened")
+    )
     mg_body_obj["event-data"]["user-variables"]["our_message_id"] = "ours-123"
-    mg_body = mailgun.msgspec.json.encode(mg_body_obj)
+    mg_body = msgspec.json.encode(mg_body_obj)
     async with gateway_factory(admin={"token": TOKEN}, sources=sources) as gw:
         now = datetime.now(UTC)
         for spec, material, body, path in (
             (sg_spec, sg_key, sg_body, "/webhooks/sendgrid/sg"),
             (mg_spec, mg_key, mg_body, "/webhooks/mailgun/mg"),
         ):
-            request = (sendgrid if spec.provider == "sendgrid" else mailgun).signed_request(
+            request = samples_for(spec.provider).signed_request(
                 spec, material, body, now=now, url=gw.url + path
             )
             response = await gw.client.post(path, content=request.body, headers=request.headers)

@@ -13,11 +13,11 @@ import asyncpg
 import msgspec
 
 from gateway.storage.embedded import EmbeddedPostgres
-from handlers import mailgun
+from hookline_testing import samples_for
 from tests.integration._outage import restart, wait_for
 from tests.integration.conftest import build_settings, serve
 
-SPEC, KEY = mailgun.make_test_source("main")
+SPEC, KEY = samples_for("mailgun").make_source("main")
 SOURCES = [{"provider": "mailgun", "name": "main", "signing_key": SPEC.signing_key}]
 VICTIM = "innocent.victim@example.com"
 
@@ -49,8 +49,11 @@ async def test_replayed_signature_during_an_outage_is_refused_and_never_stored(
     database is still down, but once PostgreSQL is back and its nonce journal is merged the
     forgery is diverted: never stored, nobody suppressed, counted. The genuine complaint is
     stored and suppresses its recipient."""
-    genuine = mailgun.signed_request(
-        SPEC, KEY, mailgun.example_body(seed=11, event="complained"), now=datetime.now(UTC)
+    genuine = samples_for("mailgun").signed_request(
+        SPEC,
+        KEY,
+        samples_for("mailgun").example_body(seed=11, event="complained"),
+        now=datetime.now(UTC),
     )
     data = msgspec.json.decode(genuine.body)
     genuine_key = f"mailgun:{data['event-data']['id']}"

@@ -23,12 +23,12 @@ import pytest
 
 from gateway.delivery.signing import webhook_id
 from gateway.storage.embedded import EmbeddedPostgres
-from handlers import mailgun, sendgrid
+from hookline_testing import samples_for
 from tests.integration._gateway_process import GatewayProcess, clean_environment, run_gateway
 from tests.integration.delivery_support import SinkServer, healthy, sink, sink_servers
 
-SENDGRID, SENDGRID_KEY = sendgrid.make_test_source("main")
-MAILGUN, MAILGUN_KEY = mailgun.make_test_source("main")
+SENDGRID, SENDGRID_KEY = samples_for("sendgrid").make_source("main")
+MAILGUN, MAILGUN_KEY = samples_for("mailgun").make_source("main")
 TOKEN = "replicas-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -73,12 +73,12 @@ class Load:
         seed = self._seed
         now = datetime.now(UTC)
         if seed % 3:
-            body = sendgrid.example_body(5, seed=seed * 10)
-            request = sendgrid.signed_request(SENDGRID, SENDGRID_KEY, body, now=now)
+            body = samples_for("sendgrid").example_body(5, seed=seed * 10)
+            request = samples_for("sendgrid").signed_request(SENDGRID, SENDGRID_KEY, body, now=now)
             ids = [f"sendgrid:{item['sg_event_id']}" for item in msgspec.json.decode(body)]
             return "/webhooks/sendgrid/main", request.body, dict(request.headers), ids
-        body = mailgun.example_body(seed=seed)
-        request = mailgun.signed_request(MAILGUN, MAILGUN_KEY, body, now=now)
+        body = samples_for("mailgun").example_body(seed=seed)
+        request = samples_for("mailgun").signed_request(MAILGUN, MAILGUN_KEY, body, now=now)
         return (
             "/webhooks/mailgun/main",
             request.body,
@@ -189,8 +189,10 @@ async def test_two_replicas_on_one_database_share_state_and_lose_nothing(
         )
 
         # -- a Mailgun token is spent on every replica ---------------------------------------
-        body = mailgun.example_body(seed=900_001)
-        request = mailgun.signed_request(MAILGUN, MAILGUN_KEY, body, now=datetime.now(UTC))
+        body = samples_for("mailgun").example_body(seed=900_001)
+        request = samples_for("mailgun").signed_request(
+            MAILGUN, MAILGUN_KEY, body, now=datetime.now(UTC)
+        )
         first = await to_a.post(
             "/webhooks/mailgun/main", content=request.body, headers=dict(request.headers)
         )

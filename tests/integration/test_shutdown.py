@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 
-from handlers import sendgrid
+from hookline_testing import samples_for
 from tests.integration._gateway_process import clean_environment, run_gateway
 
-SPEC, KEY = sendgrid.make_test_source("main")
+SPEC, KEY = samples_for("sendgrid").make_source("main")
 
 
 async def test_sigterm_refuses_new_webhooks_and_turns_unready_during_the_shutdown_delay(
@@ -33,8 +33,8 @@ async def test_sigterm_refuses_new_webhooks_and_turns_unready_during_the_shutdow
     async with run_gateway(config, tmp_path, clean_environment()) as gateway:
 
         async def post() -> httpx.Response:
-            body = sendgrid.example_body(2, seed=7)
-            request = sendgrid.signed_request(SPEC, KEY, body, now=datetime.now(UTC))
+            body = samples_for("sendgrid").example_body(2, seed=7)
+            request = samples_for("sendgrid").signed_request(SPEC, KEY, body, now=datetime.now(UTC))
             async with httpx.AsyncClient(base_url=gateway.url, timeout=5.0) as client:
                 return await client.post(
                     "/webhooks/sendgrid/main",

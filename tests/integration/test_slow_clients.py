@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from handlers import sendgrid
+from hookline_testing import samples_for
 from tests.integration._gateway_process import (
     ROOT,
     clean_environment,
@@ -25,7 +25,7 @@ from tests.integration._gateway_process import (
     to_toml,
 )
 
-SPEC, KEY = sendgrid.make_test_source("main")
+SPEC, KEY = samples_for("sendgrid").make_source("main")
 SLOW_CONNECTIONS = 300
 ADMIN_TOKEN = "slow-clients-admin-token"
 #: generous bound for "closed": the deadline is 1 s, this is only a liveness limit
@@ -62,8 +62,8 @@ async def _read_until_closed(reader: asyncio.StreamReader) -> bytes:
 async def _genuine_webhooks(client: httpx.AsyncClient, count: int) -> list[int]:
     statuses = []
     for seed in range(count):
-        request = sendgrid.signed_request(
-            SPEC, KEY, sendgrid.example_body(1, seed=seed), now=datetime.now(UTC)
+        request = samples_for("sendgrid").signed_request(
+            SPEC, KEY, samples_for("sendgrid").example_body(1, seed=seed), now=datetime.now(UTC)
         )
         response = await client.post(
             "/webhooks/sendgrid/main", content=request.body, headers=dict(request.headers)
@@ -137,8 +137,8 @@ async def test_stalled_body_gets_408_and_is_counted_and_logged(
         httpx.AsyncClient(base_url=gateway.url, timeout=10.0) as client,
     ):
         port = int(gateway.url.rsplit(":", 1)[1])
-        request = sendgrid.signed_request(
-            SPEC, KEY, sendgrid.example_body(1, seed=7), now=datetime.now(UTC)
+        request = samples_for("sendgrid").signed_request(
+            SPEC, KEY, samples_for("sendgrid").example_body(1, seed=7), now=datetime.now(UTC)
         )
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         head = [b"POST /webhooks/sendgrid/main HTTP/1.1", b"Host: 127.0.0.1"]

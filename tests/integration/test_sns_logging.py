@@ -10,11 +10,10 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from handlers import ses
-from handlers._signing_ses import TEST_CERT_URL
+from hookline_testing import TEST_CERT_URL, samples_for
 from tests.integration._gateway_process import clean_environment, run_gateway
 
-SPEC, MATERIAL = ses.make_test_source("prod")
+SPEC, MATERIAL = samples_for("ses").make_source("prod")
 
 
 async def test_subscription_tokens_are_not_logged(fresh_db_url: str, tmp_path: Path) -> None:
@@ -40,9 +39,9 @@ async def test_subscription_tokens_are_not_logged(fresh_db_url: str, tmp_path: P
         httpx.AsyncClient(base_url=gateway.url, timeout=30.0) as client,
     ):
         for seed, kind in ((21, "SubscriptionConfirmation"), (22, "UnsubscribeConfirmation")):
-            body = ses.example_body(seed=seed, event=kind)
+            body = samples_for("ses").example_body(seed=seed, event=kind)
             tokens.append(msgspec.json.decode(body)["Token"])
-            request = ses.signed_request(SPEC, MATERIAL, body, now=datetime.now(UTC))
+            request = samples_for("ses").signed_request(SPEC, MATERIAL, body, now=datetime.now(UTC))
             response = await client.post(
                 "/webhooks/ses/prod", content=request.body, headers=dict(request.headers)
             )

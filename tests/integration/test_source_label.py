@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from handlers import sendgrid
+from hookline_testing import samples_for
 from observability.metrics import REQUEST_OUTCOMES
 
-MAIN_SPEC, MAIN_KEY = sendgrid.make_test_source("main")
-SECOND_SPEC, SECOND_KEY = sendgrid.make_test_source("second")
+MAIN_SPEC, MAIN_KEY = samples_for("sendgrid").make_source("main")
+SECOND_SPEC, SECOND_KEY = samples_for("sendgrid").make_source("second")
 SOURCES = [
     {"provider": s.provider, "name": s.name, "signing_key": s.signing_key}
     for s in (MAIN_SPEC, SECOND_SPEC)
@@ -29,13 +29,17 @@ async def test_two_sources_of_one_provider_are_counted_apart(gateway_factory: An
         for outcome in REQUEST_OUTCOMES:
             labels = {"provider": "sendgrid", "source": "second", "outcome": outcome}
             assert sample(gw, "hookline_webhook_requests_total", **labels) == 0.0, outcome
-        body = sendgrid.example_body(4, seed=41)
-        request = sendgrid.signed_request(MAIN_SPEC, MAIN_KEY, body, now=datetime.now(UTC))
+        body = samples_for("sendgrid").example_body(4, seed=41)
+        request = samples_for("sendgrid").signed_request(
+            MAIN_SPEC, MAIN_KEY, body, now=datetime.now(UTC)
+        )
         response = await gw.client.post(
             "/webhooks/sendgrid/main", content=request.body, headers=dict(request.headers)
         )
         assert response.status_code == 200, response.text
-        bad = sendgrid.signed_request(MAIN_SPEC, MAIN_KEY, body, now=datetime.now(UTC))
+        bad = samples_for("sendgrid").signed_request(
+            MAIN_SPEC, MAIN_KEY, body, now=datetime.now(UTC)
+        )
         headers = {**dict(bad.headers)}
         response = await gw.client.post(  # main's signature on second's URL: 401 for second
             "/webhooks/sendgrid/second", content=bad.body, headers=headers

@@ -28,17 +28,18 @@ from gateway.storage.pool import create_pool
 from gateway.storage.quarantine import QuarantineStore
 from gateway.storage.store import EventStore
 from handlers import sendgrid
+from hookline_testing import samples_for
 from observability.metrics import Metrics
 from tests.integration._outage import restart, wait_for
 from tests.integration.conftest import build_settings, free_port, serve
 
-SPEC, KEY = sendgrid.make_test_source("main")
+SPEC, KEY = samples_for("sendgrid").make_source("main")
 SOURCES = [{"provider": "sendgrid", "name": "main", "signing_key": SPEC.signing_key}]
 
 
 def signed(seed: int, count: int = 1) -> tuple[bytes, dict[str, str]]:
-    body = sendgrid.example_body(count, seed=seed)
-    request = sendgrid.signed_request(SPEC, KEY, body, now=datetime.now(UTC))
+    body = samples_for("sendgrid").example_body(count, seed=seed)
+    request = samples_for("sendgrid").signed_request(SPEC, KEY, body, now=datetime.now(UTC))
     return request.body, dict(request.headers)
 
 
@@ -172,8 +173,8 @@ async def test_corrupted_segment_drains_intact_records_and_keeps_the_bad_one(
     spool_dir.mkdir()
     records = []
     for seed in range(3):
-        body = sendgrid.example_body(2, seed=2000 + seed)
-        request = sendgrid.signed_request(SPEC, KEY, body, now=datetime.now(UTC))
+        body = samples_for("sendgrid").example_body(2, seed=2000 + seed)
+        request = samples_for("sendgrid").signed_request(SPEC, KEY, body, now=datetime.now(UTC))
         events = sendgrid.ADAPTER.parse(request, SPEC, datetime.now(UTC)).events
         records.append((events, encode_record(events)))
     middle = bytearray(records[1][1])

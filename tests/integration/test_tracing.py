@@ -28,11 +28,11 @@ from oteltap import (
     OtelTapInitializationError,
 )
 
-from handlers import sendgrid
+from hookline_testing import samples_for
 from tests.integration._gateway_process import clean_environment, free_port, run_gateway
 from tests.integration._http_capture import Captured, capture_server
 
-SPEC, KEY = sendgrid.make_test_source("main")
+SPEC, KEY = samples_for("sendgrid").make_source("main")
 #: the port OTLP exporters use when no endpoint is configured
 DEFAULT_OTLP_PORT = 4318
 SPAN_TIMEOUT_SECONDS = 15.0
@@ -134,8 +134,8 @@ def _config(db_url: str, workdir: Path, sink_url: str | None = None) -> dict[str
 
 async def _send_signed_batch(url: str, count: int, seed: int) -> tuple[httpx.Response, str]:
     """POST a signed SendGrid batch; return the response and the OpenMetrics exposition."""
-    body = sendgrid.example_body(count, seed=seed)
-    request = sendgrid.signed_request(SPEC, KEY, body, now=datetime.now(UTC))
+    body = samples_for("sendgrid").example_body(count, seed=seed)
+    request = samples_for("sendgrid").signed_request(SPEC, KEY, body, now=datetime.now(UTC))
     async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
         response = await client.post(
             "/webhooks/sendgrid/main", content=request.body, headers=dict(request.headers)

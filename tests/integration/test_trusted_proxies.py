@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 
-from handlers import mandrill
+from hookline_testing import samples_for
 from tests.integration._gateway_process import clean_environment, run_gateway
 
 KEY = "mandrill-key-for-tests"
-SPEC, _ = mandrill.make_test_source("main", signing_key=KEY)
+SPEC, _ = samples_for("mandrill").make_source("main", signing_key=KEY)
 FORGED = {"x-forwarded-host": "forged.example", "x-forwarded-proto": "https"}
 FORGED_URL = "https://forged.example/webhooks/mandrill/main"
 
@@ -31,10 +31,10 @@ def config(db_url: str, tmp_path: Path, allow: str) -> dict[str, Any]:
 
 async def post(gateway_url: str, signed_for: str, seed: int) -> int:
     """POST a Mandrill batch signed for ``signed_for``, carrying forged forwarded headers."""
-    request = mandrill.signed_request(
+    request = samples_for("mandrill").signed_request(
         SPEC,
         KEY,
-        mandrill.example_body(seed=seed),
+        samples_for("mandrill").example_body(seed=seed),
         now=datetime.now(UTC),
         url=signed_for,
     )

@@ -12,8 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from handlers import mailgun, postal, resend
-from handlers._common import basic_auth_header
+from handlers import mailgun
+from hookline_testing import basic_auth_header, samples_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOKEN = "truth-token"
@@ -120,8 +120,8 @@ async def test_non_tracking_traffic_is_acknowledged_counted_and_never_stored(
     signed Mailgun inbound route at the tracking URL answer 200 with nothing accepted, are
     counted by kind, and store no event and no suppression (the Postal one used to
     hard-bounce the inbound address)."""
-    postal_spec, postal_key = postal.make_test_source("main")
-    mailgun_spec, mailgun_key = mailgun.make_test_source("main")
+    postal_spec, postal_key = samples_for("postal").make_source("main")
+    mailgun_spec, mailgun_key = samples_for("mailgun").make_source("main")
     sources = [
         {"provider": "postal", "name": "main", "signing_key": postal_spec.signing_key},
         {"provider": "mailgun", "name": "main", "signing_key": mailgun_spec.signing_key},
@@ -129,7 +129,9 @@ async def test_non_tracking_traffic_is_acknowledged_counted_and_never_stored(
     ]
     async with gateway_factory(sources=sources, admin={"token": TOKEN}) as gw:
         body = (FIXTURES / "postal" / "message_delivery_failed_incoming.json").read_bytes()
-        request = postal.signed_request(postal_spec, postal_key, body, now=datetime.now(UTC))
+        request = samples_for("postal").signed_request(
+            postal_spec, postal_key, body, now=datetime.now(UTC)
+        )
         response = await gw.client.post(
             "/webhooks/postal/main", content=request.body, headers=dict(request.headers)
         )
@@ -170,11 +172,11 @@ async def test_a_recipient_written_with_a_display_name_is_one_canonical_address(
     """Resend echoes ``Recipient <To@Example.ORG>``: the event is stored for
     ``To@example.org`` (raw keeps the ESP's spelling), its hard bounce suppresses that
     address, and lookups in any spelling find both the events and the suppression."""
-    spec, secret = resend.make_test_source("main")
+    spec, secret = samples_for("resend").make_source("main")
     source = {"provider": "resend", "name": "main", "signing_key": spec.signing_key}
     async with gateway_factory(sources=[source], admin={"token": TOKEN}) as gw:
         body = (FIXTURES / "resend" / "email_bounced_display_name.json").read_bytes()
-        request = resend.signed_request(spec, secret, body, now=datetime.now(UTC))
+        request = samples_for("resend").signed_request(spec, secret, body, now=datetime.now(UTC))
         response = await gw.client.post(
             "/webhooks/resend/main", content=request.body, headers=dict(request.headers)
         )

@@ -12,11 +12,12 @@ import asyncpg
 import msgspec
 import pytest
 
-from handlers import mailgun, sendgrid
+from handlers import sendgrid
 from handlers.base import SourceSpec, WebhookRequest
+from hookline_testing import samples_for
 
-SENDGRID_SPEC, SENDGRID_KEY = sendgrid.make_test_source("main")
-MAILGUN_SPEC, MAILGUN_KEY = mailgun.make_test_source("main")
+SENDGRID_SPEC, SENDGRID_KEY = samples_for("sendgrid").make_source("main")
+MAILGUN_SPEC, MAILGUN_KEY = samples_for("mailgun").make_source("main")
 
 
 def source_config(spec: SourceSpec, **extra: Any) -> dict[str, Any]:
@@ -45,10 +46,10 @@ def now() -> datetime:
 async def test_sendgrid_batch_is_stored_and_acknowledged(gateway_factory: Any) -> None:
     """A signed SendGrid batch answers 200 with the count, after the rows are committed."""
     async with gateway_factory(sources=SOURCES) as gw:
-        body = sendgrid.example_body(5, seed=1)
+        body = samples_for("sendgrid").example_body(5, seed=1)
         response = await post(
             gw,
-            sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now()),
+            samples_for("sendgrid").signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now()),
             "/webhooks/sendgrid/main",
         )
         assert response.status_code == 200, response.text
@@ -67,9 +68,11 @@ async def test_sendgrid_batch_is_stored_and_acknowledged(gateway_factory: Any) -
 async def test_redelivered_batch_stores_nothing_new(gateway_factory: Any) -> None:
     """The same batch twice: the second answers 200 with duplicates and adds no row."""
     async with gateway_factory(sources=SOURCES) as gw:
-        body = sendgrid.example_body(3, seed=2)
+        body = samples_for("sendgrid").example_body(3, seed=2)
         for _ in range(2):
-            request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now())
+            request = samples_for("sendgrid").signed_request(
+                SENDGRID_SPEC, SENDGRID_KEY, body, now=now()
+            )
             response = await post(gw, request, "/webhooks/sendgrid/main")
             assert response.status_code == 200
         assert response.json() == {"accepted": 3, "duplicates": 3}
@@ -94,9 +97,11 @@ async def test_sendgrid_authentication_failures_are_401(
 ) -> None:
     """Bad, missing or stale signatures answer 401, are counted by reason, store nothing."""
     async with gateway_factory(sources=SOURCES) as gw:
-        body = sendgrid.example_body(1, seed=3)
+        body = samples_for("sendgrid").example_body(1, seed=3)
         when = now() - timedelta(days=2) if tamper == "stale" else now()
-        request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=when)
+        request = samples_for("sendgrid").signed_request(
+            SENDGRID_SPEC, SENDGRID_KEY, body, now=when
+        )
         headers = dict(request.headers)
         content = request.body
         if tamper == "flip_body":
@@ -117,7 +122,9 @@ async def test_malformed_body_is_400_naming_the_problem(gateway_factory: Any) ->
     """A correctly signed body that is not SendGrid's shape answers 400 with a reason."""
     async with gateway_factory(sources=SOURCES) as gw:
         body = b'{"not": "an array"}'
-        request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now())
+        request = samples_for("sendgrid").signed_request(
+            SENDGRID_SPEC, SENDGRID_KEY, body, now=now()
+        )
         response = await post(gw, request, "/webhooks/sendgrid/main")
         assert response.status_code == 400
         problem = response.json()
@@ -155,8 +162,10 @@ async def test_paths_and_methods_outside_the_contract(gateway_factory: Any) -> N
 async def test_chunked_body_over_the_limit_is_413(gateway_factory: Any) -> None:
     """A body without Content-Length is counted as it streams in and refused past the limit."""
     async with gateway_factory(sources=SOURCES, ingest={"max_body_bytes": 2048}) as gw:
-        body = sendgrid.example_body(40, seed=6)
-        request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now())
+        body = samples_for("sendgrid").example_body(40, seed=6)
+        request = samples_for("sendgrid").signed_request(
+            SENDGRID_SPEC, SENDGRID_KEY, body, now=now()
+        )
 
         async def chunks() -> Any:
             for start in range(0, len(body), 500):
@@ -173,8 +182,10 @@ async def test_client_gone_mid_body_is_not_processed(gateway_factory: Any) -> No
     """A client that closes its connection before the last byte of its body gets nothing
     processed: no event stored, the request counted as ``disconnected``."""
     async with gateway_factory(sources=SOURCES) as gw:
-        body = sendgrid.example_body(3, seed=8)
-        request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now())
+        body = samples_for("sendgrid").example_body(3, seed=8)
+        request = samples_for("sendgrid").signed_request(
+            SENDGRID_SPEC, SENDGRID_KEY, body, now=now()
+        )
         head = "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
         port = int(gw.url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -201,9 +212,11 @@ async def test_client_gone_mid_body_is_not_processed(gateway_factory: Any) -> No
 
 async def test_body_over_the_limit_is_413(gateway_factory: Any) -> None:
     async with gateway_factory(sources=SOURCES, ingest={"max_body_bytes": 2048}) as gw:
-        body = sendgrid.example_body(40, seed=4)
+        body = samples_for("sendgrid").example_body(40, seed=4)
         assert len(body) > 2048
-        request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now())
+        request = samples_for("sendgrid").signed_request(
+            SENDGRID_SPEC, SENDGRID_KEY, body, now=now()
+        )
         response = await post(gw, request, "/webhooks/sendgrid/main")
         assert response.status_code == 413
         assert (
@@ -215,8 +228,10 @@ async def test_body_over_the_limit_is_413(gateway_factory: Any) -> None:
 
 async def test_wrong_content_type_is_415(gateway_factory: Any) -> None:
     async with gateway_factory(sources=SOURCES) as gw:
-        body = sendgrid.example_body(1, seed=5)
-        request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now())
+        body = samples_for("sendgrid").example_body(1, seed=5)
+        request = samples_for("sendgrid").signed_request(
+            SENDGRID_SPEC, SENDGRID_KEY, body, now=now()
+        )
         headers = {**request.headers, "content-type": "text/plain"}
         response = await gw.client.post(
             "/webhooks/sendgrid/main", content=request.body, headers=headers
@@ -230,8 +245,8 @@ async def test_mailgun_redelivery_is_a_duplicate_but_token_reuse_is_a_forgery(
     """Mailgun's signature does not cover the event: the same request again is a duplicate
     (200), the same token with another event is a replayed signature (401)."""
     async with gateway_factory(sources=SOURCES) as gw:
-        body = mailgun.example_body(seed=6)
-        request = mailgun.signed_request(MAILGUN_SPEC, MAILGUN_KEY, body, now=now())
+        body = samples_for("mailgun").example_body(seed=6)
+        request = samples_for("mailgun").signed_request(MAILGUN_SPEC, MAILGUN_KEY, body, now=now())
         first = await post(gw, request, "/webhooks/mailgun/main")
         again = await post(gw, request, "/webhooks/mailgun/main")
         assert first.status_code == 200 and first.json() == {"accepted": 1, "duplicates": 0}
@@ -258,8 +273,10 @@ async def test_rate_limited_source_answers_429_with_retry_after(gateway_factory:
     async with gateway_factory(sources=sources) as gw:
         statuses = []
         for seed in range(3):
-            body = sendgrid.example_body(1, seed=100 + seed)
-            request = sendgrid.signed_request(SENDGRID_SPEC, SENDGRID_KEY, body, now=now())
+            body = samples_for("sendgrid").example_body(1, seed=100 + seed)
+            request = samples_for("sendgrid").signed_request(
+                SENDGRID_SPEC, SENDGRID_KEY, body, now=now()
+            )
             response = await post(gw, request, "/webhooks/sendgrid/main")
             statuses.append(response.status_code)
         assert statuses[0] == 200

@@ -8,10 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from handlers import ses
-from handlers._signing_ses import TEST_CERT_URL
+from hookline_testing import TEST_CERT_URL, samples_for
 
-SPEC, MATERIAL = ses.make_test_source("prod")
+SPEC, MATERIAL = samples_for("ses").make_source("prod")
 SOURCES = [
     {
         "provider": "ses",
@@ -24,7 +23,7 @@ TOKEN = "admin-token-for-tests"
 
 
 async def post_sns(gw: Any, body: bytes) -> Any:
-    request = ses.signed_request(SPEC, MATERIAL, body, now=datetime.now(UTC))
+    request = samples_for("ses").signed_request(SPEC, MATERIAL, body, now=datetime.now(UTC))
     return await gw.client.post(
         "/webhooks/ses/prod", content=request.body, headers=dict(request.headers)
     )
@@ -34,10 +33,10 @@ async def test_ses_notification_with_several_recipients_becomes_one_row_each(
     gateway_factory: Any,
 ) -> None:
     async with gateway_factory(sources=SOURCES) as gw:
-        response = await post_sns(gw, ses.example_body(3, seed=1, event="Bounce"))
+        response = await post_sns(gw, samples_for("ses").example_body(3, seed=1, event="Bounce"))
         assert response.status_code == 200, response.text
         assert response.json() == {"accepted": 3, "duplicates": 0}
-        again = await post_sns(gw, ses.example_body(3, seed=1, event="Bounce"))
+        again = await post_sns(gw, samples_for("ses").example_body(3, seed=1, event="Bounce"))
         assert again.json() == {"accepted": 3, "duplicates": 3}
         conn = await asyncpg.connect(gw.settings.database.url)
         try:
@@ -53,7 +52,9 @@ async def test_subscription_confirmation_is_acknowledged_recorded_and_listed(
     gateway_factory: Any,
 ) -> None:
     async with gateway_factory(sources=SOURCES, admin={"token": TOKEN}) as gw:
-        response = await post_sns(gw, ses.example_body(seed=2, event="SubscriptionConfirmation"))
+        response = await post_sns(
+            gw, samples_for("ses").example_body(seed=2, event="SubscriptionConfirmation")
+        )
         assert response.status_code == 200
         assert response.json() == {"accepted": 0, "duplicates": 0}
         assert (
@@ -77,7 +78,7 @@ async def test_subscription_confirmation_is_acknowledged_recorded_and_listed(
 async def test_sns_message_from_an_unlisted_topic_is_401(gateway_factory: Any) -> None:
     sources = [{**SOURCES[0], "topic_arns": ["arn:aws:sns:us-east-1:123456789012:other"]}]
     async with gateway_factory(sources=sources) as gw:
-        response = await post_sns(gw, ses.example_body(1, seed=3))
+        response = await post_sns(gw, samples_for("ses").example_body(1, seed=3))
         assert response.status_code == 401
         assert (
             gw.metric("hookline_signature_failures_total", provider="ses", reason="untrusted") == 1

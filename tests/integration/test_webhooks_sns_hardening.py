@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from handlers import ses
-from handlers._signing_ses import TEST_CERT_URL
+from hookline_testing import TEST_CERT_URL, samples_for
 
-SPEC, MATERIAL = ses.make_test_source("prod")
+SPEC, MATERIAL = samples_for("ses").make_source("prod")
 
 
 def sources(pinned: bool) -> list[dict[str, Any]]:
@@ -31,7 +30,9 @@ async def test_signing_cert_url_with_trailing_characters_is_untrusted(
     newline used to answer 500) is refused 401 as untrusted, and nothing is stored."""
     now = datetime.now(UTC)
     material = replace(MATERIAL, cert_url=TEST_CERT_URL + suffix)
-    request = ses.signed_request(SPEC, material, ses.example_body(seed=7, now=now), now=now)
+    request = samples_for("ses").signed_request(
+        SPEC, material, samples_for("ses").example_body(seed=7, now=now), now=now
+    )
     async with gateway_factory(sources=sources(pinned)) as gw:
         response = await gw.client.post(
             "/webhooks/ses/prod", content=request.body, headers=dict(request.headers)

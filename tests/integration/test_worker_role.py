@@ -14,16 +14,17 @@ import asyncpg
 
 from gateway.ingest.spool import encode_record
 from handlers import sendgrid
+from hookline_testing import samples_for
 from tests.integration.conftest import build_settings, serve
 
-SPEC, KEY = sendgrid.make_test_source("main")
+SPEC, KEY = samples_for("sendgrid").make_source("main")
 SOURCES = [{"provider": "sendgrid", "name": "main", "signing_key": SPEC.signing_key}]
 
 
 def spooled_segment(data_dir: Path, seed: int) -> set[str]:
     """Leave a spool segment under ``data_dir`` as a gateway that lost PostgreSQL would."""
-    body = sendgrid.example_body(3, seed=seed)
-    request = sendgrid.signed_request(SPEC, KEY, body, now=datetime.now(UTC))
+    body = samples_for("sendgrid").example_body(3, seed=seed)
+    request = samples_for("sendgrid").signed_request(SPEC, KEY, body, now=datetime.now(UTC))
     events = sendgrid.ADAPTER.parse(request, SPEC, datetime.now(UTC)).events
     spool = data_dir / "spool"
     spool.mkdir(parents=True)

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from handlers.base import WebhookRequest
-from handlers.sendgrid import ADAPTER, example_body, make_test_source
+from handlers.sendgrid import ADAPTER
+from hookline_testing import samples_for
 from observability.gc_tuning import GEN0_THRESHOLD, tune_garbage_collector
 
 
@@ -34,8 +35,8 @@ def test_tuning_freezes_start_up_objects_and_raises_the_young_threshold(
 
 def test_events_are_not_tracked_by_the_cycle_collector() -> None:
     """EmailEvent is gc=False: a parsed batch adds no event objects to young collections."""
-    source, _ = make_test_source()
-    request = WebhookRequest("POST", "", {}, example_body(10, seed=3))
+    source, _ = samples_for("sendgrid").make_source()
+    request = WebhookRequest("POST", "", {}, samples_for("sendgrid").example_body(10, seed=3))
     events = ADAPTER.parse(request, source, datetime.now(UTC)).events
     assert len(events) == 10
     assert not any(gc.is_tracked(event) for event in events)

@@ -8,6 +8,7 @@ import pytest
 
 from handlers.events import EventType
 from handlers.registry import available_providers
+from hookline_testing import samples_for
 from loadtests.options import LoadOptions
 from loadtests.profile import DEFAULT_PROFILE, ProfileError, load_profile
 
@@ -23,12 +24,23 @@ def test_the_default_profile_is_valid_and_covers_every_provider() -> None:
             "LOADTEST_EVENT_WEIGHTS": profile.event_weights_env(),
         }
     )
-    assert options.providers == profile.providers
+    assert options.providers == profile.shares()
     assert options.event_weights[EventType.DELIVERED] == 60
 
 
+def test_without_a_providers_table_each_esp_takes_the_share_its_samples_declare() -> None:
+    """The default profile names no ESP: every available provider is sent, with the
+    ``traffic_share`` of its samples (largest first), so a new ESP needs no profile edit."""
+    profile = load_profile(DEFAULT_PROFILE)
+    assert profile.providers is None
+    shares = profile.shares()
+    assert shares == {p: samples_for(p).traffic_share for p in available_providers()}
+    assert list(shares.values()) == sorted(shares.values(), reverse=True)
+    assert all(share > 0 for share in shares.values())
+
+
 def test_a_partial_profile_keeps_the_defaults_for_what_it_leaves_out(tmp_path: Path) -> None:
-    """Only the keys given change; providers left out means every provider, weight 1."""
+    """Only the keys given change; a [providers] table names the only ESPs sent."""
     path = tmp_path / "p.toml"
     path.write_text("batch_size = 20\n[providers]\nsendgrid = 3\nmailgun = 0\n")
     profile = load_profile(path)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from gateway.settings import load_settings
-from handlers.sendgrid import make_test_source
+from hookline_testing import samples_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -20,7 +20,7 @@ def test_readme_configuration_example_loads(tmp_path: Path) -> None:
     token.write_text("an-admin-token\n")
     config = tmp_path / "hookline.toml"
     config.write_text(block.replace("/run/secrets/hookline-admin-token", str(token)))
-    spec, _ = make_test_source("main")
+    spec, _ = samples_for("sendgrid").make_source("main")
     environ = {
         "DATABASE_URL": "postgresql://hookline:secret@db:5432/hookline",
         "SENDGRID_VERIFICATION_KEY": str(spec.signing_key),

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gateway.settings import ConfigError, load_settings
-from handlers import sendgrid
+from hookline_testing import samples_for
 
-KEY = sendgrid.make_test_source()[0].signing_key
+KEY = samples_for("sendgrid").make_source()[0].signing_key
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -18,9 +18,9 @@ import pytest
 
 from gateway.sns_certificates import CertificateUnavailableError, SnsCertificates
 from handlers import ses
-from handlers._signing_ses import TEST_CERT_URL
 from handlers.base import AuthError, VerifyContext
 from handlers.sns import signing_cert_host
+from hookline_testing import TEST_CERT_URL, samples_for
 from observability.metrics import Metrics
 
 GOOD = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123abcd.pem"
@@ -203,11 +203,14 @@ async def test_breakers_are_bounded_in_number() -> None:
 async def test_a_source_that_pins_certificates_never_fetches() -> None:
     """A pinned source refuses an unpinned SigningCertURL as untrusted, without fetching
     it, even though the gateway could fetch it (and it would verify)."""
-    source, material = ses.make_test_source()
+    source, material = samples_for("ses").make_source()
     other_url = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ffff.pem"
     now = datetime.now(UTC)
-    request = ses.signed_request(
-        source, replace(material, cert_url=other_url), ses.example_body(now=now), now=now
+    request = samples_for("ses").signed_request(
+        source,
+        replace(material, cert_url=other_url),
+        samples_for("ses").example_body(now=now),
+        now=now,
     )
     with cert_server(material.certificate_pem.encode()) as served:
         async with httpx.AsyncClient() as http:
@@ -226,10 +229,12 @@ async def test_a_source_that_pins_certificates_never_fetches() -> None:
 async def test_nothing_is_fetched_before_the_cheap_checks_pass() -> None:
     """A message from a topic the source does not allow, or outside the replay window, is
     refused before any certificate is fetched."""
-    source, material = ses.make_test_source()
+    source, material = samples_for("ses").make_source()
     unpinned = replace(source, sns_certificates={}, topic_arns=("arn:aws:sns:x:1:other",))
     now = datetime.now(UTC)
-    request = ses.signed_request(source, material, ses.example_body(now=now), now=now)
+    request = samples_for("ses").signed_request(
+        source, material, samples_for("ses").example_body(now=now), now=now
+    )
     with cert_server(material.certificate_pem.encode()) as served:
         async with httpx.AsyncClient() as http:
             context = VerifyContext(now=now, fetch_certificate=fetcher(served, http).fetch)

@@ -7,7 +7,6 @@ failure.
 
 from __future__ import annotations
 
-import importlib
 import random
 import tomllib
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from gateway.settings import Settings
 from handlers.base import AuthError, SourceSpec, VerifyContext, WebhookRequest
 from handlers.events import EmailEvent, EventType
 from handlers.registry import PROVIDERS, available_providers, get_adapter
+from hookline_testing import SnsSigningMaterial, samples_for
 from loadtests.credentials import (
     LoadSource,
     config_toml,
@@ -30,9 +30,8 @@ from loadtests.credentials import (
     parse_credentials,
 )
 from loadtests.mix import (
-    EVENT_NAMES,
-    SINGLE_EVENT_PROVIDERS,
     EventMix,
+    event_names,
     events_per_request,
     parse_weights,
 )
@@ -74,7 +73,8 @@ def test_every_available_provider_has_a_mix() -> None:
     tests below iterate over the full PROVIDERS list, so a missing adapter fails here
     and in its own cases instead of silently dropping them."""
     assert available_providers() == PROVIDERS
-    assert set(EVENT_NAMES) == set(PROVIDERS)
+    for provider in PROVIDERS:
+        assert EventType.DELIVERED in event_names(provider), provider
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_every_available_provider_has_a_mix() -> None:
     [
         (provider, event_type, esp_event)
         for provider in PROVIDERS
-        for event_type, esp_event in EVENT_NAMES[provider].items()
+        for event_type, esp_event in event_names(provider).items()
     ],
 )
 async def test_mapped_esp_event_normalizes_to_its_event_type(
@@ -90,9 +90,9 @@ async def test_mapped_esp_event_normalizes_to_its_event_type(
 ) -> None:
     """Each entry of the mix table really produces that normalized type in the gateway."""
     source = SOURCES[provider]
-    module = importlib.import_module(type(get_adapter(provider)).__module__)
-    body = module.example_body(1, seed=11, event=esp_event)
-    request = module.signed_request(
+    samples = samples_for(provider)
+    body = samples.example_body(1, seed=11, event=esp_event)
+    request = samples.signed_request(
         source.spec, source.material, body, now=now(), url=BASE_URL + source.path
     )
     events = await verified_events(request, source.spec)
@@ -109,7 +109,11 @@ async def test_fresh_requests_verify_parse_and_carry_unique_events(provider: str
         assert request.kind == "fresh"
         assert request.url == f"{BASE_URL}/webhooks/{provider}/lt"
         events = await verified_events(request, SOURCES[provider].spec)
-        assert len(events) == request.events == (1 if provider in SINGLE_EVENT_PROVIDERS else 3)
+        assert (
+            len(events)
+            == request.events
+            == (1 if samples_for(provider).one_event_per_request else 3)
+        )
         assert {event.event_type for event in events} == {request.event_type}
         keys = {event.dedup_key for event in events}
         assert len(keys) == len(events)
@@ -176,10 +180,21 @@ def test_material_round_trips_through_json() -> None:
         assert encode_material(decoded) == encoded
 
 
-def test_material_decoding_only_builds_handlers_classes() -> None:
+def test_material_decoding_only_builds_hookline_testing_classes() -> None:
     """A tampered credentials file cannot make the loader construct arbitrary classes."""
-    with pytest.raises(ValueError, match="not a handlers class"):
+    with pytest.raises(ValueError, match="not a hookline_testing class"):
         decode_material({"type": "dataclass", "class": "subprocess:Popen", "fields": {}})
+
+
+def test_credentials_written_before_the_samples_moved_still_load() -> None:
+    """A credentials file from before the move names the SES material by its old home,
+    ``handlers._signing_ses``: it still decodes to the same signing material."""
+    encoded = encode_material(SOURCES["ses"].material)
+    assert encoded["class"] == "hookline_testing._ses:SnsSigningMaterial"
+    legacy = {**encoded, "class": "handlers._signing_ses:SnsSigningMaterial"}
+    decoded = decode_material(msgspec.json.decode(msgspec.json.encode(legacy)))
+    assert isinstance(decoded, SnsSigningMaterial)
+    assert encode_material(decoded) == encoded
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -302,7 +317,7 @@ def test_load_options_from_environment() -> None:
 
 @pytest.mark.parametrize(
     ("provider", "event_type"),
-    [(provider, event_type) for provider in PROVIDERS for event_type in EVENT_NAMES[provider]],
+    [(provider, event_type) for provider in PROVIDERS for event_type in event_names(provider)],
 )
 async def test_fresh_events_are_dated_by_the_generators_clock(
     provider: str, event_type: EventType

@@ -17,6 +17,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+from hookline_testing import samples_for
 from tests.unit.handlers._isolation import check_bad_item_is_rejected_alone
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "brevo"
@@ -36,7 +37,7 @@ def unsigned(body: bytes, content_type: str = "application/json") -> WebhookRequ
 
 
 def parse(body: bytes) -> list[EmailEvent]:
-    source, _ = brevo.make_test_source()
+    source, _ = samples_for("brevo").make_source()
     return ADAPTER.parse(unsigned(body), source, RECEIVED).events
 
 
@@ -197,7 +198,7 @@ def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suff
     """In a batched (array) body, an item of the wrong type or with a bad field becomes
     one RejectedItem naming the field; the other items are normalized as on their own, and
     parse_item replays one item with the same normalization."""
-    source, _ = brevo.make_test_source()
+    source, _ = samples_for("brevo").make_source()
     check_bad_item_is_rejected_alone(
         ADAPTER,
         source,
@@ -218,25 +219,27 @@ def test_wrong_content_type_is_refused() -> None:
 async def test_transport_auth() -> None:
     """Configured basic auth passes; other credentials are invalid; none are missing; a
     bearer-token source accepts its token; a source without credentials fails closed."""
-    source, material = brevo.make_test_source()
+    source, material = samples_for("brevo").make_source()
     await ADAPTER.verify(
-        brevo.signed_request(source, material, fixture("delivered"), now=NOW),
+        samples_for("brevo").signed_request(source, material, fixture("delivered"), now=NOW),
         source,
         VerifyContext(now=NOW),
     )
-    other, _ = brevo.make_test_source()
+    other, _ = samples_for("brevo").make_source()
     for candidate, reason in (
-        (brevo.signed_request(other, None, b"{}", now=NOW), "invalid"),
+        (samples_for("brevo").signed_request(other, None, b"{}", now=NOW), "invalid"),
         (unsigned(b"{}"), "missing"),
     ):
         with pytest.raises(AuthError) as info:
             await ADAPTER.verify(candidate, source, VerifyContext(now=NOW))
         assert info.value.reason == reason
-    bearer, _ = brevo.make_test_source(basic_auth=None, bearer_token="tok")
+    bearer, _ = samples_for("brevo").make_source(basic_auth=None, bearer_token="tok")
     await ADAPTER.verify(
-        brevo.signed_request(bearer, None, b"{}", now=NOW), bearer, VerifyContext(now=NOW)
+        samples_for("brevo").signed_request(bearer, None, b"{}", now=NOW),
+        bearer,
+        VerifyContext(now=NOW),
     )
-    bare, _ = brevo.make_test_source(basic_auth=None)
+    bare, _ = samples_for("brevo").make_source(basic_auth=None)
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(unsigned(b"{}"), bare, VerifyContext(now=NOW))
     assert info.value.reason == "missing"
@@ -253,12 +256,12 @@ async def test_transport_auth() -> None:
 async def test_example_body_round_trips(event: str, count: int, event_type: EventType) -> None:
     """example_body is a single object for one event and a batch otherwise, distinct per
     seed, and carries parsable X-Mailin-custom metadata."""
-    source, material = brevo.make_test_source("load")
+    source, material = samples_for("brevo").make_source("load")
     keys: set[str] = set()
     for seed in (0, 1):
-        body = brevo.example_body(count, seed=seed, event=event)
+        body = samples_for("brevo").example_body(count, seed=seed, event=event)
         assert body.startswith(b"{" if count == 1 else b"[")
-        request = brevo.signed_request(source, material, body, now=NOW)
+        request = samples_for("brevo").signed_request(source, material, body, now=NOW)
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
         events = ADAPTER.parse(request, source, RECEIVED).events
         assert [e.event_type for e in events] == [event_type] * count
@@ -319,7 +322,7 @@ def test_brevo_spellings_of_one_event_map_alike(
 def test_inbound_parsing_payload_is_a_control_message() -> None:
     """Brevo's inbound parsing webhook ({"items": [received email]}) at the tracking URL is
     an inbound_message control message, not a 400 (it has no 'event')."""
-    source, _ = brevo.make_test_source()
+    source, _ = samples_for("brevo").make_source()
     request = WebhookRequest(
         "POST",
         "http://hookline/webhooks/brevo/test",

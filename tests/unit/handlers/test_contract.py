@@ -1,6 +1,6 @@
 """The adapter contract, checked the same way for every provider module that exists.
 
-Each provider's own test helpers (``make_test_source``, ``example_body``,
+Each provider's samples (``hookline_testing.samples_for``: ``make_source``, ``example_body``,
 ``signed_request``) produce the traffic; the gateway's call sequence
 (``check_content_type`` -> ``verify`` -> ``parse``) consumes it.
 """
@@ -8,11 +8,10 @@ Each provider's own test helpers (``make_test_source``, ``example_body``,
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,25 +28,21 @@ from handlers.base import (
 )
 from handlers.events import EmailEvent, EventType
 from handlers.registry import PROVIDERS, available_providers, get_adapter
+from hookline_testing import Samples, samples_for
 
-#: providers whose webhooks carry one event each: their ``example_body`` refuses count > 1
-ONE_EVENT_PER_REQUEST = ("mailgun", "postmark", "postal")
-
-
-def module(provider: str) -> ModuleType:
-    return importlib.import_module(f"handlers.{provider}")
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 @functools.cache
 def credentials(provider: str) -> tuple[SourceSpec, Any]:
     """One test source per provider for the whole module (key generation is slow)."""
-    source, material = module(provider).make_test_source(name="contract")
+    source, material = samples_for(provider).make_source(name="contract")
     return source, material
 
 
 def request_for(provider: str, body: bytes, now: datetime) -> WebhookRequest:
     source, material = credentials(provider)
-    request = module(provider).signed_request(source, material, body, now=now)
+    request = samples_for(provider).signed_request(source, material, body, now=now)
     assert isinstance(request, WebhookRequest)
     return request
 
@@ -72,20 +67,33 @@ def test_every_known_provider_is_available() -> None:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_module_exposes_the_adapter_and_test_helpers(provider: str) -> None:
-    """ADAPTER is an Adapter for this provider; the three helpers exist."""
-    mod = module(provider)
-    assert isinstance(mod.ADAPTER, Adapter)
-    assert mod.ADAPTER.provider == provider
-    assert get_adapter(provider) is mod.ADAPTER
-    for helper in ("make_test_source", "example_body", "signed_request"):
-        assert callable(getattr(mod, helper))
+def test_every_provider_has_its_adapter_and_its_samples(provider: str) -> None:
+    """``handlers.<provider>.ADAPTER`` is this provider's Adapter, and
+    ``hookline_testing._<provider>.SAMPLES`` its Samples, whose sources carry every field
+    the adapter requires (transport credentials where the ESP signs nothing)."""
+    adapter = get_adapter(provider)
+    assert isinstance(adapter, Adapter)
+    assert adapter.provider == provider
+    samples = samples_for(provider)
+    assert isinstance(samples, Samples)
+    assert samples.provider == provider
+    assert samples.events, "a sample module names the ESP events its example_body builds"
     source, _ = credentials(provider)
     assert source.provider == provider
-    for field in mod.ADAPTER.required_fields:
+    for field in adapter.required_fields:
         assert getattr(source, field) not in (None, "", (), {}), field
-    if not mod.ADAPTER.signs_requests:
+    if not adapter.signs_requests:
         assert source.basic_auth is not None or source.bearer_token is not None
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_provider_has_documented_fixtures(provider: str) -> None:
+    """``tests/fixtures/<provider>/`` holds real-shaped bodies and a ``SOURCES.md`` naming
+    the documented examples they come from: a provider added without them fails here."""
+    directory = FIXTURES / provider
+    assert (directory / "SOURCES.md").is_file(), f"{directory}/SOURCES.md is missing"
+    bodies = [path for path in directory.iterdir() if path.suffix != ".md"]
+    assert bodies, f"no fixture bodies in {directory}"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -93,7 +101,9 @@ async def test_example_traffic_verifies_and_normalizes(provider: str) -> None:
     """example_body -> signed_request -> check_content_type -> verify -> parse yields
     well-formed events for this provider and source."""
     at = now()
-    result = await accept(provider, request_for(provider, module(provider).example_body(), at), at)
+    result = await accept(
+        provider, request_for(provider, samples_for(provider).example_body(), at), at
+    )
     assert result.events
     source, _ = credentials(provider)
     for event in result.events:
@@ -114,7 +124,7 @@ async def test_example_traffic_verifies_and_normalizes(provider: str) -> None:
 async def test_dedup_keys_are_unique_per_seed_and_stable_per_body(provider: str) -> None:
     """Distinct seeds give distinct dedup keys; the same body (re-signed later, as an ESP
     retry would be) gives identical keys."""
-    mod = module(provider)
+    mod = samples_for(provider)
     at = now()
     body = mod.example_body(seed=11)
     first = await accept(provider, request_for(provider, body, at), at)
@@ -128,10 +138,11 @@ async def test_dedup_keys_are_unique_per_seed_and_stable_per_body(provider: str)
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_batching_providers_give_one_event_per_batched_item(provider: str) -> None:
-    """example_body(5) gives five events with five dedup keys where the provider batches;
-    one-event-per-request providers refuse count=5 with ValueError."""
-    mod = module(provider)
-    if provider in ONE_EVENT_PER_REQUEST:
+    """example_body(5) gives five events with five dedup keys where the provider batches
+    (or names five recipients); providers declared one event per request refuse count=5
+    with ValueError."""
+    mod = samples_for(provider)
+    if mod.one_event_per_request:
         with pytest.raises(ValueError):
             mod.example_body(5, seed=21)
         return
@@ -178,7 +189,7 @@ async def test_tampering_or_missing_credentials_is_an_auth_error(provider: str) 
     adapter = get_adapter(provider)
     source, _ = credentials(provider)
     at = now()
-    request = request_for(provider, module(provider).example_body(seed=31), at)
+    request = request_for(provider, samples_for(provider).example_body(seed=31), at)
     context = VerifyContext(now=at)
     if not adapter.signs_requests:
         headers = {k: v for k, v in request.headers.items() if k != "authorization"}
@@ -231,7 +242,7 @@ def _flip_text(value: str) -> str:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_wrong_content_type_is_refused(provider: str) -> None:
     """A content type the provider never sends is a ContentTypeError (HTTP 415)."""
-    request = request_for(provider, module(provider).example_body(), now())
+    request = request_for(provider, samples_for(provider).example_body(), now())
     for content_type in ("image/png", ""):
         headers = {**request.headers, "content-type": content_type}
         with pytest.raises(ContentTypeError):
@@ -255,7 +266,7 @@ async def test_truncated_and_non_utf8_bodies_are_typed_errors(provider: str) -> 
     adapter = get_adapter(provider)
     source, _ = credentials(provider)
     at = now()
-    valid = request_for(provider, module(provider).example_body(seed=41), at)
+    valid = request_for(provider, samples_for(provider).example_body(seed=41), at)
     for broken in _broken_bodies(valid.body):
         try:
             request = request_for(provider, broken, at)

@@ -19,14 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib
 import json
 import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -48,6 +46,7 @@ from handlers.base import (
 )
 from handlers.events import EmailEvent
 from handlers.registry import PROVIDERS, get_adapter
+from hookline_testing import BatchItems, Samples, samples_for
 
 TYPED = (PayloadError, AuthError, ContentTypeError)
 FORM = "application/x-www-form-urlencoded"
@@ -68,13 +67,9 @@ def budget(examples: int) -> settings:
     return settings(settings.get_profile("fuzz"), max_examples=examples * _SCALE)
 
 
-def module(provider: str) -> ModuleType:
-    return importlib.import_module(f"handlers.{provider}")
-
-
 @functools.cache
 def credentials(provider: str) -> tuple[SourceSpec, Any]:
-    source, material = module(provider).make_test_source(name="fuzz")
+    source, material = samples_for(provider).make_source(name="fuzz")
     return source, material
 
 
@@ -94,8 +89,8 @@ def _close_loop() -> Iterator[None]:
 @functools.cache
 def example_request(provider: str) -> WebhookRequest:
     source, material = credentials(provider)
-    request = module(provider).signed_request(
-        source, material, module(provider).example_body(), now=datetime.now(UTC)
+    request = samples_for(provider).signed_request(
+        source, material, samples_for(provider).example_body(), now=datetime.now(UTC)
     )
     assert isinstance(request, WebhookRequest)
     return request
@@ -123,7 +118,9 @@ def signed(provider: str, body: bytes) -> WebhookRequest:
     source, material = credentials(provider)
     request = replace(example_request(provider), body=body)
     with contextlib.suppress(Exception):
-        request = module(provider).signed_request(source, material, body, now=datetime.now(UTC))
+        request = samples_for(provider).signed_request(
+            source, material, body, now=datetime.now(UTC)
+        )
     return request
 
 
@@ -240,10 +237,7 @@ def test_every_registered_provider_has_an_adapter_to_fuzz() -> None:
     for provider in PROVIDERS:
         adapter = get_adapter(provider)
         assert adapter.provider == provider
-        for helper in ("make_test_source", "example_body", "signed_request"):
-            assert callable(getattr(module(provider), helper)), (provider, helper)
-    assert set(BATCH_SHAPES) | set(SINGLE_EVENT) == set(PROVIDERS)
-    assert not set(BATCH_SHAPES) & set(SINGLE_EVENT)
+        assert isinstance(samples_for(provider), Samples)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -419,7 +413,7 @@ def _encode_tree(provider: str, tree: Any) -> bytes:
 
 
 def _example(provider: str, data: Any) -> bytes:
-    mod = module(provider)
+    mod = samples_for(provider)
     count = data.draw(st.sampled_from([1, 3]), label="count")
     seed = data.draw(st.integers(0, 50), label="seed")
     try:
@@ -492,56 +486,15 @@ def test_duplicated_json_keys_keep_the_last_value(provider: str, data: Any) -> N
 # --- batches mixing good and bad items ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BatchShape:
-    """Where a provider's batch items live in its body, and how to break one for sure."""
-
-    #: the batch body -> its items (decoded)
-    items: Callable[[bytes], list[Any]]
-    #: items -> a batch body
-    body: Callable[[list[Any]], bytes]
-    #: an item -> the object and key of a field it needs with a value of the right type
-    required: Callable[[Any], tuple[dict[str, Any], str]]
-
-
-def _json_items(body: bytes) -> list[Any]:
-    items = json.loads(body)
-    return items if isinstance(items, list) else [items]  # Brevo: one event unbatched
-
-
-def _json_body(items: list[Any]) -> bytes:
-    return dumps(items).encode()
-
-
-def _mandrill_items(body: bytes) -> list[Any]:
-    items = json.loads(dict(parse_qsl(body.decode()))["mandrill_events"])
-    assert isinstance(items, list)
-    return items
-
-
-def _mandrill_body(items: list[Any]) -> bytes:
-    return urlencode({"mandrill_events": dumps(items)}).encode()
-
-
-def _top(key: str) -> Callable[[Any], tuple[dict[str, Any], str]]:
-    return lambda item: (item, key)
-
-
-def _sparkpost_event(item: Any) -> tuple[dict[str, Any], str]:
-    (event,) = item["msys"].values()
-    return event, "type"
-
-
-BATCH_SHAPES: dict[str, BatchShape] = {
-    "sendgrid": BatchShape(_json_items, _json_body, _top("event")),
-    "sparkpost": BatchShape(_json_items, _json_body, _sparkpost_event),
-    "mailjet": BatchShape(_json_items, _json_body, _top("event")),
-    "brevo": BatchShape(_json_items, _json_body, _top("event")),
-    "mandrill": BatchShape(_mandrill_items, _mandrill_body, _top("msg")),
+#: batching providers, and where their sample bodies keep the items
+BATCH_ITEMS: dict[str, BatchItems] = {
+    provider: items
+    for provider in PROVIDERS
+    if (items := samples_for(provider).batch_items) is not None
 }
 #: one event (or one message with several recipients) per request: a malformed event is a
 #: malformed body (400)
-SINGLE_EVENT = ("mailgun", "postmark", "ses", "resend", "postal")
+SINGLE_EVENT = tuple(provider for provider in PROVIDERS if provider not in BATCH_ITEMS)
 
 #: never a valid value for a required string or object field
 bad_values = (
@@ -553,18 +506,18 @@ bad_values = (
 )
 
 
-@pytest.mark.parametrize("provider", BATCH_SHAPES)
+@pytest.mark.parametrize("provider", BATCH_ITEMS)
 @budget(40)
 @given(data=st.data())
 def test_batch_with_k_bad_items_rejects_exactly_those(provider: str, data: Any) -> None:
     """A batch of n items of which k are broken (replaced by a non-object, or a required
     field given a value of the wrong type): exactly those k are rejected, with their index,
     and the other n - k items yield the events they yield on their own."""
-    shape = BATCH_SHAPES[provider]
+    shape = BATCH_ITEMS[provider]
     adapter = get_adapter(provider)
     source, _ = credentials(provider)
     n = data.draw(st.integers(1, 8), label="n")
-    items = shape.items(module(provider).example_body(n, seed=data.draw(st.integers(0, 99))))
+    items = shape.items(samples_for(provider).example_body(n, seed=data.draw(st.integers(0, 99))))
     bad = sorted(data.draw(st.sets(st.integers(0, n - 1)), label="bad"))
     for index in bad:
         if data.draw(st.booleans(), label="whole item"):
@@ -573,7 +526,7 @@ def test_batch_with_k_bad_items_rejects_exactly_those(provider: str, data: Any) 
             target, key = shape.required(items[index])
             target[key] = data.draw(bad_values, label=key)
     at = datetime.now(UTC)
-    request = signed(provider, shape.body(items))
+    request = signed(provider, shape.body(items, dumps))
     loop().run_until_complete(adapter.verify(request, source, VerifyContext(now=at)))
     result = adapter.parse(request, source, at)
     check_result(provider, result)

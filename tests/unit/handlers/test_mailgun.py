@@ -21,6 +21,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+from hookline_testing import samples_for
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mailgun"
 NOW = datetime(2023, 11, 14, 22, 20, tzinfo=UTC)
@@ -39,7 +40,7 @@ def unsigned(body: bytes, content_type: str = "application/json") -> WebhookRequ
 
 
 def parse_one(body: bytes) -> EmailEvent:
-    source, _ = mailgun.make_test_source()
+    source, _ = samples_for("mailgun").make_source()
     (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
     return event
 
@@ -146,7 +147,7 @@ def test_unknown_event_and_missing_id_or_timestamp() -> None:
 
 def test_parse_returns_token_nonce_and_body_digest() -> None:
     """The token is the nonce and the digest is SHA-256 of the exact raw body."""
-    source, _ = mailgun.make_test_source()
+    source, _ = samples_for("mailgun").make_source()
     body = fixture("delivered")
     result = ADAPTER.parse(unsigned(body), source, RECEIVED)
     assert result.nonce == "a8ce0edb2dd8301dcecea2f8d48ac6d2d31de8fd88a8bd5d6f"
@@ -156,8 +157,8 @@ def test_parse_returns_token_nonce_and_body_digest() -> None:
 def test_same_token_with_other_content_has_another_digest() -> None:
     """A captured signature reused on altered event-data keeps the nonce but not the digest,
     which is what lets the gateway tell a forgery from a redelivery."""
-    source, key = mailgun.make_test_source()
-    original = mailgun.signed_request(source, key, fixture("delivered"), now=NOW)
+    source, key = samples_for("mailgun").make_source()
+    original = samples_for("mailgun").signed_request(source, key, fixture("delivered"), now=NOW)
     forged_body = json.loads(original.body)
     forged_body["event-data"]["recipient"] = "mallory@example.com"
     forged = WebhookRequest(
@@ -202,7 +203,7 @@ def test_same_token_with_other_content_has_another_digest() -> None:
 )
 def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str) -> None:
     """Truncated, non-UTF-8 and wrongly shaped bodies raise PayloadError naming the field."""
-    source, _ = mailgun.make_test_source()
+    source, _ = samples_for("mailgun").make_source()
     with pytest.raises(PayloadError) as info:
         ADAPTER.parse(unsigned(body), source, RECEIVED)
     assert info.value.field == field
@@ -240,7 +241,7 @@ async def test_an_inbound_route_at_the_tracking_url_is_a_control_message(
     """A received email forwarded by a Mailgun route (multipart or urlencoded, signed with
     the same key) verifies and is an inbound_message control message: no event (it used to
     be refused with 415, and Mailgun retries then disables the route)."""
-    source, key = mailgun.make_test_source()
+    source, key = samples_for("mailgun").make_source()
     request = inbound_form(key, multipart=multipart)
     ADAPTER.check_content_type(request)
     await ADAPTER.verify(request, source, VerifyContext(now=NOW))
@@ -253,7 +254,7 @@ async def test_an_inbound_route_at_the_tracking_url_is_a_control_message(
 async def test_forms_must_be_signed_and_legacy_event_forms_stay_refused() -> None:
     """An unsigned or wrongly signed form is refused like any request; a signed legacy
     (pre-2018) form webhook with an event field is a PayloadError, not an event."""
-    source, key = mailgun.make_test_source()
+    source, key = samples_for("mailgun").make_source()
     with pytest.raises(AuthError) as missing:
         await ADAPTER.verify(
             unsigned(b"recipient=a%40b.example&body-plain=hi", "application/x-www-form-urlencoded"),
@@ -276,8 +277,10 @@ async def test_forms_must_be_signed_and_legacy_event_forms_stay_refused() -> Non
 
 async def test_valid_signature_verifies() -> None:
     """A freshly signed fixture verifies and parses."""
-    source, key = mailgun.make_test_source()
-    request = mailgun.signed_request(source, key, fixture("failed_permanent"), now=NOW)
+    source, key = samples_for("mailgun").make_source()
+    request = samples_for("mailgun").signed_request(
+        source, key, fixture("failed_permanent"), now=NOW
+    )
     await ADAPTER.verify(request, source, VerifyContext(now=NOW))
     assert ADAPTER.parse(request, source, RECEIVED).events[0].event_type is EventType.BOUNCED
 
@@ -290,8 +293,10 @@ def test_signature_matches_mailgun_documented_algorithm() -> None:
 
 async def test_wrong_key_is_invalid() -> None:
     """A block signed with another key is invalid."""
-    source, _ = mailgun.make_test_source()
-    request = mailgun.signed_request(source, "other-key", fixture("delivered"), now=NOW)
+    source, _ = samples_for("mailgun").make_source()
+    request = samples_for("mailgun").signed_request(
+        source, "other-key", fixture("delivered"), now=NOW
+    )
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
     assert info.value.reason == "invalid"
@@ -299,8 +304,8 @@ async def test_wrong_key_is_invalid() -> None:
 
 async def test_altered_token_is_invalid() -> None:
     """Changing the token after signing breaks the signature."""
-    source, key = mailgun.make_test_source()
-    request = mailgun.signed_request(source, key, fixture("delivered"), now=NOW)
+    source, key = samples_for("mailgun").make_source()
+    request = samples_for("mailgun").signed_request(source, key, fixture("delivered"), now=NOW)
     body: dict[str, Any] = json.loads(request.body)
     body["signature"]["token"] = "f" * 50
     tampered = WebhookRequest("POST", request.url, request.headers, json.dumps(body).encode())
@@ -321,7 +326,7 @@ async def test_altered_token_is_invalid() -> None:
 )
 async def test_missing_signature_block_is_missing(body: bytes) -> None:
     """No (complete) signature block, or no JSON at all, is a missing signature."""
-    source, _ = mailgun.make_test_source()
+    source, _ = samples_for("mailgun").make_source()
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(unsigned(body), source, VerifyContext(now=NOW))
     assert info.value.reason == "missing"
@@ -329,8 +334,8 @@ async def test_missing_signature_block_is_missing(body: bytes) -> None:
 
 async def test_stale_signature_is_refused() -> None:
     """A correctly signed block outside the replay window is stale."""
-    source, key = mailgun.make_test_source(replay_window_seconds=300)
-    request = mailgun.signed_request(source, key, fixture("delivered"), now=NOW)
+    source, key = samples_for("mailgun").make_source(replay_window_seconds=300)
+    request = samples_for("mailgun").signed_request(source, key, fixture("delivered"), now=NOW)
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(request, source, VerifyContext(now=NOW + timedelta(seconds=301)))
     assert info.value.reason == "stale"
@@ -338,7 +343,7 @@ async def test_stale_signature_is_refused() -> None:
 
 async def test_fixture_signature_is_not_accepted_with_a_test_key() -> None:
     """The placeholder signature stored in the fixtures does not verify with a fresh key."""
-    source, _ = mailgun.make_test_source()
+    source, _ = samples_for("mailgun").make_source()
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(unsigned(fixture("delivered")), source, VerifyContext(now=NOW))
     assert info.value.reason == "invalid"
@@ -349,13 +354,13 @@ async def test_fixture_signature_is_not_accepted_with_a_test_key() -> None:
 
 async def test_example_body_single_event_distinct_per_seed() -> None:
     """example_body makes one event per request (count > 1 is refused), distinct per seed."""
-    source, key = mailgun.make_test_source("load")
+    source, key = samples_for("mailgun").make_source("load")
     with pytest.raises(ValueError, match="one event"):
-        mailgun.example_body(2)
+        samples_for("mailgun").example_body(2)
     keys = set()
     for seed in range(3):
-        request = mailgun.signed_request(
-            source, key, mailgun.example_body(seed=seed, event="opened"), now=NOW
+        request = samples_for("mailgun").signed_request(
+            source, key, samples_for("mailgun").example_body(seed=seed, event="opened"), now=NOW
         )
         assert request.url == "http://127.0.0.1:8000/webhooks/mailgun/load"
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
@@ -368,7 +373,7 @@ async def test_example_body_single_event_distinct_per_seed() -> None:
 def test_an_undated_event_takes_the_signature_time_before_the_receipt_time() -> None:
     """Event time first; without one, the envelope's (signature.timestamp: when Mailgun
     signed the request); the receipt time only when neither is usable."""
-    source, _ = mailgun.make_test_source()
+    source, _ = samples_for("mailgun").make_source()
     data = {"event": "delivered", "recipient": "a@example.com"}
     signed = {"timestamp": "1699999990", "token": "t" * 50, "signature": "0" * 64}
     body = json.dumps({"signature": signed, "event-data": data}).encode()

@@ -17,6 +17,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+from hookline_testing import samples_for
 from tests.unit.handlers._isolation import check_bad_item_is_rejected_alone
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mailjet"
@@ -36,7 +37,7 @@ def unsigned(body: bytes, content_type: str = "application/json") -> WebhookRequ
 
 
 def parse(body: bytes) -> list[EmailEvent]:
-    source, _ = mailjet.make_test_source()
+    source, _ = samples_for("mailjet").make_source()
     return ADAPTER.parse(unsigned(body), source, RECEIVED).events
 
 
@@ -163,7 +164,7 @@ def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suff
     """In a grouped (array) body, an item of the wrong type or with a bad field becomes one
     RejectedItem naming the field; the other items are normalized as on their own, and
     parse_item replays one item with the same normalization."""
-    source, _ = mailjet.make_test_source()
+    source, _ = samples_for("mailjet").make_source()
     check_bad_item_is_rejected_alone(
         ADAPTER,
         source,
@@ -184,18 +185,20 @@ def test_wrong_content_type_is_refused() -> None:
 async def test_transport_auth() -> None:
     """Configured basic auth passes; other credentials are invalid; none are missing; a
     source without credentials fails closed."""
-    source, material = mailjet.make_test_source()
-    request = mailjet.signed_request(source, material, fixture("grouped_events"), now=NOW)
+    source, material = samples_for("mailjet").make_source()
+    request = samples_for("mailjet").signed_request(
+        source, material, fixture("grouped_events"), now=NOW
+    )
     await ADAPTER.verify(request, source, VerifyContext(now=NOW))
-    other, _ = mailjet.make_test_source()
+    other, _ = samples_for("mailjet").make_source()
     for candidate, reason in (
-        (mailjet.signed_request(other, None, b"[]", now=NOW), "invalid"),
+        (samples_for("mailjet").signed_request(other, None, b"[]", now=NOW), "invalid"),
         (unsigned(b"[]"), "missing"),
     ):
         with pytest.raises(AuthError) as info:
             await ADAPTER.verify(candidate, source, VerifyContext(now=NOW))
         assert info.value.reason == reason
-    bare, _ = mailjet.make_test_source(basic_auth=None)
+    bare, _ = samples_for("mailjet").make_source(basic_auth=None)
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(unsigned(b"[]"), bare, VerifyContext(now=NOW))
     assert info.value.reason == "missing"
@@ -207,11 +210,14 @@ async def test_transport_auth() -> None:
 )
 async def test_example_body_round_trips(event: str, event_type: EventType) -> None:
     """example_body builds a grouped batch with distinct dedup keys across seeds."""
-    source, material = mailjet.make_test_source("load")
+    source, material = samples_for("mailjet").make_source("load")
     keys: set[str] = set()
     for seed in (0, 1):
-        request = mailjet.signed_request(
-            source, material, mailjet.example_body(3, seed=seed, event=event), now=NOW
+        request = samples_for("mailjet").signed_request(
+            source,
+            material,
+            samples_for("mailjet").example_body(3, seed=seed, event=event),
+            now=NOW,
         )
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
         events = ADAPTER.parse(request, source, RECEIVED).events
@@ -224,7 +230,7 @@ async def test_example_body_round_trips(event: str, event_type: EventType) -> No
 def test_parse_api_payload_is_a_control_message() -> None:
     """Mailjet's Parse API payload (a received email) at the tracking URL is an
     inbound_message control message, not a 400 (it has no 'event')."""
-    source, _ = mailjet.make_test_source()
+    source, _ = samples_for("mailjet").make_source()
     result = ADAPTER.parse(unsigned(fixture("parse_api")), source, RECEIVED)
     assert result.events == []
     assert result.control is not None and result.control.kind == "inbound_message"

@@ -25,6 +25,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EventType
+from hookline_testing import samples_for
 from tests.unit.handlers._isolation import check_bad_item_is_rejected_alone
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mandrill"
@@ -35,7 +36,7 @@ URL = "https://hooks.example.com/webhooks/mandrill/test"
 
 @pytest.fixture(scope="module")
 def signing() -> tuple[SourceSpec, str]:
-    source, key = mandrill.make_test_source()
+    source, key = samples_for("mandrill").make_source()
     return source, key
 
 
@@ -51,7 +52,7 @@ def form(events: Any) -> bytes:
 
 
 def signed(signing: tuple[SourceSpec, str], body: bytes, url: str = URL) -> WebhookRequest:
-    return mandrill.signed_request(signing[0], signing[1], body, now=NOW, url=url)
+    return samples_for("mandrill").signed_request(signing[0], signing[1], body, now=NOW, url=url)
 
 
 async def verify(request: WebhookRequest, source: SourceSpec) -> None:
@@ -88,7 +89,7 @@ async def test_every_documented_message_event_maps_to_its_normalized_type(
     await verify(request, signing[0])
     events = parse(request, signing[0]).events
     assert [e.esp_event for e in events] == [r["event"] for r in raw_events]
-    assert set(MAPPING) == set(mandrill.MANDRILL_EVENTS) == {e.esp_event for e in events}
+    assert set(MAPPING) == set(samples_for("mandrill").events) == {e.esp_event for e in events}
     for event, raw in zip(events, raw_events, strict=True):
         assert (event.event_type, event.bounce_class) == MAPPING[raw["event"]]
         assert event.provider == "mandrill"
@@ -216,7 +217,7 @@ async def test_recorded_form_body_parses_exactly_as_sent(signing: tuple[SourceSp
 async def test_empty_batch_and_full_batch(signing: tuple[SourceSpec, str]) -> None:
     """An empty array (Mandrill's test post) yields no events; 1000 events all come out."""
     assert parse(signed(signing, form([])), signing[0]).events == []
-    body = mandrill.example_body(1000, seed=7)
+    body = samples_for("mandrill").example_body(1000, seed=7)
     request = signed(signing, body)
     await verify(request, signing[0])
     events = parse(request, signing[0]).events
@@ -224,12 +225,12 @@ async def test_empty_batch_and_full_batch(signing: tuple[SourceSpec, str]) -> No
     assert len({e.dedup_key for e in events}) == 1000
 
 
-@pytest.mark.parametrize("event", mandrill.MANDRILL_EVENTS)
+@pytest.mark.parametrize("event", samples_for("mandrill").events)
 async def test_example_bodies_round_trip_for_every_event(
     signing: tuple[SourceSpec, str], event: str
 ) -> None:
     """The load-test generator produces verifiable bodies for every message event."""
-    request = signed(signing, mandrill.example_body(2, seed=1, event=event))
+    request = signed(signing, samples_for("mandrill").example_body(2, seed=1, event=event))
     await verify(request, signing[0])
     events = parse(request, signing[0]).events
     assert [e.event_type for e in events] == [MAPPING[event][0]] * 2
@@ -258,7 +259,7 @@ async def test_configured_url_is_what_is_signed(signing: tuple[SourceSpec, str])
     wins; without it a signature for another URL is invalid."""
     source, key = signing
     public = replace(source, url=URL)
-    request = mandrill.signed_request(public, key, form([]), now=NOW, url=URL)
+    request = samples_for("mandrill").signed_request(public, key, form([]), now=NOW, url=URL)
     internal = replace(request, url="http://10.0.0.5:8000/webhooks/mandrill/test")
     await verify(internal, public)
     with pytest.raises(AuthError) as caught:

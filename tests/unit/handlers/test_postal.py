@@ -24,6 +24,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EventType, content_dedup_key, id_dedup_key
+from hookline_testing import samples_for
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "postal"
 NOW = datetime(2025, 3, 4, 10, 0, 6, tzinfo=UTC)
@@ -32,7 +33,7 @@ ADAPTER = postal.ADAPTER
 
 @pytest.fixture(scope="module")
 def signing() -> tuple[SourceSpec, rsa.RSAPrivateKey]:
-    source, key = postal.make_test_source()
+    source, key = samples_for("postal").make_source()
     return source, key
 
 
@@ -41,7 +42,7 @@ def body_of(name: str) -> bytes:
 
 
 def signed(signing: tuple[SourceSpec, rsa.RSAPrivateKey], body: bytes) -> WebhookRequest:
-    return postal.signed_request(signing[0], signing[1], body, now=NOW)
+    return samples_for("postal").signed_request(signing[0], signing[1], body, now=NOW)
 
 
 async def verify(request: WebhookRequest, source: SourceSpec) -> None:
@@ -97,7 +98,7 @@ async def test_every_documented_event_maps_to_its_normalized_type(
 def test_fixtures_cover_every_documented_event() -> None:
     """There is a fixture for each webhook event Postal documents."""
     covered = {json.loads(body_of(name))["event"] for name, *_ in MAPPING}
-    assert covered == set(postal.POSTAL_EVENTS)
+    assert covered == set(samples_for("postal").events)
 
 
 async def test_message_fields(signing: tuple[SourceSpec, rsa.RSAPrivateKey]) -> None:
@@ -177,17 +178,17 @@ def test_missing_uuid_falls_back_to_a_content_hash(
     assert event.provider_event_id is None
 
 
-@pytest.mark.parametrize("event", postal.POSTAL_EVENTS)
+@pytest.mark.parametrize("event", samples_for("postal").events)
 async def test_example_bodies_round_trip_for_every_event(
     signing: tuple[SourceSpec, rsa.RSAPrivateKey], event: str
 ) -> None:
     """The load-test generator produces verifiable bodies for every event; Postal sends
     one event per request, so asking for several is an error."""
-    request = signed(signing, postal.example_body(seed=2, event=event))
+    request = signed(signing, samples_for("postal").example_body(seed=2, event=event))
     await verify(request, signing[0])
     assert [e.esp_event for e in parse(request, signing[0]).events] == [event]
     with pytest.raises(ValueError, match="one event per request"):
-        postal.example_body(2)
+        samples_for("postal").example_body(2)
 
 
 # --- signature ------------------------------------------------------------------------------
@@ -257,7 +258,7 @@ async def test_tampered_body_wrong_key_or_garbage_signature_is_invalid(
     with pytest.raises(AuthError) as caught:
         await verify(replace(request, body=request.body + b" "), source)
     assert caught.value.reason == "invalid"
-    other, _ = postal.make_test_source()
+    other, _ = samples_for("postal").make_source()
     with pytest.raises(AuthError) as caught:
         await verify(request, replace(source, signing_key=other.signing_key))
     assert caught.value.reason == "invalid"

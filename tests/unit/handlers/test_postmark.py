@@ -18,6 +18,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+from hookline_testing import samples_for
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "postmark"
 NOW = datetime(2023, 11, 14, 22, 20, tzinfo=UTC)
@@ -36,7 +37,7 @@ def unsigned(body: bytes, content_type: str = "application/json") -> WebhookRequ
 
 
 def parse_one(body: bytes) -> EmailEvent:
-    source, _ = postmark.make_test_source()
+    source, _ = samples_for("postmark").make_source()
     (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
     return event
 
@@ -200,7 +201,7 @@ def test_unknown_record_type_and_missing_time() -> None:
 )
 def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str) -> None:
     """Truncated, non-UTF-8 and wrongly shaped bodies raise PayloadError naming the field."""
-    source, _ = postmark.make_test_source()
+    source, _ = samples_for("postmark").make_source()
     with pytest.raises(PayloadError) as info:
         ADAPTER.parse(unsigned(body), source, RECEIVED)
     assert info.value.field == field
@@ -217,17 +218,17 @@ def test_wrong_content_type_is_refused() -> None:
 
 async def test_basic_auth_from_the_source_verifies() -> None:
     """The request Postmark sends with the configured credentials verifies."""
-    source, material = postmark.make_test_source()
-    request = postmark.signed_request(source, material, fixture("delivery"), now=NOW)
+    source, material = samples_for("postmark").make_source()
+    request = samples_for("postmark").signed_request(source, material, fixture("delivery"), now=NOW)
     assert request.headers["authorization"].startswith("Basic ")
     await ADAPTER.verify(request, source, VerifyContext(now=NOW))
 
 
 async def test_wrong_password_is_invalid() -> None:
     """Credentials that differ from the source's are invalid."""
-    source, material = postmark.make_test_source()
-    other, _ = postmark.make_test_source()
-    request = postmark.signed_request(other, material, fixture("delivery"), now=NOW)
+    source, material = samples_for("postmark").make_source()
+    other, _ = samples_for("postmark").make_source()
+    request = samples_for("postmark").signed_request(other, material, fixture("delivery"), now=NOW)
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
     assert info.value.reason == "invalid"
@@ -235,7 +236,7 @@ async def test_wrong_password_is_invalid() -> None:
 
 async def test_missing_credentials_are_missing() -> None:
     """A request without an Authorization header is refused as missing."""
-    source, _ = postmark.make_test_source()
+    source, _ = samples_for("postmark").make_source()
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(unsigned(fixture("delivery")), source, VerifyContext(now=NOW))
     assert info.value.reason == "missing"
@@ -244,18 +245,20 @@ async def test_missing_credentials_are_missing() -> None:
 async def test_source_without_credentials_fails_closed_unless_allowed() -> None:
     """Postmark signs nothing: a source with no credentials refuses every request unless
     it explicitly allows unauthenticated requests."""
-    source, _ = postmark.make_test_source(basic_auth=None)
+    source, _ = samples_for("postmark").make_source(basic_auth=None)
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(unsigned(fixture("delivery")), source, VerifyContext(now=NOW))
     assert info.value.reason == "missing"
-    open_source, _ = postmark.make_test_source(basic_auth=None, allow_unauthenticated=True)
+    open_source, _ = samples_for("postmark").make_source(
+        basic_auth=None, allow_unauthenticated=True
+    )
     await ADAPTER.verify(unsigned(fixture("delivery")), open_source, VerifyContext(now=NOW))
 
 
 async def test_bearer_token_source() -> None:
     """A source with a bearer token accepts that token and refuses another."""
-    source, material = postmark.make_test_source(basic_auth=None, bearer_token="t0ken")
-    request = postmark.signed_request(source, material, fixture("delivery"), now=NOW)
+    source, material = samples_for("postmark").make_source(basic_auth=None, bearer_token="t0ken")
+    request = samples_for("postmark").signed_request(source, material, fixture("delivery"), now=NOW)
     assert request.headers["authorization"] == "Bearer t0ken"
     await ADAPTER.verify(request, source, VerifyContext(now=NOW))
     wrong = WebhookRequest(
@@ -280,18 +283,18 @@ async def test_bearer_token_source() -> None:
 )
 async def test_example_body_round_trips(record_type: str, event_type: EventType) -> None:
     """example_body builds a record per RecordType, distinct per seed; count > 1 refused."""
-    source, material = postmark.make_test_source("load")
+    source, material = samples_for("postmark").make_source("load")
     keys: set[Any] = set()
     for seed in (0, 1):
-        body = postmark.example_body(seed=seed, event=record_type)
-        request = postmark.signed_request(source, material, body, now=NOW)
+        body = samples_for("postmark").example_body(seed=seed, event=record_type)
+        request = samples_for("postmark").signed_request(source, material, body, now=NOW)
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
         (event,) = ADAPTER.parse(request, source, RECEIVED).events
         assert event.event_type is event_type
         keys.add(event.dedup_key)
     assert len(keys) == 2
     with pytest.raises(ValueError, match="one event"):
-        postmark.example_body(5)
+        samples_for("postmark").example_body(5)
 
 
 @pytest.mark.parametrize(
@@ -305,7 +308,7 @@ async def test_example_body_round_trips(record_type: str, event_type: EventType)
 def test_inbound_webhook_at_the_tracking_url_is_a_control_message(body: bytes) -> None:
     """Postmark's inbound webhook (a received email) is recognised: no event, an
     inbound_message control message (it used to be refused: RecordType is required)."""
-    source, _ = postmark.make_test_source()
+    source, _ = samples_for("postmark").make_source()
     result = ADAPTER.parse(unsigned(body), source, RECEIVED)
     assert result.events == []
     assert result.control is not None and result.control.kind == "inbound_message"

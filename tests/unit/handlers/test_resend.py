@@ -22,6 +22,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EventType, content_dedup_key, id_dedup_key
+from hookline_testing import samples_for
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "resend"
 NOW = datetime(2025, 3, 4, 10, 0, 6, tzinfo=UTC)
@@ -30,7 +31,7 @@ ADAPTER = resend.ADAPTER
 
 @pytest.fixture(scope="module")
 def signing() -> tuple[SourceSpec, str]:
-    source, secret = resend.make_test_source()
+    source, secret = samples_for("resend").make_source()
     return source, secret
 
 
@@ -39,7 +40,7 @@ def body_of(name: str) -> bytes:
 
 
 def signed(signing: tuple[SourceSpec, str], body: bytes, now: datetime = NOW) -> WebhookRequest:
-    return resend.signed_request(signing[0], signing[1], body, now=now)
+    return samples_for("resend").signed_request(signing[0], signing[1], body, now=now)
 
 
 async def verify(request: WebhookRequest, source: SourceSpec, now: datetime = NOW) -> None:
@@ -106,7 +107,7 @@ def test_fixtures_cover_every_documented_event_type() -> None:
     """There is a fixture for each event type Resend documents."""
     covered = {json.loads(body_of(name))["type"] for name, *_ in MAPPING}
     covered.add(json.loads(body_of("email_received.json"))["type"])
-    assert set(resend.RESEND_EVENTS) <= covered
+    assert set(samples_for("resend").events) <= covered
 
 
 async def test_one_event_per_recipient_with_svix_id_based_ids(
@@ -196,13 +197,13 @@ async def test_contact_and_domain_events(signing: tuple[SourceSpec, str]) -> Non
     assert (domain.recipient, domain.message_id) == (None, None)
 
 
-@pytest.mark.parametrize("event", resend.RESEND_EVENTS)
+@pytest.mark.parametrize("event", samples_for("resend").events)
 async def test_example_bodies_round_trip_for_every_event(
     signing: tuple[SourceSpec, str], event: str
 ) -> None:
     """The load-test generator produces verifiable bodies for every event type."""
     now = datetime.now(UTC)
-    request = signed(signing, resend.example_body(seed=4, event=event), now=now)
+    request = signed(signing, samples_for("resend").example_body(seed=4, event=event), now=now)
     await verify(request, signing[0], now=now)
     result = parse(request, signing[0])
     if event in resend.INBOUND_EVENTS:
@@ -260,7 +261,7 @@ async def test_tampered_body_or_other_secret_is_invalid(signing: tuple[SourceSpe
     with pytest.raises(AuthError) as caught:
         await verify(tampered, source)
     assert caught.value.reason == "invalid"
-    other, _ = resend.make_test_source()
+    other, _ = samples_for("resend").make_source()
     with pytest.raises(AuthError) as caught:
         await verify(request, replace(source, signing_key=other.signing_key))
     assert caught.value.reason == "invalid"

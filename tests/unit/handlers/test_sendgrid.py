@@ -20,6 +20,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EventType, content_dedup_key
+from hookline_testing import samples_for
 from tests.unit.handlers._isolation import check_bad_item_is_rejected_alone
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sendgrid"
@@ -39,7 +40,7 @@ def unsigned(body: bytes, content_type: str = "application/json") -> WebhookRequ
 
 
 def parse(body: bytes) -> list[Any]:
-    source, _ = sendgrid.make_test_source()
+    source, _ = samples_for("sendgrid").make_source()
     return ADAPTER.parse(unsigned(body), source, RECEIVED).events
 
 
@@ -205,7 +206,7 @@ def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suff
     RejectedItem naming the field; the other items are normalized exactly as on their own
     (the fast path's events for the good item equal the careful path's), and parse_item
     replays one item with the same normalization."""
-    source, _ = sendgrid.make_test_source()
+    source, _ = samples_for("sendgrid").make_source()
     check_bad_item_is_rejected_alone(
         ADAPTER,
         source,
@@ -229,29 +230,31 @@ def test_wrong_content_type_is_refused() -> None:
 
 async def test_valid_signature_over_exact_fixture_bytes_verifies() -> None:
     """The signature covers timestamp + the exact raw body, trailing CRLF included."""
-    source, key = sendgrid.make_test_source()
+    source, key = samples_for("sendgrid").make_source()
     body = fixture("all_events.json")
     assert body.endswith(b"\r\n")
-    request = sendgrid.signed_request(source, key, body, now=NOW)
+    request = samples_for("sendgrid").signed_request(source, key, body, now=NOW)
     await ADAPTER.verify(request, source, VerifyContext(now=NOW))
     assert len(ADAPTER.parse(request, source, RECEIVED).events) == 13
 
 
 async def test_pem_verification_key_is_accepted() -> None:
     """A PEM public key works as signing_key as well as base64 DER."""
-    _, key = sendgrid.make_test_source()
+    _, key = samples_for("sendgrid").make_source()
     pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    source, _ = sendgrid.make_test_source(signing_key=pem.decode())
-    request = sendgrid.signed_request(source, key, b"[]\r\n", now=NOW)
+    source, _ = samples_for("sendgrid").make_source(signing_key=pem.decode())
+    request = samples_for("sendgrid").signed_request(source, key, b"[]\r\n", now=NOW)
     await ADAPTER.verify(request, source, VerifyContext(now=NOW))
 
 
 async def test_tampered_body_is_invalid() -> None:
     """Changing one byte of the body (even the trailing CRLF) breaks the signature."""
-    source, key = sendgrid.make_test_source()
-    request = sendgrid.signed_request(source, key, fixture("all_events.json"), now=NOW)
+    source, key = samples_for("sendgrid").make_source()
+    request = samples_for("sendgrid").signed_request(
+        source, key, fixture("all_events.json"), now=NOW
+    )
     tampered = WebhookRequest(request.method, request.url, request.headers, request.body[:-2])
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(tampered, source, VerifyContext(now=NOW))
@@ -260,9 +263,9 @@ async def test_tampered_body_is_invalid() -> None:
 
 async def test_signature_from_another_key_is_invalid() -> None:
     """A request signed with a different key does not verify."""
-    source, _ = sendgrid.make_test_source()
-    _, other_key = sendgrid.make_test_source()
-    request = sendgrid.signed_request(source, other_key, b"[]\r\n", now=NOW)
+    source, _ = samples_for("sendgrid").make_source()
+    _, other_key = samples_for("sendgrid").make_source()
+    request = samples_for("sendgrid").signed_request(source, other_key, b"[]\r\n", now=NOW)
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
     assert info.value.reason == "invalid"
@@ -270,8 +273,8 @@ async def test_signature_from_another_key_is_invalid() -> None:
 
 async def test_timestamp_header_is_covered_by_the_signature() -> None:
     """Replacing the timestamp header with another recent value breaks the signature."""
-    source, key = sendgrid.make_test_source()
-    request = sendgrid.signed_request(source, key, b"[]\r\n", now=NOW)
+    source, key = samples_for("sendgrid").make_source()
+    request = samples_for("sendgrid").signed_request(source, key, b"[]\r\n", now=NOW)
     headers = dict(request.headers)
     headers[sendgrid.TIMESTAMP_HEADER] = str(int(NOW.timestamp()) + 1)
     with pytest.raises(AuthError) as info:
@@ -286,8 +289,8 @@ async def test_timestamp_header_is_covered_by_the_signature() -> None:
 @pytest.mark.parametrize("header", [sendgrid.SIGNATURE_HEADER, sendgrid.TIMESTAMP_HEADER])
 async def test_missing_signature_headers(header: str) -> None:
     """Without either signature header the request is refused as missing."""
-    source, key = sendgrid.make_test_source()
-    request = sendgrid.signed_request(source, key, b"[]\r\n", now=NOW)
+    source, key = samples_for("sendgrid").make_source()
+    request = samples_for("sendgrid").signed_request(source, key, b"[]\r\n", now=NOW)
     headers = {k: v for k, v in request.headers.items() if k != header}
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(
@@ -304,8 +307,8 @@ async def test_missing_signature_headers(header: str) -> None:
 )
 async def test_malformed_signature_headers_are_invalid(header: str, value: str) -> None:
     """Garbage in the signature or timestamp header is invalid, never a crash."""
-    source, key = sendgrid.make_test_source()
-    request = sendgrid.signed_request(source, key, b"[]\r\n", now=NOW)
+    source, key = samples_for("sendgrid").make_source()
+    request = samples_for("sendgrid").signed_request(source, key, b"[]\r\n", now=NOW)
     headers = {**request.headers, header: value}
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(
@@ -319,8 +322,8 @@ async def test_malformed_signature_headers_are_invalid(header: str, value: str) 
 @pytest.mark.parametrize("skew", [timedelta(seconds=-301), timedelta(seconds=301)])
 async def test_signature_outside_replay_window_is_stale(skew: timedelta) -> None:
     """A correctly signed request older (or newer) than the replay window is stale."""
-    source, key = sendgrid.make_test_source(replay_window_seconds=300)
-    request = sendgrid.signed_request(source, key, b"[]\r\n", now=NOW + skew)
+    source, key = samples_for("sendgrid").make_source(replay_window_seconds=300)
+    request = samples_for("sendgrid").signed_request(source, key, b"[]\r\n", now=NOW + skew)
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
     assert info.value.reason == "stale"
@@ -329,8 +332,8 @@ async def test_signature_outside_replay_window_is_stale(skew: timedelta) -> None
 
 async def test_unparseable_signing_key_fails_closed() -> None:
     """A misconfigured signing key refuses requests instead of accepting them."""
-    source, key = sendgrid.make_test_source(signing_key="bm90IGEga2V5")
-    request = sendgrid.signed_request(source, key, b"[]\r\n", now=NOW)
+    source, key = samples_for("sendgrid").make_source(signing_key="bm90IGEga2V5")
+    request = samples_for("sendgrid").signed_request(source, key, b"[]\r\n", now=NOW)
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
     assert info.value.reason == "invalid"
@@ -340,8 +343,8 @@ async def test_unparseable_signing_key_fails_closed() -> None:
 
 async def test_basic_auth_is_checked_on_top_of_the_signature() -> None:
     """When the source also configures basic auth, a signed request without it fails."""
-    source, key = sendgrid.make_test_source(basic_auth="hook:s3cret")
-    request = sendgrid.signed_request(source, key, b"[]\r\n", now=NOW)
+    source, key = samples_for("sendgrid").make_source(basic_auth="hook:s3cret")
+    request = samples_for("sendgrid").signed_request(source, key, b"[]\r\n", now=NOW)
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
     assert info.value.reason == "missing"
@@ -358,11 +361,11 @@ async def test_basic_auth_is_checked_on_top_of_the_signature() -> None:
 async def test_example_body_is_distinct_per_seed_and_verifies() -> None:
     """example_body yields `count` events with distinct dedup keys across seeds, and
     signed_request produces a request the adapter accepts."""
-    source, key = sendgrid.make_test_source("load")
+    source, key = samples_for("sendgrid").make_source("load")
     keys: set[str] = set()
     for seed in (0, 1):
-        body = sendgrid.example_body(3, seed=seed, event="bounce")
-        request = sendgrid.signed_request(source, key, body, now=NOW)
+        body = samples_for("sendgrid").example_body(3, seed=seed, event="bounce")
+        request = samples_for("sendgrid").signed_request(source, key, body, now=NOW)
         assert request.url == "http://127.0.0.1:8000/webhooks/sendgrid/load"
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
         events = ADAPTER.parse(request, source, RECEIVED).events
@@ -435,7 +438,7 @@ def test_an_undated_event_takes_the_signature_time_before_the_receipt_time(
     if header is not None:
         headers[sendgrid.TIMESTAMP_HEADER] = header
     request = WebhookRequest("POST", "http://hookline/webhooks/sendgrid/test", headers, body)
-    source, _ = sendgrid.make_test_source()
+    source, _ = samples_for("sendgrid").make_source()
     undated, dated = ADAPTER.parse(request, source, RECEIVED).events
     assert undated.occurred_at == expected
     assert dated.occurred_at == datetime.fromtimestamp(1699999900, tz=UTC)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from handlers import sendgrid
 from handlers.base import WebhookRequest
 from handlers.events import EmailEvent
+from hookline_testing import samples_for
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sendgrid"
 RECEIVED = datetime(2023, 11, 14, 22, 20, 1, tzinfo=UTC)
@@ -48,7 +49,7 @@ def test_fixtures_take_the_fast_path_and_match_the_careful_one() -> None:
 def test_example_bodies_of_every_event_type_match() -> None:
     """The load-test generator's bodies (all event types, custom args, categories)."""
     for event in sendgrid.EVENT_TYPES:
-        body = sendgrid.example_body(5, seed=7, event=event)
+        body = samples_for("sendgrid").example_body(5, seed=7, event=event)
         assert fast(body) == careful(body), event
 
 
@@ -66,7 +67,7 @@ def test_values_the_fast_path_declines_go_the_careful_way() -> None:
     for item in declined:
         assert sendgrid._well_formed(json.dumps([item]).encode()) is None, item
     body = json.dumps([declined[0], declined[1], declined[2], declined[3]]).encode()
-    source, _ = sendgrid.make_test_source()
+    source, _ = samples_for("sendgrid").make_source()
     request = WebhookRequest("POST", "", {}, body)
     events = sendgrid.ADAPTER.parse(request, source, RECEIVED).events
     assert events == careful(body)

@@ -12,13 +12,6 @@ from typing import Any
 import pytest
 
 from handlers import ses
-from handlers._signing_ses import (
-    SES_EVENT_TYPES,
-    TEST_CERT_URL,
-    TEST_TOPIC_ARN,
-    SnsSigningMaterial,
-    make_test_certificate,
-)
 from handlers.base import (
     AuthError,
     ContentTypeError,
@@ -29,6 +22,14 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EventType, id_dedup_key
+from hookline_testing import (
+    SES_EVENT_TYPES,
+    TEST_CERT_URL,
+    TEST_TOPIC_ARN,
+    SnsSigningMaterial,
+    make_test_certificate,
+    samples_for,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ses"
 RECEIVED = datetime(2025, 3, 4, 10, 0, 6, tzinfo=UTC)
@@ -39,7 +40,7 @@ ADAPTER = ses.ADAPTER
 
 @pytest.fixture(scope="module")
 def signing() -> tuple[SourceSpec, SnsSigningMaterial]:
-    source, material = ses.make_test_source()
+    source, material = samples_for("ses").make_source()
     return source, material
 
 
@@ -57,7 +58,7 @@ def signed(
     signing: tuple[SourceSpec, SnsSigningMaterial], envelope: dict[str, Any]
 ) -> WebhookRequest:
     source, material = signing
-    return ses.signed_request(source, material, encode(envelope), now=FIXTURE_NOW)
+    return samples_for("ses").signed_request(source, material, encode(envelope), now=FIXTURE_NOW)
 
 
 def with_body(request: WebhookRequest, body: bytes) -> WebhookRequest:
@@ -329,7 +330,9 @@ async def test_example_bodies_round_trip_for_every_event_type(
     """The load-test generator produces verifiable bodies for every SES event type."""
     source, material = signing
     now = datetime.now(UTC)
-    request = ses.signed_request(source, material, ses.example_body(3, event=kind), now=now)
+    request = samples_for("ses").signed_request(
+        source, material, samples_for("ses").example_body(3, event=kind), now=now
+    )
     await ADAPTER.verify(request, source, VerifyContext(now=now))
     events = ADAPTER.parse(request, source, now).events
     assert len(events) == 3
@@ -390,7 +393,7 @@ async def test_signature_versions_1_and_2_verify(
 ) -> None:
     """SignatureVersion 1 (SHA1withRSA) and 2 (SHA256withRSA) both verify."""
     source, material = signing
-    request = ses.signed_request(
+    request = samples_for("ses").signed_request(
         source,
         replace(material, signature_version=version),
         encode(fixture("event_delivery.json")),
@@ -500,7 +503,7 @@ async def test_certificate_urls_outside_amazon_sns_are_untrusted(
 ) -> None:
     """SigningCertURL must be an https Amazon SNS certificate URL, whatever else is right."""
     source, material = signing
-    request = ses.signed_request(
+    request = samples_for("ses").signed_request(
         replace(source, sns_certificates={url: material.certificate_pem}),
         replace(material, cert_url=url),
         encode(fixture("event_send.json")),
@@ -518,7 +521,7 @@ async def test_china_region_certificate_urls_are_accepted(
     source, material = signing
     url = "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-9f8e7d.pem"
     pinned = replace(source, sns_certificates={url: material.certificate_pem})
-    request = ses.signed_request(
+    request = samples_for("ses").signed_request(
         pinned, replace(material, cert_url=url), encode(fixture("event_send.json")), now=FIXTURE_NOW
     )
     await verify(request, pinned)
@@ -636,7 +639,7 @@ async def test_certificate_outside_its_validity_period_is_untrusted(
     )
     material = SnsSigningMaterial(private_key=key, certificate_pem=pem)
     source = replace(signing[0], sns_certificates={TEST_CERT_URL: pem})
-    request = ses.signed_request(
+    request = samples_for("ses").signed_request(
         source, material, encode(fixture("event_send.json")), now=FIXTURE_NOW
     )
     with pytest.raises(AuthError) as caught:
@@ -648,8 +651,8 @@ async def test_message_signed_by_another_key_than_the_pinned_certificate_is_inva
     signing: tuple[SourceSpec, SnsSigningMaterial],
 ) -> None:
     """The pin decides: a message signed with any other key does not verify."""
-    other_source, other_material = ses.make_test_source()
-    request = ses.signed_request(
+    other_source, other_material = samples_for("ses").make_source()
+    request = samples_for("ses").signed_request(
         other_source, other_material, encode(fixture("event_send.json")), now=FIXTURE_NOW
     )
     with pytest.raises(AuthError) as caught:
@@ -786,8 +789,8 @@ async def test_example_body_dedup_keys_depend_on_seed_only(
     now = datetime.now(UTC)
 
     def keys(seed: int, at: datetime) -> list[str]:
-        request = ses.signed_request(
-            source, material, ses.example_body(2, seed=seed, now=at), now=at
+        request = samples_for("ses").signed_request(
+            source, material, samples_for("ses").example_body(2, seed=seed, now=at), now=at
         )
         return [e.dedup_key for e in ADAPTER.parse(request, source, at).events]
 

@@ -18,6 +18,7 @@ from handlers.base import (
     WebhookRequest,
 )
 from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+from hookline_testing import samples_for
 from tests.unit.handlers._isolation import check_bad_item_is_rejected_alone
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sparkpost"
@@ -37,7 +38,7 @@ def unsigned(body: bytes, content_type: str = "application/json") -> WebhookRequ
 
 
 def parse(body: bytes) -> list[EmailEvent]:
-    source, _ = sparkpost.make_test_source()
+    source, _ = samples_for("sparkpost").make_source()
     return ADAPTER.parse(unsigned(body), source, RECEIVED).events
 
 
@@ -218,7 +219,7 @@ def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suff
     RejectedItem naming the field (an item with two event classes is rejected whole when
     one is bad); the other items are normalized as on their own, and parse_item replays one
     item with the same normalization."""
-    source, _ = sparkpost.make_test_source()
+    source, _ = samples_for("sparkpost").make_source()
     check_bad_item_is_rejected_alone(
         ADAPTER,
         source,
@@ -241,13 +242,17 @@ def test_wrong_content_type_is_refused() -> None:
 
 async def test_basic_auth_verifies_and_wrong_or_missing_fails() -> None:
     """Configured basic auth passes; other credentials are invalid, none are missing."""
-    source, material = sparkpost.make_test_source()
-    request = sparkpost.signed_request(source, material, fixture("all_events"), now=NOW)
+    source, material = samples_for("sparkpost").make_source()
+    request = samples_for("sparkpost").signed_request(
+        source, material, fixture("all_events"), now=NOW
+    )
     await ADAPTER.verify(request, source, VerifyContext(now=NOW))
-    other, _ = sparkpost.make_test_source()
+    other, _ = samples_for("sparkpost").make_source()
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(
-            sparkpost.signed_request(other, None, b"[]", now=NOW), source, VerifyContext(now=NOW)
+            samples_for("sparkpost").signed_request(other, None, b"[]", now=NOW),
+            source,
+            VerifyContext(now=NOW),
         )
     assert info.value.reason == "invalid"
     with pytest.raises(AuthError) as info:
@@ -257,14 +262,14 @@ async def test_basic_auth_verifies_and_wrong_or_missing_fails() -> None:
 
 async def test_bearer_token_from_oauth_is_accepted() -> None:
     """A bearer token source (SparkPost's OAuth2 option) accepts its token."""
-    source, material = sparkpost.make_test_source(basic_auth=None, bearer_token="abc123")
-    request = sparkpost.signed_request(source, material, b"[]", now=NOW)
+    source, material = samples_for("sparkpost").make_source(basic_auth=None, bearer_token="abc123")
+    request = samples_for("sparkpost").signed_request(source, material, b"[]", now=NOW)
     await ADAPTER.verify(request, source, VerifyContext(now=NOW))
 
 
 async def test_source_without_credentials_fails_closed() -> None:
     """With no credentials and no allow_unauthenticated every request is refused."""
-    source, _ = sparkpost.make_test_source(basic_auth=None)
+    source, _ = samples_for("sparkpost").make_source(basic_auth=None)
     with pytest.raises(AuthError) as info:
         await ADAPTER.verify(unsigned(b"[]"), source, VerifyContext(now=NOW))
     assert info.value.reason == "missing"
@@ -285,11 +290,14 @@ async def test_source_without_credentials_fails_closed() -> None:
 )
 async def test_example_body_round_trips(event: str, event_type: EventType) -> None:
     """example_body builds `count` events of a type, with distinct keys across seeds."""
-    source, material = sparkpost.make_test_source("load")
+    source, material = samples_for("sparkpost").make_source("load")
     keys: set[str] = set()
     for seed in (0, 1):
-        request = sparkpost.signed_request(
-            source, material, sparkpost.example_body(4, seed=seed, event=event), now=NOW
+        request = samples_for("sparkpost").signed_request(
+            source,
+            material,
+            samples_for("sparkpost").example_body(4, seed=seed, event=event),
+            now=NOW,
         )
         assert request.url == "http://127.0.0.1:8000/webhooks/sparkpost/load"
         await ADAPTER.verify(request, source, VerifyContext(now=NOW))
@@ -322,7 +330,7 @@ def test_auto_reply_and_challenge_response_classes_are_not_bounces(
 def test_relay_messages_at_the_tracking_url_are_a_control_message() -> None:
     """A batch of relay_message items (inbound relay, a received email) is recognised: no
     event, an inbound_message control message (it used to be a 400: no 'type')."""
-    source, _ = sparkpost.make_test_source()
+    source, _ = samples_for("sparkpost").make_source()
     result = ADAPTER.parse(unsigned(fixture("relay_message")), source, RECEIVED)
     assert result.events == []
     assert result.control is not None and result.control.kind == "inbound_message"

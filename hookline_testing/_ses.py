@@ -1,4 +1,4 @@
-"""Signed Amazon SES-over-SNS traffic for tests, integration tests and load tests.
+"""Amazon SES samples: SES events in SNS envelopes, signed the way SNS signs them.
 
 ``make_test_source`` creates a self-signed RSA certificate and pins it for a test
 ``SigningCertURL``; ``example_body`` builds an SNS envelope around SES events (unsigned);
@@ -7,19 +7,22 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from handlers.base import SourceSpec, WebhookRequest
-from handlers.sns import CONFIRMATION_TYPES, sign_envelope
+from handlers.sns import _HASHES, CONFIRMATION_TYPES, canonical_string
+from hookline_testing._samples import Samples
 
 __all__ = [
     "SES_EVENT_TYPES",
@@ -30,6 +33,7 @@ __all__ = [
     "make_test_certificate",
     "make_test_source",
     "ses_event",
+    "sign_envelope",
     "signed_request",
 ]
 
@@ -59,6 +63,22 @@ class SnsSigningMaterial:
     certificate_pem: str
     cert_url: str = TEST_CERT_URL
     signature_version: str = "1"
+
+
+def sign_envelope(
+    envelope: Mapping[str, Any],
+    private_key: rsa.RSAPrivateKey,
+    *,
+    signature_version: str = "1",
+) -> dict[str, Any]:
+    """A copy of ``envelope`` signed the way SNS signs it."""
+    signed = dict(envelope)
+    signed["SignatureVersion"] = signature_version
+    signature = private_key.sign(
+        canonical_string(signed), padding.PKCS1v15(), _HASHES[signature_version]()
+    )
+    signed["Signature"] = base64.b64encode(signature).decode("ascii")
+    return signed
 
 
 def make_test_certificate(
@@ -324,3 +344,24 @@ def signed_request(
         headers=headers,
         body=json.dumps(signed, indent=2).encode("utf-8"),
     )
+
+
+def add_metadata(body: bytes, key: str, value: str) -> bytes:
+    """A tag of the SES ``mail`` (SES sends every tag as an array), inside the envelope."""
+    envelope = json.loads(body)
+    message = json.loads(envelope["Message"])
+    message["mail"].setdefault("tags", {})[key] = [value]
+    envelope["Message"] = json.dumps(message)
+    return json.dumps(envelope, indent=2).encode("utf-8")
+
+
+SAMPLES = Samples(
+    provider="ses",
+    traffic_share=20,
+    make_source=make_test_source,
+    example_body=example_body,
+    signed_request=signed_request,
+    events=SES_EVENT_TYPES,
+    one_event_per_request=False,
+    add_metadata=add_metadata,
+)
