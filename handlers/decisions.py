@@ -44,6 +44,10 @@ DOCS: dict[str, str] = {
     "resend": "https://resend.com/docs/dashboard/webhooks/event-types",
     "postal": "https://docs.postalserver.io/developer/webhooks",
 }
+_SENDGRID_INBOUND_PARSE = (
+    "https://www.twilio.com/docs/sendgrid/for-developers/parsing-email/"
+    "setting-up-the-inbound-parse-webhook"
+)
 _POSTMARK_BOUNCES = "https://postmarkapp.com/developer/api/bounce-api#bounce-types"
 _SPARKPOST_CLASSES = "https://support.sparkpost.com/docs/deliverability/bounce-classification-codes"
 _SES_BOUNCES = "https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html#bounce-types"
@@ -151,6 +155,12 @@ def _sendgrid() -> Iterator[Decision]:
         EventType.BOUNCED,
         BounceClass.UNDETERMINED,
         subtype="type=(other)",
+    )
+    yield _row(
+        "sendgrid",
+        "(Inbound Parse: multipart with envelope + headers/email)",
+        ControlKind.INBOUND_MESSAGE,
+        doc=_SENDGRID_INBOUND_PARSE,
     )
 
 
@@ -360,9 +370,10 @@ DECISIONS: tuple[Decision, ...] = tuple(
 _LIMITS = """\
 ## Not recognised (yet)
 
-- SendGrid Inbound Parse posted to the event webhook URL: a `multipart/form-data` body that
-  SendGrid does not sign with the event webhook's key, so it cannot be authenticated and is
-  refused (415). Point Inbound Parse at its own URL.
+- A `multipart/form-data` body at SendGrid's event URL that is not an Inbound Parse post
+  (an `envelope` JSON object with `to` and `from`, plus `headers` or `email`): refused
+  (415). Inbound Parse itself is unsigned: it is acknowledged (200) and nothing in it is
+  stored or acted on; point it at its own URL to receive the mail.
 - A batch mixing inbound items and events (a whole batch is a control message only when
   every item is inbound): the events are stored; Mandrill's `inbound` items are stored as
   `unknown`, SparkPost's `relay_message` items are rejected alone (no `type`).

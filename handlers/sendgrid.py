@@ -18,6 +18,12 @@ a SendGrid host name (some dropped events carry one where the id should be). Cus
 are the top-level keys SendGrid does not define; they become ``metadata``. ``category``
 (string or list) becomes ``tags``. Time: the event's ``timestamp``, else the signed
 timestamp header (when SendGrid sent the batch), else the receipt time.
+
+SendGrid Inbound Parse (a received email, ``multipart/form-data``, unsigned) posted to the
+event URL by mistake is recognised by its own fields (``envelope``, a JSON object with
+``to`` and ``from``, plus ``headers`` or, in raw mode, ``email``) and acknowledged as a
+``ControlMessage`` (``inbound_message``): 200, nothing stored or acted on, so SendGrid stops
+retrying it. Any other multipart body is refused (``ContentTypeError``, 415).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from handlers._batch import ItemNormalizer, normalize_batch, normalize_item
 from handlers._common import (
     check_json_depth,
+    decode_embedded_json,
     decode_json,
     default_url,
     epoch_to_utc,
@@ -48,11 +55,15 @@ from handlers._common import (
     smtp_status_from_text,
     tags_from,
 )
+from handlers._forms import form_fields
 from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
+    ContentTypeError,
+    ControlKind,
     ParseResult,
+    PayloadError,
     SourceSpec,
     VerifyContext,
     WebhookRequest,
@@ -82,6 +93,9 @@ _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
+#: Inbound Parse's content type (a received email); the Event Webhook's is JSON. Its fields:
+#: https://www.twilio.com/docs/sendgrid/for-developers/parsing-email/setting-up-the-inbound-parse-webhook
+INBOUND_PARSE_TYPE = "multipart/form-data"
 
 EVENT_TYPES: dict[str, EventType] = {
     "processed": EventType.QUEUED,
@@ -178,7 +192,8 @@ class SendGridAdapter(Adapter):
     """SendGrid's Event Webhook (signed)."""
 
     provider: ClassVar[str] = "sendgrid"
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    #: multipart only to recognise Inbound Parse pointed at the event URL (see parse)
+    content_types: ClassVar[tuple[str, ...]] = ("application/json", INBOUND_PARSE_TYPE)
     signs_requests: ClassVar[bool] = True
     required_fields: ClassVar[tuple[str, ...]] = ("signing_key",)
 
@@ -190,6 +205,10 @@ class SendGridAdapter(Adapter):
         self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
     ) -> None:
         self.verify_transport_auth(request, source)
+        if request.content_type == INBOUND_PARSE_TYPE:
+            # Inbound Parse is never signed: nothing in it is stored or acted on (parse)
+            inbound_parse_mode(request)
+            return
         if source.signing_key is None:
             if source.allow_unauthenticated:
                 return
@@ -216,6 +235,9 @@ class SendGridAdapter(Adapter):
     def parse(
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
+        if request.content_type == INBOUND_PARSE_TYPE:
+            mode = inbound_parse_mode(request)
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, mode=mode)
         check_json_depth(request.body)
         pairs = _well_formed(request.body)
         if pairs is None:
@@ -230,6 +252,29 @@ class SendGridAdapter(Adapter):
 
     def parse_item(self, item: Any, source: SourceSpec, received_at: datetime) -> list[EmailEvent]:
         return normalize_item(item, _item_normalizer(source.name, received_at))
+
+
+def inbound_parse_mode(request: WebhookRequest) -> str:
+    """``parsed`` or ``raw`` for a SendGrid Inbound Parse post (a received email): its
+    ``envelope`` field is a JSON object with ``to`` and ``from``, and it has ``headers``
+    (parsed mode) or ``email`` (raw mode). Any other multipart body is a ``ContentTypeError``:
+    SendGrid posts events as JSON."""
+    refused = ContentTypeError(
+        "sendgrid webhooks are sent as application/json "
+        "(multipart/form-data only as an Inbound Parse post)"
+    )
+    try:
+        fields = form_fields(request)
+    except PayloadError:
+        raise refused from None
+    envelope = decode_embedded_json(fields.get("envelope", ""))
+    if not (isinstance(envelope, dict) and "to" in envelope and "from" in envelope):
+        raise refused
+    if "email" in fields:
+        return "raw"
+    if "headers" in fields:
+        return "parsed"
+    raise refused
 
 
 def _item_normalizer(source: str, received_at: datetime) -> ItemNormalizer:
