@@ -382,6 +382,35 @@ _LIMITS = """\
 
 """
 
+_FIELD_POLICY = """\
+## How fields are read
+
+Every adapter reads its body through one library, `handlers/_common.py`, with one
+strictness policy, so a malformed field has the same outcome whichever ESP sent it:
+
+- **Required**: the body's shape; the event type (the ESP's event name, and a flag that
+  decides the normalized type or bounce class where there is no "undetermined" to fall back
+  to: Postmark's `SuppressSending`, Mailjet's `hard_bounce`); the recipient of an event of
+  a type the adapter knows (events stored as `unknown` may have none); an event time that
+  is present. Missing, empty or of the wrong type, a required field is a 400 naming the
+  field (`field` in the problem body) for a single-event request; in a batch only that item
+  is refused and quarantined (`docs/quarantine.md`), the others are stored.
+- **Optional**: everything else (ids, reasons, diagnostics, URLs, user agents, tags,
+  metadata). Of the wrong type it is treated as absent and the event is stored: refusing
+  the request would make the ESP retry and finally drop a real event, and `raw` keeps the
+  value exactly as sent. Ids sent as numbers are read as text; an empty string is absent.
+- **Time**: `occurred_at` is the event's own time, else the envelope's (the signed
+  timestamp header, the SNS envelope's `Timestamp`, when the ESP sent the message or the
+  batch), else the receipt time; `time_source` (`event`, `envelope` or `received`) records
+  which, on every event of the admin API (`/v1/events`). An event time that is present
+  must parse (seconds or milliseconds since the epoch, or ISO 8601): a garbage time is
+  refused rather than replaced by another one. An envelope time that does not parse is
+  skipped.
+- **SMTP status**: one parser for every adapter: the enhanced code (`5.1.1`) anywhere in
+  the MTA response, else the reply code (`550`) at its start.
+
+"""
+
 _ADDING_AN_ESP = """\
 ## Adding an ESP
 
@@ -401,7 +430,8 @@ _ADDING_AN_ESP = """\
 
 
 def render() -> str:
-    """``docs/providers.md``: the table per provider, then how to add an ESP."""
+    """``docs/providers.md``: the table per provider, how fields are read, what is not
+    recognised, then how to add an ESP."""
     lines = [
         "# Providers: how each ESP event is normalized",
         "",
@@ -438,7 +468,7 @@ def render() -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    return "\n".join(lines) + "\n" + _LIMITS + _ADDING_AN_ESP
+    return "\n".join(lines) + "\n" + _FIELD_POLICY + _LIMITS + _ADDING_AN_ESP
 
 
 if __name__ == "__main__":
