@@ -167,10 +167,12 @@ def _normalize(
     received_at: datetime,
     published_at: datetime | None = None,
 ) -> list[EmailEvent]:
-    kind = opt_str(ses_event, "eventType") or opt_str(ses_event, "notificationType")
-    if kind is None:
+    # event publishing names it eventType, identity notifications notificationType
+    key = "eventType" if "eventType" in ses_event else "notificationType"
+    if key not in ses_event:
         field = "Message.eventType"
         raise PayloadError(f"{field} (or notificationType) is required", field)
+    kind = req_str(ses_event, key, "Message")
     mail = opt_object(ses_event, "mail")
     extractor = _EXTRACTORS.get(kind)
     if extractor is None and kind not in _PER_DESTINATION:
