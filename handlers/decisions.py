@@ -394,15 +394,17 @@ strictness policy, so a malformed field has the same outcome whichever ESP sent 
   a type the adapter knows (events stored as `unknown` may have none); an event time that
   is present. Missing, empty or of the wrong type, a required field is a 400 naming the
   field (`field` in the problem body) for a single-event request; in a batch only that item
-  is refused and quarantined (`docs/quarantine.md`), the others are stored.
+  is refused and quarantined ([quarantine.md](quarantine.md)), the others are stored.
 - **Optional**: everything else (ids, reasons, diagnostics, URLs, user agents, tags,
   metadata). Of the wrong type it is treated as absent and the event is stored: refusing
   the request would make the ESP retry and finally drop a real event, and `raw` keeps the
   value exactly as sent. Ids sent as numbers are read as text; an empty string is absent.
-- **Time**: `occurred_at` is the event's own time, else the envelope's (the signed
-  timestamp header, the SNS envelope's `Timestamp`, when the ESP sent the message or the
-  batch), else the receipt time; `time_source` (`event`, `envelope` or `received`) records
-  which, on every event of the admin API (`/v1/events`). An event time that is present
+- **Time**: `occurred_at` is the event's own time, else the envelope's, else the receipt
+  time; `time_source` (`event`, `envelope` or `received`) records which, on every event of
+  the admin API (`/v1/events`). The envelope is SendGrid's signed timestamp header,
+  Mailgun's `signature.timestamp`, the SNS envelope's `Timestamp` (SES), Brevo's `s_epoch`
+  (when the message was sent), Resend's `svix-timestamp` and Postal's webhook `timestamp`;
+  the other ESPs send none. An event time that is present
   must parse (seconds or milliseconds since the epoch, or ISO 8601): a garbage time is
   refused rather than replaced by another one. An envelope time that does not parse is
   skipped.
