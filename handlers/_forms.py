@@ -9,7 +9,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 
-from handlers._extract import decode_form
+from handlers._common import decode_form
 from handlers.base import PayloadError, WebhookRequest
 
 __all__ = ["FORM_TYPES", "form_fields"]

@@ -36,7 +36,11 @@ from typing import Any, ClassVar
 from handlers._common import (
     decode_embedded_json,
     epoch_to_utc,
+    event_time,
+    lenient,
     opt_str,
+    opt_time,
+    recipient_at,
     req_str,
     smtp_status_from_text,
     strip_angle_brackets,
@@ -50,7 +54,13 @@ from handlers.base import (
     PayloadError,
     SourceSpec,
 )
-from handlers.events import BounceClass, EmailEvent, EventType, content_dedup_key
+from handlers.events import (
+    BounceClass,
+    EmailEvent,
+    EventType,
+    TimeSource,
+    content_dedup_key,
+)
 
 __all__ = ["ADAPTER", "BrevoAdapter"]
 
@@ -87,39 +97,30 @@ def _snake_case(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
-def _occurred_at(raw: dict[str, Any], prefix: str, received_at: datetime) -> datetime:
-    ts_epoch = raw.get("ts_epoch")
-    if ts_epoch is not None:
-        field = f"{prefix}ts_epoch"
-        if isinstance(ts_epoch, int | float) and not isinstance(ts_epoch, bool):
-            return epoch_to_utc(
-                ts_epoch, field, milliseconds=abs(ts_epoch) >= _MILLISECONDS_THRESHOLD
-            )
+def _millis_or_seconds(value: Any, field: str) -> datetime:
+    """``ts_epoch`` / ``s_epoch``: a number of milliseconds (seconds in Brevo's old docs)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise PayloadError(f"{field} must be a number of milliseconds", field)
-    ts_event = raw.get("ts_event")
-    if ts_event is not None:
-        return epoch_to_utc(ts_event, f"{prefix}ts_event")
-    # no event time: the envelope's (when Brevo sent the message), then receipt
-    s_epoch = raw.get("s_epoch")
-    if s_epoch is not None:
-        field = f"{prefix}s_epoch"
-        if isinstance(s_epoch, int | float) and not isinstance(s_epoch, bool):
-            return epoch_to_utc(
-                s_epoch, field, milliseconds=abs(s_epoch) >= _MILLISECONDS_THRESHOLD
-            )
-        raise PayloadError(f"{field} must be a number of milliseconds", field)
-    return received_at
+    return epoch_to_utc(value, field, milliseconds=abs(value) >= _MILLISECONDS_THRESHOLD)
 
 
-def _metadata(raw: dict[str, Any], prefix: str) -> dict[str, Any]:
+def _occurred_at(
+    raw: dict[str, Any], path: str, received_at: datetime
+) -> tuple[datetime, TimeSource]:
+    """``ts_epoch``, else ``ts_event`` (the event's), else ``s_epoch`` (the envelope's: when
+    Brevo sent the message), else the receipt time."""
+    occurred = opt_time(raw, "ts_epoch", path, _millis_or_seconds)
+    if occurred is None:
+        occurred = opt_time(raw, "ts_event", path)
+    return event_time(received_at, occurred, lenient(_millis_or_seconds, raw.get("s_epoch")))
+
+
+def _metadata(raw: dict[str, Any]) -> dict[str, Any]:
     value = raw.get("X-Mailin-custom")
-    if value is None or value == "":
-        return {}
     if isinstance(value, dict):
         return dict(value)
-    if not isinstance(value, str):
-        field = f"{prefix}X-Mailin-custom"
-        raise PayloadError(f"{field} must be a string", field)
+    if not isinstance(value, str) or not value:
+        return {}
     metadata: dict[str, Any] = {"x-mailin-custom": value}
     decoded = decode_embedded_json(value)
     if isinstance(decoded, dict):
@@ -148,25 +149,22 @@ class BrevoAdapter(UnsignedBatchAdapter):
     def _event(
         self, raw: dict[str, Any], path: str, source: SourceSpec, received_at: datetime
     ) -> EmailEvent:
-        prefix = f"{path}." if path else ""
         esp_event = req_str(raw, "event", path)
         mapped = EVENT_TYPES.get(esp_event) or EVENT_TYPES.get(_snake_case(esp_event))
         event_type, bounce_class, machine_open = mapped or (EventType.UNKNOWN, None, False)
-        reason = opt_str(raw, "reason", path) or None
+        reason = opt_str(raw, "reason") or None
         tags_value = raw.get("tags")
-        tags = (
-            tags_from(tags_value, f"{prefix}tags")
-            if tags_value is not None
-            else tags_from(raw.get("tag"), f"{prefix}tag")
-        )
+        tags = tags_from(tags_value if tags_value is not None else raw.get("tag"))
+        occurred_at, time_source = _occurred_at(raw, path, received_at)
+        recipient = recipient_at(raw, "email", path, required=mapped is not None)
         return EmailEvent(
             provider=self.provider,
             source=source.name,
             event_type=event_type,
-            occurred_at=_occurred_at(raw, prefix, received_at),
+            occurred_at=occurred_at,
             received_at=received_at,
-            recipient=canonical_address(opt_str(raw, "email", path)),
-            message_id=strip_angle_brackets(opt_str(raw, "message-id", path)),
+            recipient=canonical_address(recipient),
+            message_id=strip_angle_brackets(opt_str(raw, "message-id")),
             provider_event_id=None,
             dedup_key=content_dedup_key(self.provider, raw),
             esp_event=esp_event,
@@ -174,14 +172,15 @@ class BrevoAdapter(UnsignedBatchAdapter):
             reason=reason,
             smtp_status=smtp_status_from_text(reason),
             diagnostic=None,
-            url=opt_str(raw, "link", path) or None,
-            user_agent=opt_str(raw, "user_agent", path) or None,
-            ip=opt_str(raw, "ip", path) or None,
+            url=opt_str(raw, "link") or None,
+            user_agent=opt_str(raw, "user_agent") or None,
+            ip=opt_str(raw, "ip") or None,
             machine_open=machine_open,
-            campaign=opt_str(raw, "campaign name", path) or opt_str(raw, "camp_id", path),
+            campaign=opt_str(raw, "campaign name") or opt_str(raw, "camp_id"),
             tags=tags,
-            metadata=_metadata(raw, prefix),
+            metadata=_metadata(raw),
             raw=raw,
+            time_source=time_source,
         )
 
 

@@ -44,6 +44,10 @@ DOCS: dict[str, str] = {
     "resend": "https://resend.com/docs/dashboard/webhooks/event-types",
     "postal": "https://docs.postalserver.io/developer/webhooks",
 }
+_SENDGRID_INBOUND_PARSE = (
+    "https://www.twilio.com/docs/sendgrid/for-developers/parsing-email/"
+    "setting-up-the-inbound-parse-webhook"
+)
 _POSTMARK_BOUNCES = "https://postmarkapp.com/developer/api/bounce-api#bounce-types"
 _SPARKPOST_CLASSES = "https://support.sparkpost.com/docs/deliverability/bounce-classification-codes"
 _SES_BOUNCES = "https://docs.aws.amazon.com/ses/latest/dg/notification-contents.html#bounce-types"
@@ -151,6 +155,12 @@ def _sendgrid() -> Iterator[Decision]:
         EventType.BOUNCED,
         BounceClass.UNDETERMINED,
         subtype="type=(other)",
+    )
+    yield _row(
+        "sendgrid",
+        "(Inbound Parse: multipart with envelope + headers/email)",
+        ControlKind.INBOUND_MESSAGE,
+        doc=_SENDGRID_INBOUND_PARSE,
     )
 
 
@@ -360,9 +370,10 @@ DECISIONS: tuple[Decision, ...] = tuple(
 _LIMITS = """\
 ## Not recognised (yet)
 
-- SendGrid Inbound Parse posted to the event webhook URL: a `multipart/form-data` body that
-  SendGrid does not sign with the event webhook's key, so it cannot be authenticated and is
-  refused (415). Point Inbound Parse at its own URL.
+- A `multipart/form-data` body at SendGrid's event URL that is not an Inbound Parse post
+  (an `envelope` JSON object with `to` and `from`, plus `headers` or `email`): refused
+  (415). Inbound Parse itself is unsigned: it is acknowledged (200) and nothing in it is
+  stored or acted on; point it at its own URL to receive the mail.
 - A batch mixing inbound items and events (a whole batch is a control message only when
   every item is inbound): the events are stored; Mandrill's `inbound` items are stored as
   `unknown`, SparkPost's `relay_message` items are rejected alone (no `type`).
@@ -370,6 +381,37 @@ _LIMITS = """\
   spellings, upper-case domains) are rewritten by migration 0011, except those whose
   domain is not ASCII (IDNA is not done in SQL): they keep their old spelling, and new
   events of the same address use the canonical one.
+
+"""
+
+_FIELD_POLICY = """\
+## How fields are read
+
+Every adapter reads its body through one library, `handlers/_common.py`, with one
+strictness policy, so a malformed field has the same outcome whichever ESP sent it:
+
+- **Required**: the body's shape; the event type (the ESP's event name, and a flag that
+  decides the normalized type or bounce class where there is no "undetermined" to fall back
+  to: Postmark's `SuppressSending`, Mailjet's `hard_bounce`); the recipient of an event of
+  a type the adapter knows (events stored as `unknown` may have none); an event time that
+  is present. Missing, empty or of the wrong type, a required field is a 400 naming the
+  field (`field` in the problem body) for a single-event request; in a batch only that item
+  is refused and quarantined ([quarantine.md](quarantine.md)), the others are stored.
+- **Optional**: everything else (ids, reasons, diagnostics, URLs, user agents, tags,
+  metadata). Of the wrong type it is treated as absent and the event is stored: refusing
+  the request would make the ESP retry and finally drop a real event, and `raw` keeps the
+  value exactly as sent. Ids sent as numbers are read as text; an empty string is absent.
+- **Time**: `occurred_at` is the event's own time, else the envelope's, else the receipt
+  time; `time_source` (`event`, `envelope` or `received`) records which, on every event of
+  the admin API (`/v1/events`). The envelope is SendGrid's signed timestamp header,
+  Mailgun's `signature.timestamp`, the SNS envelope's `Timestamp` (SES), Brevo's `s_epoch`
+  (when the message was sent), Resend's `svix-timestamp` and Postal's webhook `timestamp`;
+  the other ESPs send none. An event time that is present
+  must parse (seconds or milliseconds since the epoch, or ISO 8601): a garbage time is
+  refused rather than replaced by another one. An envelope time that does not parse is
+  skipped.
+- **SMTP status**: one parser for every adapter: the enhanced code (`5.1.1`) anywhere in
+  the MTA response, else the reply code (`550`) at its start.
 
 """
 
@@ -407,7 +449,8 @@ its rows and this file.
 
 
 def render() -> str:
-    """``docs/providers.md``: the table per provider, then how to add an ESP."""
+    """``docs/providers.md``: the table per provider, how fields are read, what is not
+    recognised, then how to add an ESP."""
     lines = [
         "# Providers: how each ESP event is normalized",
         "",
@@ -444,7 +487,7 @@ def render() -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-    return "\n".join(lines) + "\n" + _LIMITS + _ADDING_AN_ESP
+    return "\n".join(lines) + "\n" + _FIELD_POLICY + _LIMITS + _ADDING_AN_ESP
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -17,6 +17,7 @@ __all__ = [
     "BounceClass",
     "EmailEvent",
     "EventType",
+    "TimeSource",
     "content_dedup_key",
     "id_dedup_key",
 ]
@@ -51,6 +52,18 @@ class BounceClass(enum.StrEnum):
     UNDETERMINED = "undetermined"
 
 
+class TimeSource(enum.StrEnum):
+    """Where ``occurred_at`` came from, in the order adapters try them (issue #17)."""
+
+    #: the event's own time, as the ESP reported it
+    EVENT = "event"
+    #: the event had none: the time of the request that carried it (a signed timestamp
+    #: header, the SNS envelope's Timestamp, when the ESP sent the batch or the message)
+    ENVELOPE = "envelope"
+    #: neither: the time the gateway received the request
+    RECEIVED = "received"
+
+
 class EmailEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One normalized email event. ``raw`` is the ESP's event exactly as it was sent.
 
@@ -80,6 +93,8 @@ class EmailEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     raw: Any = None
+    #: where ``occurred_at`` came from (``handlers._common.event_time`` picks it)
+    time_source: TimeSource = TimeSource.EVENT
 
 
 _canonical = msgspec.json.Encoder(order="sorted")
@@ -99,8 +114,3 @@ def content_dedup_key(provider: str, raw: Any, *extra: str) -> str:
         digest.update(b"\0")
         digest.update(part.encode())
     return f"{provider}:sha256:{digest.hexdigest()}"
-
-
-def utc_from_timestamp(value: float | int | str) -> datetime:
-    """Seconds since the epoch (number or numeric string) as an aware UTC datetime."""
-    return datetime.fromtimestamp(float(value), tz=UTC)

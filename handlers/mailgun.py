@@ -45,10 +45,13 @@ from handlers._common import (
     check_json_depth,
     decode_json,
     epoch_to_utc,
-    expect_list,
+    event_time,
     expect_object,
+    lenient,
     opt_object,
     opt_str,
+    opt_time,
+    recipient_at,
     req_str,
     smtp_status_from_text,
     strip_angle_brackets,
@@ -164,14 +167,10 @@ class MailgunAdapter(Adapter):
         body = expect_object(decode_json(request.body), "body")
         data = expect_object(body.get(ED), ED)
         signature = opt_object(body, "signature")
-        token = opt_str(signature, "token", "signature") if signature else None
-        signed = opt_str(signature, "timestamp", "signature") if signature else None
-        try:
-            # the envelope's time (when Mailgun signed the request), for an undated event
-            undated = epoch_to_utc(signed, "signature.timestamp") if signed else None
-        except PayloadError:
-            undated = None
-        event = self._event(data, source, received_at, undated)
+        token = opt_str(signature, "token") if signature else None
+        # the envelope's time (when Mailgun signed the request), for an undated event
+        signed_at = lenient(epoch_to_utc, signature.get("timestamp")) if signature else None
+        event = self._event(data, source, received_at, signed_at)
         return ParseResult(
             events=[event],
             nonce=token or None,
@@ -183,54 +182,48 @@ class MailgunAdapter(Adapter):
         data: dict[str, Any],
         source: SourceSpec,
         received_at: datetime,
-        undated_at: datetime | None = None,
+        signed_at: datetime | None = None,
     ) -> EmailEvent:
         esp_event = req_str(data, "event", ED)
         event_type = EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
-        severity = opt_str(data, "severity", ED)
-        reason = opt_str(data, "reason", ED)
+        severity = opt_str(data, "severity")
+        reason = opt_str(data, "reason")
         bounce_class: BounceClass | None = None
         if esp_event == "failed":
             event_type, bounce_class = _failed_outcome(severity, reason)
 
-        message = opt_object(data, "message", ED) or {}
-        headers = opt_object(message, "headers", f"{ED}.message") or {}
-        headers_path = f"{ED}.message.headers"
-        recipient = opt_str(data, "recipient", ED) or _first_address(
-            opt_str(headers, "to", headers_path)
-        )
-        message_id = strip_angle_brackets(opt_str(headers, "message-id", headers_path))
+        message = opt_object(data, "message") or {}
+        headers = opt_object(message, "headers") or {}
+        recipient = _recipient(data, headers, required=esp_event in EVENT_TYPES)
+        message_id = strip_angle_brackets(opt_str(headers, "message-id"))
 
-        status = opt_object(data, "delivery-status", ED) or {}
-        status_path = f"{ED}.delivery-status"
-        mta_message = opt_str(status, "message", status_path)
-        description = opt_str(status, "description", status_path)
+        status = opt_object(data, "delivery-status") or {}
+        mta_message = opt_str(status, "message")
+        description = opt_str(status, "description")
         diagnostic = mta_message or description or None
-        code = opt_str(status, "code", status_path)
+        code = opt_str(status, "code")
         smtp_status = (
-            opt_str(status, "enhanced-code", status_path)
-            or opt_str(status, "bounce-code", status_path)
+            opt_str(status, "enhanced-code")
+            or opt_str(status, "bounce-code")
             or (code if code and code != "0" else None)
             or smtp_status_from_text(diagnostic)
         )
         if reason is None and esp_event == "rejected":
-            reject = opt_object(data, "reject", ED) or {}
-            reason = opt_str(reject, "reason", f"{ED}.reject")
+            reject = opt_object(data, "reject") or {}
+            reason = opt_str(reject, "reason")
 
-        client = opt_object(data, "client-info", ED) or {}
-        bot = opt_str(client, "bot", f"{ED}.client-info")
-        metadata = opt_object(data, "user-variables", ED) or {}
-        event_id = opt_str(data, "id", ED)
-        timestamp = data.get("timestamp")
+        client = opt_object(data, "client-info") or {}
+        bot = opt_str(client, "bot")
+        metadata = opt_object(data, "user-variables") or {}
+        event_id = opt_str(data, "id")
+        occurred_at, time_source = event_time(
+            received_at, opt_time(data, "timestamp", ED), signed_at
+        )
         return EmailEvent(
             provider=self.provider,
             source=source.name,
             event_type=event_type,
-            occurred_at=(
-                epoch_to_utc(timestamp, f"{ED}.timestamp")
-                if timestamp is not None
-                else undated_at or received_at
-            ),
+            occurred_at=occurred_at,
             received_at=received_at,
             recipient=canonical_address(recipient),
             message_id=message_id,
@@ -245,15 +238,27 @@ class MailgunAdapter(Adapter):
             reason=reason or None,
             smtp_status=smtp_status,
             diagnostic=diagnostic,
-            url=opt_str(data, "url", ED),
-            user_agent=opt_str(client, "user-agent", f"{ED}.client-info"),
-            ip=opt_str(data, "ip", ED),
+            url=opt_str(data, "url"),
+            user_agent=opt_str(client, "user-agent"),
+            ip=opt_str(data, "ip"),
             machine_open=bool(bot),
             campaign=_campaign(data.get("campaigns")),
-            tags=tags_from(data.get("tags"), f"{ED}.tags"),
+            tags=tags_from(data.get("tags")),
             metadata=metadata,
             raw=data,
+            time_source=time_source,
         )
+
+
+def _recipient(data: dict[str, Any], headers: dict[str, Any], *, required: bool) -> str | None:
+    """``recipient``, else the first address of the ``To`` header (``rejected`` events carry
+    no recipient); required for a known event (a ``recipient`` of the wrong type too)."""
+    if data.get("recipient") is not None:
+        return recipient_at(data, "recipient", ED, required=required)
+    recipient = _first_address(opt_str(headers, "to"))
+    if recipient is None and required:
+        raise PayloadError(f"{ED}.recipient is required", f"{ED}.recipient")
+    return recipient
 
 
 def _first_address(header: str | None) -> str | None:
@@ -265,15 +270,11 @@ def _first_address(header: str | None) -> str | None:
 
 
 def _campaign(value: Any) -> str | None:
-    if value is None:
+    """The first of ``campaigns`` (its name, else its id); None when there is none."""
+    first = value[0] if isinstance(value, list) and value else None
+    if not isinstance(first, dict):
         return None
-    campaigns = expect_list(value, f"{ED}.campaigns")
-    if not campaigns:
-        return None
-    first = expect_object(campaigns[0], f"{ED}.campaigns[0]")
-    return opt_str(first, "name", f"{ED}.campaigns[0]") or opt_str(
-        first, "id", f"{ED}.campaigns[0]"
-    )
+    return opt_str(first, "name") or opt_str(first, "id")
 
 
 #: fields of a message a Mailgun route forwards (a received email)

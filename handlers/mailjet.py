@@ -26,9 +26,11 @@ from typing import Any, ClassVar
 
 from handlers._common import (
     decode_embedded_json,
-    epoch_to_utc,
-    opt_bool,
+    event_time,
     opt_str,
+    opt_time,
+    recipient_at,
+    req_bool,
     req_str,
     smtp_status_from_text,
 )
@@ -57,16 +59,16 @@ EVENT_TYPES: dict[str, EventType] = {
 }
 
 
-def _metadata(raw: dict[str, Any], path: str) -> dict[str, Any]:
+def _metadata(raw: dict[str, Any]) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
-    payload = opt_str(raw, "Payload", path)
+    payload = opt_str(raw, "Payload")
     if payload:
         decoded = decode_embedded_json(payload)
         if isinstance(decoded, dict):
             metadata.update(decoded)
         else:
             metadata["payload"] = payload
-    custom_id = opt_str(raw, "CustomID", path)
+    custom_id = opt_str(raw, "CustomID")
     if custom_id:
         metadata["CustomID"] = custom_id
     return metadata
@@ -94,28 +96,29 @@ class MailjetAdapter(UnsignedBatchAdapter):
     ) -> EmailEvent:
         esp_event = req_str(raw, "event", path)
         event_type = EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
-        error = opt_str(raw, "error", path) or None
+        error = opt_str(raw, "error") or None
         bounce_class: BounceClass | None = None
         if event_type is EventType.BOUNCED:
-            hard = opt_bool(raw, "hard_bounce", path)
+            # it decides between suppressing and a soft bounce: unreadable, it is no event
+            hard = req_bool(raw, "hard_bounce", path)
             if not hard and error == "greylisted":
                 event_type = EventType.DEFERRED
             else:
                 bounce_class = BounceClass.HARD if hard else BounceClass.SOFT
-        diagnostic = opt_str(raw, "smtp_reply", path) or opt_str(raw, "comment", path) or None
+        diagnostic = opt_str(raw, "smtp_reply") or opt_str(raw, "comment") or None
 
-        message_id = opt_str(raw, "MessageID", path)
+        message_id = opt_str(raw, "MessageID")
         if not message_id or message_id == "0":
-            message_id = opt_str(raw, "Message_GUID", path) or None
-        time = raw.get("time")
-        prefix = f"{path}." if path else ""
+            message_id = opt_str(raw, "Message_GUID") or None
+        occurred_at, time_source = event_time(received_at, opt_time(raw, "time", path))
+        recipient = recipient_at(raw, "email", path, required=esp_event in EVENT_TYPES)
         return EmailEvent(
             provider=self.provider,
             source=source.name,
             event_type=event_type,
-            occurred_at=epoch_to_utc(time, f"{prefix}time") if time is not None else received_at,
+            occurred_at=occurred_at,
             received_at=received_at,
-            recipient=canonical_address(opt_str(raw, "email", path)),
+            recipient=canonical_address(recipient),
             message_id=message_id,
             provider_event_id=None,
             dedup_key=content_dedup_key(self.provider, raw),
@@ -124,13 +127,14 @@ class MailjetAdapter(UnsignedBatchAdapter):
             reason=error,
             smtp_status=smtp_status_from_text(diagnostic),
             diagnostic=diagnostic,
-            url=opt_str(raw, "url", path) or None,
-            user_agent=opt_str(raw, "agent", path) or None,
-            ip=opt_str(raw, "ip", path) or None,
-            campaign=opt_str(raw, "customcampaign", path) or None,
+            url=opt_str(raw, "url") or None,
+            user_agent=opt_str(raw, "agent") or None,
+            ip=opt_str(raw, "ip") or None,
+            campaign=opt_str(raw, "customcampaign") or None,
             tags=(),
-            metadata=_metadata(raw, path),
+            metadata=_metadata(raw),
             raw=raw,
+            time_source=time_source,
         )
 
 

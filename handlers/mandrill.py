@@ -21,19 +21,19 @@ from datetime import datetime
 from typing import Any
 
 from handlers._batch import ItemNormalizer, normalize_batch, normalize_item
-from handlers._extract import (
+from handlers._common import (
     decode_form,
-    decode_json_text,
-    epoch_to_utc,
-    optional_dict,
-    optional_list,
-    optional_str,
-    require_dict,
-    require_list,
-    require_str,
-    smtp_status_from,
-    str_tuple,
-    timestamp_or,
+    decode_json,
+    event_time,
+    expect_list,
+    expect_object,
+    opt_list,
+    opt_object,
+    opt_str,
+    opt_time,
+    recipient_at,
+    smtp_status_from_text,
+    tags_from,
 )
 from handlers.addresses import canonical_address
 from handlers.base import (
@@ -109,7 +109,7 @@ class MandrillAdapter(Adapter):
         params = decode_form(request.body)
         if EVENTS_FIELD not in params:
             raise PayloadError(f"{EVENTS_FIELD} is required", EVENTS_FIELD)
-        batch = require_list(decode_json_text(params[EVENTS_FIELD], EVENTS_FIELD), EVENTS_FIELD)
+        batch = expect_list(decode_json(params[EVENTS_FIELD], EVENTS_FIELD), EVENTS_FIELD)
         if batch and all(_is_inbound(item) for item in batch):
             return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, count=len(batch))
         return normalize_batch(batch, _item_normalizer(source, received_at), EVENTS_FIELD)
@@ -122,7 +122,7 @@ def _item_normalizer(source: SourceSpec, received_at: datetime) -> ItemNormalize
     """One entry of ``mandrill_events``: its event, or a PayloadError."""
 
     def normalize(item: Any, path: str) -> list[EmailEvent]:
-        raw = require_dict(item, path)
+        raw = expect_object(item, path)
         return [_normalize(raw, path=path, source=source, received_at=received_at)]
 
     return normalize
@@ -144,55 +144,52 @@ def _dedup_key(raw: dict[str, Any], esp_event: str, url: str | None) -> str:
 def _normalize(
     raw: dict[str, Any], *, path: str, source: SourceSpec, received_at: datetime
 ) -> EmailEvent:
-    esp_event = optional_str(raw, "event")
+    esp_event = raw.get("event")
     if esp_event is None:
-        sync_type = optional_str(raw, "type")
+        sync_type = opt_str(raw, "type")
         if sync_type is None:
             raise PayloadError(f"{path}.event is required", f"{path}.event")
-        return _sync_event(raw, sync_type, source=source, received_at=received_at)
+        return _sync_event(raw, sync_type, path=path, source=source, received_at=received_at)
+    if not isinstance(esp_event, str) or not esp_event:
+        raise PayloadError(f"{path}.event must be a non-empty string", f"{path}.event")
     event_type = _EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
-    msg = (
-        require_dict(raw.get("msg"), f"{path}.msg")
-        if event_type is not EventType.UNKNOWN
-        else optional_dict(raw, "msg") or {}
-    )
-    recipient = (
-        require_str(msg, "email", f"{path}.msg.email")
-        if event_type is not EventType.UNKNOWN
-        else optional_str(msg, "email")
-    )
-    reason = optional_str(msg, "bounce_description")
+    known = event_type is not EventType.UNKNOWN
+    msg = expect_object(raw.get("msg"), f"{path}.msg") if known else opt_object(raw, "msg") or {}
+    recipient = recipient_at(msg, "email", f"{path}.msg", required=known)
+    occurred_at, time_source = event_time(received_at, opt_time(raw, "ts", path))
+    reason = opt_str(msg, "bounce_description")
     if esp_event in ("deferral", "delivered"):
         # the latest SMTP attempt is what happened now; msg.diag may be an older verdict
-        diagnostic = _last_smtp_diag(msg) or optional_str(msg, "diag")
+        diagnostic = _last_smtp_diag(msg) or opt_str(msg, "diag")
     else:
-        diagnostic = optional_str(msg, "diag") or _last_smtp_diag(msg)
+        diagnostic = opt_str(msg, "diag") or _last_smtp_diag(msg)
     if esp_event == "reject":
-        reject = optional_dict(msg, "reject") or {}
-        reason = optional_str(reject, "reason") or optional_str(msg, "reject_reason") or reason
-    url = optional_str(raw, "url") if esp_event == "click" else None
-    metadata = optional_dict(msg, "metadata") or {}
+        reject = opt_object(msg, "reject") or {}
+        reason = opt_str(reject, "reason") or opt_str(msg, "reject_reason") or reason
+    url = opt_str(raw, "url") if esp_event == "click" else None
+    metadata = opt_object(msg, "metadata") or {}
     return EmailEvent(
         provider=ADAPTER.provider,
         source=source.name,
         event_type=event_type,
-        occurred_at=timestamp_or(received_at, epoch_to_utc(raw.get("ts"))),
+        occurred_at=occurred_at,
         received_at=received_at,
         recipient=canonical_address(recipient),
-        message_id=optional_str(msg, "_id") or optional_str(raw, "_id"),
+        message_id=opt_str(msg, "_id") or opt_str(raw, "_id"),
         dedup_key=_dedup_key(raw, esp_event, url),
         esp_event=esp_event,
         bounce_class=_BOUNCE_CLASSES.get(esp_event),
         reason=reason,
-        smtp_status=smtp_status_from(diagnostic),
+        smtp_status=smtp_status_from_text(diagnostic),
         diagnostic=diagnostic,
         url=url,
-        user_agent=optional_str(raw, "user_agent"),
-        ip=optional_str(raw, "ip"),
+        user_agent=opt_str(raw, "user_agent"),
+        ip=opt_str(raw, "ip"),
         campaign=_campaign(metadata),
-        tags=str_tuple(msg.get("tags")),
+        tags=tags_from(msg.get("tags")),
         metadata=dict(metadata),
         raw=raw,
+        time_source=time_source,
     )
 
 
@@ -203,33 +200,35 @@ def _campaign(metadata: dict[str, Any]) -> str | None:
 
 
 def _last_smtp_diag(msg: dict[str, Any]) -> str | None:
-    attempts = [e for e in optional_list(msg, "smtp_events") or [] if isinstance(e, dict)]
+    attempts = [e for e in opt_list(msg, "smtp_events") or [] if isinstance(e, dict)]
     for attempt in reversed(attempts):
-        diag = optional_str(attempt, "diag")
+        diag = opt_str(attempt, "diag")
         if diag:
             return diag
     return None
 
 
 def _sync_event(
-    raw: dict[str, Any], sync_type: str, *, source: SourceSpec, received_at: datetime
+    raw: dict[str, Any], sync_type: str, *, path: str, source: SourceSpec, received_at: datetime
 ) -> EmailEvent:
     """A whitelist/blacklist sync: not about one sent email, stored as ``unknown``."""
-    reject = optional_dict(raw, "reject") or optional_dict(raw, "entry") or {}
-    action = optional_str(raw, "action")
+    occurred_at, time_source = event_time(received_at, opt_time(raw, "ts", path))
+    reject = opt_object(raw, "reject") or opt_object(raw, "entry") or {}
+    action = opt_str(raw, "action")
     return EmailEvent(
         provider=ADAPTER.provider,
         source=source.name,
         event_type=EventType.UNKNOWN,
-        occurred_at=timestamp_or(received_at, epoch_to_utc(raw.get("ts"))),
+        occurred_at=occurred_at,
         received_at=received_at,
-        recipient=canonical_address(optional_str(reject, "email")),
+        recipient=canonical_address(opt_str(reject, "email")),
         message_id=None,
         dedup_key=content_dedup_key(ADAPTER.provider, raw),
         esp_event=f"{sync_type}:{action}" if action else sync_type,
-        reason=optional_str(reject, "reason"),
-        diagnostic=optional_str(reject, "detail"),
+        reason=opt_str(reject, "reason"),
+        diagnostic=opt_str(reject, "detail"),
         raw=raw,
+        time_source=time_source,
     )
 
 

@@ -27,17 +27,19 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from handlers._extract import (
+from handlers._common import (
     decode_json,
     epoch_to_utc,
-    optional_dict,
-    optional_str,
-    optional_text,
-    require_dict,
-    require_str,
-    smtp_status_from,
-    str_tuple,
-    timestamp_or,
+    event_time,
+    expect_object,
+    lenient,
+    opt_object,
+    opt_str,
+    opt_time,
+    recipient_at,
+    req_str,
+    smtp_status_from_text,
+    tags_from,
 )
 from handlers.addresses import canonical_address
 from handlers.base import (
@@ -141,35 +143,39 @@ class PostalAdapter(Adapter):
     def parse(
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
-        body = require_dict(decode_json(request.body), "body")
-        esp_event = require_str(body, "event", "event")
-        payload = require_dict(body.get("payload"), "payload")
+        body = expect_object(decode_json(request.body), "body")
+        esp_event = req_str(body, "event")
+        payload = expect_object(body.get("payload"), "payload")
         event_type = _EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
         message_key = _MESSAGE_KEY.get(esp_event, "message")
-        if optional_str(optional_dict(payload, message_key) or {}, "direction") == "incoming":
+        if opt_str(opt_object(payload, message_key) or {}, "direction") == "incoming":
             # about a message Postal received (e.g. it could not forward it to the inbound
             # HTTP endpoint): the "recipient" is the organisation's own inbound address
             return ParseResult.non_tracking(ControlKind.INBOUND_EVENT, esp_event=esp_event)
-        if event_type is EventType.UNKNOWN:
-            message = optional_dict(payload, message_key) or {}
+        known = event_type is not EventType.UNKNOWN
+        message_path = f"payload.{message_key}"
+        if known:
+            message = expect_object(payload.get(message_key), message_path)
         else:
-            message = require_dict(payload.get(message_key), f"payload.{message_key}")
-            require_str(message, "to", f"payload.{message_key}.to")
-        event_uuid = optional_text(body, "uuid")
-        details = optional_str(payload, "details")
-        output = optional_str(payload, "output")
+            message = opt_object(payload, message_key) or {}
+        recipient = recipient_at(message, "to", message_path, required=known)
+        # the payload's time is the event's; the envelope's, when Postal sent the webhook
+        occurred_at, time_source = event_time(
+            received_at,
+            opt_time(payload, "timestamp", "payload"),
+            lenient(epoch_to_utc, body.get("timestamp")),
+        )
+        event_uuid = opt_str(body, "uuid")
+        details = opt_str(payload, "details")
+        output = opt_str(payload, "output")
         event = EmailEvent(
             provider=self.provider,
             source=source.name,
             event_type=event_type,
-            occurred_at=timestamp_or(
-                received_at,
-                epoch_to_utc(payload.get("timestamp")),
-                epoch_to_utc(body.get("timestamp")),
-            ),
+            occurred_at=occurred_at,
             received_at=received_at,
-            recipient=canonical_address(optional_str(message, "to")),
-            message_id=optional_str(message, "message_id"),
+            recipient=canonical_address(recipient),
+            message_id=opt_str(message, "message_id"),
             dedup_key=(
                 id_dedup_key(self.provider, event_uuid)
                 if event_uuid
@@ -178,14 +184,15 @@ class PostalAdapter(Adapter):
             provider_event_id=event_uuid,
             esp_event=esp_event,
             bounce_class=_bounce_class(esp_event, payload),
-            reason=optional_str(payload, "status") if details is None else details,
-            smtp_status=smtp_status_from(output),
+            reason=opt_str(payload, "status") if details is None else details,
+            smtp_status=smtp_status_from_text(output),
             diagnostic=output,
-            url=optional_str(payload, "url"),
-            user_agent=optional_str(payload, "user_agent"),
-            ip=optional_str(payload, "ip_address"),
-            tags=str_tuple(message.get("tag")),
+            url=opt_str(payload, "url"),
+            user_agent=opt_str(payload, "user_agent"),
+            ip=opt_str(payload, "ip_address"),
+            tags=tags_from(message.get("tag")),
             raw=body,
+            time_source=time_source,
         )
         return ParseResult(events=[event])
 
@@ -196,7 +203,7 @@ def _bounce_class(esp_event: str, payload: dict[str, Any]) -> BounceClass | None
     if esp_event != "MessageBounced":
         return None
     # stock Postal does not classify bounces; some builds add bounce.bounce_type
-    bounce_type = optional_str(optional_dict(payload, "bounce") or {}, "bounce_type")
+    bounce_type = opt_str(opt_object(payload, "bounce") or {}, "bounce_type")
     return {"hard": BounceClass.HARD, "soft": BounceClass.SOFT}.get(
         (bounce_type or "").lower(), BounceClass.UNDETERMINED
     )

@@ -37,11 +37,14 @@ from typing import Any, ClassVar
 
 from handlers._common import (
     decode_json,
+    event_time,
     expect_object,
     iso_to_utc,
-    opt_bool,
     opt_object,
     opt_str,
+    opt_time,
+    recipient_at,
+    req_bool,
     req_str,
     smtp_status_from_text,
     tags_from,
@@ -154,7 +157,8 @@ class PostmarkAdapter(UnsignedAdapter):
             diagnostic = opt_str(raw, "Details") or None
         elif record_type == "SubscriptionChange":
             reason = opt_str(raw, "SuppressionReason")
-            if not opt_bool(raw, "SuppressSending"):
+            # it decides the event: unreadable, it is no event (never a resubscribe)
+            if not req_bool(raw, "SuppressSending"):
                 event_type = EventType.RESUBSCRIBED
             elif reason in ECHO_SUPPRESSION_REASONS:
                 # Postmark deactivating the address after a hard bounce or a complaint it
@@ -163,16 +167,16 @@ class PostmarkAdapter(UnsignedAdapter):
         elif record_type == "Delivery":
             diagnostic = opt_str(raw, "Details") or None
 
-        occurred_at = received_at
-        for field in TIME_FIELDS:
-            if raw.get(field) is not None:
-                occurred_at = iso_to_utc(raw[field], field)
-                break
-        recipient = None
-        for field in RECIPIENT_FIELDS:
-            recipient = opt_str(raw, field)
-            if recipient:
-                break
+        stamp = next((field for field in TIME_FIELDS if raw.get(field) is not None), None)
+        occurred_at, time_source = event_time(
+            received_at, opt_time(raw, stamp, "", iso_to_utc) if stamp else None
+        )
+        # the first recipient field present; required for the record types Postmark documents
+        recipient_field = next(
+            (field for field in RECIPIENT_FIELDS if raw.get(field) is not None),
+            RECIPIENT_FIELDS[0],
+        )
+        recipient = recipient_at(raw, recipient_field, "", required=record_type in RECORD_TYPES)
 
         event_id = opt_str(raw, "ID") if record_type in ID_RECORD_TYPES else None
         geo = opt_object(raw, "Geo") or {}
@@ -198,11 +202,12 @@ class PostmarkAdapter(UnsignedAdapter):
             diagnostic=diagnostic,
             url=opt_str(raw, "OriginalLink"),
             user_agent=opt_str(raw, "UserAgent") or None,
-            ip=opt_str(geo, "IP", "Geo") or None,
+            ip=opt_str(geo, "IP") or None,
             campaign=None,
-            tags=tags_from(raw.get("Tag"), "Tag"),
+            tags=tags_from(raw.get("Tag")),
             metadata=metadata,
             raw=raw,
+            time_source=time_source,
         )
 
 

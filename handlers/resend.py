@@ -22,18 +22,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from handlers._extract import (
+from handlers._common import (
     decode_json,
     epoch_to_utc,
+    event_time,
+    expect_object,
     iso_to_utc,
-    optional_bool,
-    optional_dict,
-    optional_list,
-    optional_str,
-    require_dict,
-    require_str,
-    smtp_status_from,
-    timestamp_or,
+    lenient,
+    opt_bool,
+    opt_list,
+    opt_object,
+    opt_str,
+    opt_time,
+    recipient_at,
+    req_str,
+    smtp_status_from_text,
 )
 from handlers.addresses import canonical_address
 from handlers.base import (
@@ -136,13 +139,12 @@ class ResendAdapter(Adapter):
     def parse(
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
-        body = require_dict(decode_json(request.body), "body")
-        esp_event = require_str(body, "type", "type")
-        data = require_dict(body.get("data"), "data")
-        occurred = iso_to_utc(body.get("created_at"))
-        signed = _header(request, "timestamp") or ""
+        body = expect_object(decode_json(request.body), "body")
+        esp_event = req_str(body, "type")
+        data = expect_object(body.get("data"), "data")
+        created_at = opt_time(body, "created_at", "", iso_to_utc)
         # the envelope's time (when Svix signed this attempt), for an event without its own
-        sent_at = epoch_to_utc(signed) if signed.isdigit() else None
+        signed_at = lenient(epoch_to_utc, _header(request, "timestamp"))
         msg_id = _header(request, "id")
         if esp_event in INBOUND_EVENTS:
             return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, esp_event=esp_event)
@@ -157,15 +159,18 @@ class ResendAdapter(Adapter):
         events = []
         for detail in details:
             event_id = f"{msg_id}:{detail.recipient}" if msg_id and several else msg_id
+            occurred_at, time_source = event_time(
+                received_at, detail.occurred_at or created_at, signed_at
+            )
             events.append(
                 EmailEvent(
                     provider=self.provider,
                     source=source.name,
                     event_type=detail.event_type,
-                    occurred_at=timestamp_or(received_at, detail.occurred_at, occurred, sent_at),
+                    occurred_at=occurred_at,
                     received_at=received_at,
                     recipient=canonical_address(detail.recipient),
-                    message_id=optional_str(data, "email_id"),
+                    message_id=opt_str(data, "email_id"),
                     dedup_key=(
                         id_dedup_key(self.provider, event_id)
                         if event_id
@@ -177,14 +182,15 @@ class ResendAdapter(Adapter):
                     esp_event=esp_event,
                     bounce_class=detail.bounce_class,
                     reason=detail.reason,
-                    smtp_status=smtp_status_from(detail.diagnostic),
+                    smtp_status=smtp_status_from_text(detail.diagnostic),
                     diagnostic=detail.diagnostic,
                     url=detail.url,
                     user_agent=detail.user_agent,
                     ip=detail.ip,
-                    campaign=optional_str(data, "broadcast_id") or _text(tags.get("campaign")),
+                    campaign=opt_str(data, "broadcast_id") or _text(tags.get("campaign")),
                     metadata=dict(tags),
                     raw=body,
+                    time_source=time_source,
                 )
             )
         return ParseResult(events=events)
@@ -221,43 +227,46 @@ def _email(esp_event: str, data: dict[str, Any]) -> list[_Detail]:
     event_type = _EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
     if event_type is EventType.UNKNOWN:
         # an event Resend adds later: keep it, with whatever recipients it names
-        to = optional_list(data, "to") or []
+        to = opt_list(data, "to") or []
         addresses: list[str | None] = [a for a in to if isinstance(a, str) and a] or [None]
         return [_Detail(EventType.UNKNOWN, address) for address in addresses]
-    require_str(data, "email_id", "data.email_id")
+    req_str(data, "email_id", "data")
     fields: dict[str, Any] = {}
     if esp_event == "email.bounced":
-        bounce = optional_dict(data, "bounce") or {}
-        bounce_type = optional_str(bounce, "type")
+        bounce = opt_object(data, "bounce") or {}
+        bounce_type = opt_str(bounce, "type")
         fields["bounce_class"] = _BOUNCE_CLASSES.get(bounce_type or "", BounceClass.UNDETERMINED)
         fields["reason"] = (
-            "/".join(p for p in (bounce_type, optional_str(bounce, "subType")) if p) or None
+            "/".join(p for p in (bounce_type, opt_str(bounce, "subType")) if p) or None
         )
-        fields["diagnostic"] = optional_str(bounce, "message")
+        fields["diagnostic"] = opt_str(bounce, "message")
     elif esp_event == "email.failed":
-        fields["reason"] = optional_str(optional_dict(data, "failed") or {}, "reason")
+        fields["reason"] = opt_str(opt_object(data, "failed") or {}, "reason")
     elif esp_event == "email.suppressed":
-        suppressed = optional_dict(data, "suppressed") or {}
-        fields["reason"] = optional_str(suppressed, "type")
-        fields["diagnostic"] = optional_str(suppressed, "message")
+        suppressed = opt_object(data, "suppressed") or {}
+        fields["reason"] = opt_str(suppressed, "type")
+        fields["diagnostic"] = opt_str(suppressed, "message")
     elif esp_event in ("email.clicked", "email.opened"):
-        action = optional_dict(data, "click" if esp_event == "email.clicked" else "open") or {}
-        fields["url"] = optional_str(action, "link")
-        fields["ip"] = optional_str(action, "ipAddress")
-        fields["user_agent"] = optional_str(action, "userAgent")
-        fields["occurred_at"] = iso_to_utc(action.get("timestamp"))
+        key = "click" if esp_event == "email.clicked" else "open"
+        action = opt_object(data, key) or {}
+        fields["url"] = opt_str(action, "link")
+        fields["ip"] = opt_str(action, "ipAddress")
+        fields["user_agent"] = opt_str(action, "userAgent")
+        fields["occurred_at"] = opt_time(action, "timestamp", f"data.{key}", iso_to_utc)
     return [_Detail(event_type, address, **fields) for address in _recipients(data)]
 
 
 def _contact(esp_event: str, data: dict[str, Any]) -> _Detail:
     """contact.updated says whether the contact is unsubscribed; other contact.* are
     not email events."""
-    unsubscribed = optional_bool(data, "unsubscribed")
+    unsubscribed = opt_bool(data, "unsubscribed")
     if esp_event == "contact.updated" and unsubscribed is not None:
         event_type = EventType.UNSUBSCRIBED if unsubscribed else EventType.RESUBSCRIBED
     else:
         event_type = EventType.UNKNOWN
-    return _Detail(event_type, optional_str(data, "email"))
+    # an unsubscribe or resubscribe acts on the address: required for those
+    required = event_type is not EventType.UNKNOWN
+    return _Detail(event_type, recipient_at(data, "email", "data", required=required))
 
 
 def _text(value: Any) -> str | None:

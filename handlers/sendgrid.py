@@ -18,6 +18,12 @@ a SendGrid host name (some dropped events carry one where the id should be). Cus
 are the top-level keys SendGrid does not define; they become ``metadata``. ``category``
 (string or list) becomes ``tags``. Time: the event's ``timestamp``, else the signed
 timestamp header (when SendGrid sent the batch), else the receipt time.
+
+SendGrid Inbound Parse (a received email, ``multipart/form-data``, unsigned) posted to the
+event URL by mistake is recognised by its own fields (``envelope``, a JSON object with
+``to`` and ``from``, plus ``headers`` or, in raw mode, ``email``) and acknowledged as a
+``ControlMessage`` (``inbound_message``): 200, nothing stored or acted on, so SendGrid stops
+retrying it. Any other multipart body is refused (``ContentTypeError``, 415).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import binascii
 import functools
 import re
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -37,21 +43,29 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from handlers._batch import ItemNormalizer, normalize_batch, normalize_item
 from handlers._common import (
     check_json_depth,
+    decode_embedded_json,
     decode_json,
     epoch_to_utc,
+    event_time,
     expect_list,
     expect_object,
+    lenient,
     opt_bool,
     opt_str,
+    opt_time,
     req_str,
     smtp_status_from_text,
     tags_from,
 )
+from handlers._forms import form_fields
 from handlers.addresses import canonical_address
 from handlers.base import (
     Adapter,
     AuthError,
+    ContentTypeError,
+    ControlKind,
     ParseResult,
+    PayloadError,
     SourceSpec,
     VerifyContext,
     WebhookRequest,
@@ -62,6 +76,7 @@ from handlers.events import (
     BounceClass,
     EmailEvent,
     EventType,
+    TimeSource,
     content_dedup_key,
     id_dedup_key,
 )
@@ -78,6 +93,9 @@ _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
+#: Inbound Parse's content type (a received email); the Event Webhook's is JSON. Its fields:
+#: https://www.twilio.com/docs/sendgrid/for-developers/parsing-email/setting-up-the-inbound-parse-webhook
+INBOUND_PARSE_TYPE = "multipart/form-data"
 
 EVENT_TYPES: dict[str, EventType] = {
     "processed": EventType.QUEUED,
@@ -174,7 +192,8 @@ class SendGridAdapter(Adapter):
     """SendGrid's Event Webhook (signed)."""
 
     provider: ClassVar[str] = "sendgrid"
-    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    #: multipart only to recognise Inbound Parse pointed at the event URL (see parse)
+    content_types: ClassVar[tuple[str, ...]] = ("application/json", INBOUND_PARSE_TYPE)
     signs_requests: ClassVar[bool] = True
     required_fields: ClassVar[tuple[str, ...]] = ("signing_key",)
 
@@ -186,6 +205,10 @@ class SendGridAdapter(Adapter):
         self, request: WebhookRequest, source: SourceSpec, context: VerifyContext
     ) -> None:
         self.verify_transport_auth(request, source)
+        if request.content_type == INBOUND_PARSE_TYPE:
+            # Inbound Parse is never signed: nothing in it is stored or acted on (parse)
+            inbound_parse_mode(request)
+            return
         if source.signing_key is None:
             if source.allow_unauthenticated:
                 return
@@ -212,14 +235,17 @@ class SendGridAdapter(Adapter):
     def parse(
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
+        if request.content_type == INBOUND_PARSE_TYPE:
+            mode = inbound_parse_mode(request)
+            return ParseResult.non_tracking(ControlKind.INBOUND_MESSAGE, mode=mode)
         check_json_depth(request.body)
         pairs = _well_formed(request.body)
         if pairs is None:
             # the careful path: item by item, a malformed one rejected with the bad field named
             items = expect_list(decode_json(request.body), "body")
-            return normalize_batch(items, _item_normalizer(source.name, received_at))
+            return normalize_batch(items, _item_normalizer(source.name, received_at, request))
         name = source.name
-        undated = _envelope_time(request) or received_at
+        undated = _undated_time(request, received_at)
         return ParseResult(
             events=[_event(fields, raw, name, received_at, undated) for fields, raw in pairs]
         )
@@ -228,36 +254,69 @@ class SendGridAdapter(Adapter):
         return normalize_item(item, _item_normalizer(source.name, received_at))
 
 
-def _item_normalizer(source: str, received_at: datetime) -> ItemNormalizer:
-    """The careful path for one batch item at ``path``: its event, or a PayloadError."""
+def inbound_parse_mode(request: WebhookRequest) -> str:
+    """``parsed`` or ``raw`` for a SendGrid Inbound Parse post (a received email): its
+    ``envelope`` field is a JSON object with ``to`` and ``from``, and it has ``headers``
+    (parsed mode) or ``email`` (raw mode). Any other multipart body is a ``ContentTypeError``:
+    SendGrid posts events as JSON."""
+    refused = ContentTypeError(
+        "sendgrid webhooks are sent as application/json "
+        "(multipart/form-data only as an Inbound Parse post)"
+    )
+    try:
+        fields = form_fields(request)
+    except PayloadError:
+        raise refused from None
+    envelope = decode_embedded_json(fields.get("envelope", ""))
+    if not (isinstance(envelope, dict) and "to" in envelope and "from" in envelope):
+        raise refused
+    if "email" in fields:
+        return "raw"
+    if "headers" in fields:
+        return "parsed"
+    raise refused
+
+
+def _item_normalizer(
+    source: str, received_at: datetime, request: WebhookRequest | None = None
+) -> ItemNormalizer:
+    """The careful path for one batch item at ``path``: its event, or a PayloadError. An
+    item replayed alone (``parse_item``) has no request, so no envelope time."""
+    undated = _undated_time(request, received_at)
 
     def normalize(item: Any, path: str) -> list[EmailEvent]:
         raw = expect_object(item, path)
-        return [_event(_checked_fields(raw, path), raw, source, received_at)]
+        return [_event(_checked_fields(raw, path), raw, source, received_at, undated)]
 
     return normalize
+
+
+#: a string that is not empty: msgspec checks it in C, so an empty string, which the shared
+#: policy reads as absent (``handlers._common.opt_str``), sends the body the careful way
+_Text = Annotated[str, msgspec.Meta(min_length=1)]
 
 
 class _Fields(msgspec.Struct, gc=False):
     """The SendGrid fields Hookline reads, typed as a well-formed event has them."""
 
-    email: str
-    event: str
+    email: _Text
+    event: _Text
     timestamp: int | float | None = None
-    sg_event_id: str | None = None
+    sg_event_id: _Text | None = None
+    # only ever read through message_id_of, to which empty and absent are the same
     sg_message_id: str | None = None
     smtp_id: str | None = msgspec.field(default=None, name="smtp-id")
-    response: str | None = None
-    reason: str | None = None
-    status: str | None = None
-    type: str | None = None
-    bounce_classification: str | None = None
-    url: str | None = None
-    useragent: str | None = None
-    ip: str | None = None
-    marketing_campaign_name: str | None = None
-    marketing_campaign_id: str | int | None = None
-    singlesend_name: str | None = None
+    response: _Text | None = None
+    reason: _Text | None = None
+    status: _Text | None = None
+    type: _Text | None = None
+    bounce_classification: _Text | None = None
+    url: _Text | None = None
+    useragent: _Text | None = None
+    ip: _Text | None = None
+    marketing_campaign_name: _Text | None = None
+    marketing_campaign_id: _Text | int | None = None
+    singlesend_name: _Text | None = None
     sg_machine_open: bool | None = None
     category: str | list[str] | None = None
 
@@ -269,7 +328,7 @@ _MAX_EPOCH_SECONDS = 253402300799.0
 def _well_formed(body: bytes) -> list[tuple[_Fields, dict[str, Any]]] | None:
     """The fast path (on a body already checked for depth): one JSON parse, then the fields
     typed by msgspec in C (``convert`` from the decoded dicts). None when anything is off
-    (a wrong type, an empty required field, a time out of range, a numeric id): the careful
+    (a wrong type, an empty string, a time out of range, a numeric id): the careful
     path then parses the body again, item by item, and names the field."""
     try:
         items = _decode_items(body)
@@ -278,8 +337,6 @@ def _well_formed(body: bytes) -> list[tuple[_Fields, dict[str, Any]]] | None:
         # ValidationError is a DecodeError; RecursionError: unbalanced brackets (not JSON)
         return None
     for f in fields:
-        if not f.email or not f.event:
-            return None
         if f.timestamp is not None and not 0 <= f.timestamp <= _MAX_EPOCH_SECONDS:
             return None
         if isinstance(f.category, list) and not all(f.category):
@@ -288,35 +345,32 @@ def _well_formed(body: bytes) -> list[tuple[_Fields, dict[str, Any]]] | None:
 
 
 def _checked_fields(raw: dict[str, Any], path: str) -> _Fields:
-    """The careful path: every field checked by the shared helpers (numbers accepted as ids,
-    ``0``/``1``/``"true"`` as booleans), or a PayloadError naming it."""
-    timestamp = raw.get("timestamp")
+    """The careful path, by the shared policy (``handlers._common``): ``event`` and
+    ``email`` required, a present ``timestamp`` must parse, every other field of the wrong
+    type reads as absent (numbers accepted as ids, ``0``/``1``/``"true"`` as booleans)."""
+    # a present timestamp must parse; the fast path's float then, so both paths agree
+    dated = opt_time(raw, "timestamp", path) is not None
     return _Fields(
         event=req_str(raw, "event", path),
         email=req_str(raw, "email", path),
-        timestamp=None if timestamp is None else _checked_epoch(timestamp, f"{path}.timestamp"),
-        sg_event_id=opt_str(raw, "sg_event_id", path),
-        sg_message_id=opt_str(raw, "sg_message_id", path),
-        smtp_id=opt_str(raw, "smtp-id", path),
-        response=opt_str(raw, "response", path),
-        reason=opt_str(raw, "reason", path),
-        status=opt_str(raw, "status", path),
-        type=opt_str(raw, "type", path),
-        bounce_classification=opt_str(raw, "bounce_classification", path),
-        url=opt_str(raw, "url", path),
-        useragent=opt_str(raw, "useragent", path),
-        ip=opt_str(raw, "ip", path),
-        marketing_campaign_name=opt_str(raw, "marketing_campaign_name", path),
-        marketing_campaign_id=opt_str(raw, "marketing_campaign_id", path),
-        singlesend_name=opt_str(raw, "singlesend_name", path),
-        sg_machine_open=opt_bool(raw, "sg_machine_open", path),
-        category=list(tags_from(raw.get("category"), f"{path}.category")),
+        timestamp=float(raw["timestamp"]) if dated else None,
+        sg_event_id=opt_str(raw, "sg_event_id"),
+        sg_message_id=opt_str(raw, "sg_message_id"),
+        smtp_id=opt_str(raw, "smtp-id"),
+        response=opt_str(raw, "response"),
+        reason=opt_str(raw, "reason"),
+        status=opt_str(raw, "status"),
+        type=opt_str(raw, "type"),
+        bounce_classification=opt_str(raw, "bounce_classification"),
+        url=opt_str(raw, "url"),
+        useragent=opt_str(raw, "useragent"),
+        ip=opt_str(raw, "ip"),
+        marketing_campaign_name=opt_str(raw, "marketing_campaign_name"),
+        marketing_campaign_id=opt_str(raw, "marketing_campaign_id"),
+        singlesend_name=opt_str(raw, "singlesend_name"),
+        sg_machine_open=opt_bool(raw, "sg_machine_open"),
+        category=list(tags_from(raw.get("category"))),
     )
-
-
-def _checked_epoch(value: Any, field: str) -> float:
-    epoch_to_utc(value, field)  # raises PayloadError naming the field
-    return float(value)
 
 
 #: the first segment of a SendGrid host name (``filter0093p1las1``, ``filterdrecv-...``,
@@ -360,6 +414,7 @@ _UNKNOWN, _BOUNCED, _DROPPED, _CLICKED = (
     EventType.CLICKED,
 )
 _UNDETERMINED = BounceClass.UNDETERMINED
+_EVENT_TIME = TimeSource.EVENT
 
 
 @functools.lru_cache(maxsize=4096)
@@ -368,12 +423,13 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
-def _envelope_time(request: WebhookRequest) -> datetime | None:
-    """When SendGrid signed the request (the signature timestamp header), if it says."""
-    value = request.headers.get(TIMESTAMP_HEADER, "").strip()
-    if not value.isdigit() or not 0 <= int(value) <= _MAX_EPOCH_SECONDS:
-        return None
-    return _utc(float(value))
+def _undated_time(
+    request: WebhookRequest | None, received_at: datetime
+) -> tuple[datetime, TimeSource]:
+    """The time of an event without its own, once per request: when SendGrid signed the
+    request (the signature timestamp header), else the receipt time."""
+    header = request.headers.get(TIMESTAMP_HEADER) if request is not None else None
+    return event_time(received_at, None, lenient(epoch_to_utc, header))
 
 
 def _event(
@@ -381,9 +437,10 @@ def _event(
     raw: dict[str, Any],
     source: str,
     received_at: datetime,
-    undated_at: datetime | None = None,
+    undated: tuple[datetime, TimeSource] | None = None,
 ) -> EmailEvent:
-    """``undated_at``: the time of an event without its own (the envelope's, else receipt)."""
+    """``undated``: the time of an event without its own, and its source (``_undated_time``;
+    None: the receipt time)."""
     event_type = EVENT_TYPES.get(f.event, _UNKNOWN)
     bounce_class: BounceClass | None = None
     if event_type is _BOUNCED:
@@ -398,11 +455,15 @@ def _event(
         diagnostic = f.response
     campaign_id = f.marketing_campaign_id
     category = f.category
+    if f.timestamp is None:
+        occurred_at, time_source = undated or (received_at, TimeSource.RECEIVED)
+    else:
+        occurred_at, time_source = _utc(f.timestamp), _EVENT_TIME
     return EmailEvent(
         provider="sendgrid",
         source=source,
         event_type=event_type,
-        occurred_at=(undated_at or received_at) if f.timestamp is None else _utc(f.timestamp),
+        occurred_at=occurred_at,
         received_at=received_at,
         recipient=canonical_address(f.email),
         message_id=message_id_of(f.sg_message_id, f.smtp_id),
@@ -429,6 +490,7 @@ def _event(
         tags=() if not category else (category,) if isinstance(category, str) else tuple(category),
         metadata={key: value for key, value in raw.items() if key not in STANDARD_KEYS},
         raw=raw,
+        time_source=time_source,
     )
 
 

@@ -25,19 +25,20 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from handlers._extract import (
+from handlers._common import (
     decode_json,
-    decode_json_text,
+    event_time,
+    expect_list,
+    expect_object,
     iso_to_utc,
-    optional_bool,
-    optional_dict,
-    optional_list,
-    optional_str,
-    require_dict,
-    require_list,
-    require_str,
-    smtp_status_from,
-    timestamp_or,
+    lenient,
+    opt_bool,
+    opt_list,
+    opt_object,
+    opt_str,
+    opt_time,
+    req_str,
+    smtp_status_from_text,
 )
 from handlers.addresses import canonical_address
 from handlers.base import (
@@ -104,26 +105,26 @@ class SesAdapter(Adapter):
     def parse(
         self, request: WebhookRequest, source: SourceSpec, received_at: datetime
     ) -> ParseResult:
-        envelope = require_dict(decode_json(request.body), "body")
-        kind = require_str(envelope, "Type", "Type")
-        sns_id = require_str(envelope, "MessageId", "MessageId")
-        topic_arn = require_str(envelope, "TopicArn", "TopicArn")
+        envelope = expect_object(decode_json(request.body), "body")
+        kind = req_str(envelope, "Type")
+        sns_id = req_str(envelope, "MessageId")
+        topic_arn = req_str(envelope, "TopicArn")
         if kind in CONFIRMATION_TYPES:
             return ParseResult(events=[], control=_control(kind, envelope, sns_id, topic_arn))
         if kind != "Notification":
             raise PayloadError(f"Type {kind!r} is not an SNS message type", "Type")
-        message = require_str(envelope, "Message", "Message")
+        message = req_str(envelope, "Message")
         if message.startswith(TOPIC_VALIDATION_TEXT):
             return ParseResult.non_tracking(
                 ControlKind.TOPIC_VALIDATION, topic_arn=topic_arn, message_id=sns_id
             )
-        ses_event = require_dict(decode_json_text(message, "Message"), "Message")
+        ses_event = expect_object(decode_json(message, "Message"), "Message")
         if ses_event.get("notificationType") in SETUP_NOTIFICATIONS:
             return ParseResult.non_tracking(
                 ControlKind.TOPIC_VALIDATION, topic_arn=topic_arn, message_id=sns_id
             )
         # the envelope's time: when SNS published it (the event's own time comes first)
-        published_at = iso_to_utc(envelope.get("Timestamp"))
+        published_at = lenient(iso_to_utc, envelope.get("Timestamp"))
         return ParseResult(
             events=_normalize(
                 ses_event,
@@ -143,10 +144,10 @@ SETUP_NOTIFICATIONS = frozenset({"AmazonSnsSubscriptionSucceeded"})
 
 
 def _control(kind: str, envelope: dict[str, Any], sns_id: str, topic_arn: str) -> ControlMessage:
-    subscribe_url = require_str(envelope, "SubscribeURL", "SubscribeURL")
+    subscribe_url = req_str(envelope, "SubscribeURL")
     detail = {
         "topic_arn": topic_arn,
-        "token": optional_str(envelope, "Token"),
+        "token": opt_str(envelope, "Token"),
         "message_id": sns_id,
     }
     if kind == "SubscriptionConfirmation":
@@ -166,22 +167,24 @@ def _normalize(
     received_at: datetime,
     published_at: datetime | None = None,
 ) -> list[EmailEvent]:
-    kind = optional_str(ses_event, "eventType") or optional_str(ses_event, "notificationType")
-    if kind is None:
+    # event publishing names it eventType, identity notifications notificationType
+    key = "eventType" if "eventType" in ses_event else "notificationType"
+    if key not in ses_event:
         field = "Message.eventType"
         raise PayloadError(f"{field} (or notificationType) is required", field)
-    mail = optional_dict(ses_event, "mail")
+    kind = req_str(ses_event, key, "Message")
+    mail = opt_object(ses_event, "mail")
     extractor = _EXTRACTORS.get(kind)
     if extractor is None and kind not in _PER_DESTINATION:
         details = [_Detail(recipient, EventType.UNKNOWN) for recipient in _destination(mail)]
     else:
-        mail = require_dict(ses_event.get("mail"), "Message.mail")
-        require_str(mail, "messageId", "Message.mail.messageId")
+        mail = expect_object(ses_event.get("mail"), "Message.mail")
+        req_str(mail, "messageId", "Message.mail")
         if extractor is not None:
             details = extractor(ses_event)
         else:
             details = _per_destination(kind, ses_event, mail)
-    tags = optional_dict(mail or {}, "tags") or {}
+    tags = opt_object(mail or {}, "tags") or {}
     return [
         _event(
             detail,
@@ -222,6 +225,7 @@ def _event(
     published_at: datetime | None,
 ) -> EmailEvent:
     event_id = f"{sns_id}:{detail.recipient or ''}"
+    occurred_at, time_source = event_time(received_at, detail.occurred_at, published_at)
     campaign_values = tags.get("campaign")
     campaigns = (
         [v for v in campaign_values if isinstance(v, str)]
@@ -232,10 +236,10 @@ def _event(
         provider=ADAPTER.provider,
         source=source.name,
         event_type=detail.event_type,
-        occurred_at=timestamp_or(received_at, detail.occurred_at, published_at),
+        occurred_at=occurred_at,
         received_at=received_at,
         recipient=canonical_address(detail.recipient),
-        message_id=optional_str(mail, "messageId"),
+        message_id=opt_str(mail, "messageId"),
         dedup_key=id_dedup_key(ADAPTER.provider, event_id),
         provider_event_id=event_id,
         esp_event=kind,
@@ -249,39 +253,52 @@ def _event(
         campaign=campaigns[0] if campaigns else None,
         metadata=scalar_tags(tags),
         raw=ses_event,
+        time_source=time_source,
     )
 
 
 def _destination(mail: dict[str, Any] | None) -> list[str | None]:
-    if mail is None:
-        return [None]
-    addresses = [a for a in optional_list(mail, "destination") or [] if isinstance(a, str)]
+    """The recipients of an event SES names no one else for, when its kind is unknown: the
+    message's destination addresses, else one event without a recipient."""
+    addresses = [a for a in opt_list(mail or {}, "destination") or [] if isinstance(a, str) and a]
     return list(addresses) or [None]
+
+
+def _addresses(container: dict[str, Any], key: str, path: str) -> list[str]:
+    """A required, non-empty list of recipient addresses (``mail.destination``,
+    ``delivery.recipients``)."""
+    items = expect_list(container.get(key), f"{path}.{key}")
+    if not items:
+        raise PayloadError(f"{path}.{key} must name a recipient", f"{path}.{key}")
+    for index, address in enumerate(items):
+        if not isinstance(address, str) or not address:
+            item_path = f"{path}.{key}[{index}]"
+            raise PayloadError(f"{item_path} must be a non-empty string", item_path)
+    return items
 
 
 def _recipient_objects(
     container: dict[str, Any], key: str, path: str
-) -> Iterable[tuple[str | None, dict[str, Any]]]:
-    """(address, entry) per listed recipient; one (None, {}) when the list is empty, so
-    that an event is never lost because the ESP listed nobody."""
-    items = require_list(container.get(key), f"{path}.{key}")
+) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(address, entry) per listed recipient; the list must name at least one."""
+    items = expect_list(container.get(key), f"{path}.{key}")
     if not items:
-        yield None, {}
+        raise PayloadError(f"{path}.{key} must name a recipient", f"{path}.{key}")
     for index, item in enumerate(items):
         item_path = f"{path}.{key}[{index}]"
-        entry = require_dict(item, item_path)
-        yield require_str(entry, "emailAddress", f"{item_path}.emailAddress"), entry
+        entry = expect_object(item, item_path)
+        yield req_str(entry, "emailAddress", item_path), entry
 
 
 def _bounce(ses_event: dict[str, Any]) -> list[_Detail]:
-    bounce = require_dict(ses_event.get("bounce"), "Message.bounce")
-    bounce_type = optional_str(bounce, "bounceType")
-    sub_type = optional_str(bounce, "bounceSubType")
+    bounce = expect_object(ses_event.get("bounce"), "Message.bounce")
+    bounce_type = opt_str(bounce, "bounceType")
+    sub_type = opt_str(bounce, "bounceSubType")
     reason = "/".join(part for part in (bounce_type, sub_type) if part) or None
-    occurred = iso_to_utc(bounce.get("timestamp"))
+    occurred = opt_time(bounce, "timestamp", "Message.bounce", iso_to_utc)
     details = []
     for recipient, entry in _recipient_objects(bounce, "bouncedRecipients", "Message.bounce"):
-        diagnostic = optional_str(entry, "diagnosticCode")
+        diagnostic = opt_str(entry, "diagnosticCode")
         details.append(
             _Detail(
                 recipient,
@@ -289,7 +306,7 @@ def _bounce(ses_event: dict[str, Any]) -> list[_Detail]:
                 occurred_at=occurred,
                 bounce_class=_BOUNCE_CLASSES.get(bounce_type or "", BounceClass.UNDETERMINED),
                 reason=reason,
-                smtp_status=optional_str(entry, "status") or smtp_status_from(diagnostic),
+                smtp_status=opt_str(entry, "status") or smtp_status_from_text(diagnostic),
                 diagnostic=diagnostic,
             )
         )
@@ -297,11 +314,9 @@ def _bounce(ses_event: dict[str, Any]) -> list[_Detail]:
 
 
 def _complaint(ses_event: dict[str, Any]) -> list[_Detail]:
-    complaint = require_dict(ses_event.get("complaint"), "Message.complaint")
-    reason = optional_str(complaint, "complaintFeedbackType") or optional_str(
-        complaint, "complaintSubType"
-    )
-    occurred = iso_to_utc(complaint.get("timestamp"))
+    complaint = expect_object(ses_event.get("complaint"), "Message.complaint")
+    reason = opt_str(complaint, "complaintFeedbackType") or opt_str(complaint, "complaintSubType")
+    occurred = opt_time(complaint, "timestamp", "Message.complaint", iso_to_utc)
     return [
         _Detail(recipient, EventType.COMPLAINED, occurred_at=occurred, reason=reason)
         for recipient, _ in _recipient_objects(
@@ -311,41 +326,36 @@ def _complaint(ses_event: dict[str, Any]) -> list[_Detail]:
 
 
 def _delivery(ses_event: dict[str, Any]) -> list[_Detail]:
-    delivery = require_dict(ses_event.get("delivery"), "Message.delivery")
-    recipients = require_list(delivery.get("recipients"), "Message.delivery.recipients")
-    response = optional_str(delivery, "smtpResponse")
-    occurred = iso_to_utc(delivery.get("timestamp"))
-    details = []
-    for index, recipient in enumerate(recipients or [None]):
-        if recipients and (not isinstance(recipient, str) or not recipient):
-            path = f"Message.delivery.recipients[{index}]"
-            raise PayloadError(f"{path} must be a non-empty string", path)
-        details.append(
-            _Detail(
-                recipient,
-                EventType.DELIVERED,
-                occurred_at=occurred,
-                smtp_status=smtp_status_from(response),
-                diagnostic=response,
-            )
+    delivery = expect_object(ses_event.get("delivery"), "Message.delivery")
+    recipients = _addresses(delivery, "recipients", "Message.delivery")
+    response = opt_str(delivery, "smtpResponse")
+    occurred = opt_time(delivery, "timestamp", "Message.delivery", iso_to_utc)
+    return [
+        _Detail(
+            recipient,
+            EventType.DELIVERED,
+            occurred_at=occurred,
+            smtp_status=smtp_status_from_text(response),
+            diagnostic=response,
         )
-    return details
+        for recipient in recipients
+    ]
 
 
 def _delivery_delay(ses_event: dict[str, Any]) -> list[_Detail]:
-    delay = require_dict(ses_event.get("deliveryDelay"), "Message.deliveryDelay")
-    occurred = iso_to_utc(delay.get("timestamp"))
-    reason = optional_str(delay, "delayType")
+    delay = expect_object(ses_event.get("deliveryDelay"), "Message.deliveryDelay")
+    occurred = opt_time(delay, "timestamp", "Message.deliveryDelay", iso_to_utc)
+    reason = opt_str(delay, "delayType")
     details = []
     for recipient, entry in _recipient_objects(delay, "delayedRecipients", "Message.deliveryDelay"):
-        diagnostic = optional_str(entry, "diagnosticCode")
+        diagnostic = opt_str(entry, "diagnosticCode")
         details.append(
             _Detail(
                 recipient,
                 EventType.DEFERRED,
                 occurred_at=occurred,
                 reason=reason,
-                smtp_status=optional_str(entry, "status") or smtp_status_from(diagnostic),
+                smtp_status=opt_str(entry, "status") or smtp_status_from_text(diagnostic),
                 diagnostic=diagnostic,
             )
         )
@@ -355,34 +365,36 @@ def _delivery_delay(ses_event: dict[str, Any]) -> list[_Detail]:
 def _per_destination(kind: str, ses_event: dict[str, Any], mail: dict[str, Any]) -> list[_Detail]:
     event_type = _PER_DESTINATION[kind]
     detail = _Detail(None, event_type)
+    recipients = _addresses(mail, "destination", "Message.mail")
     if kind in ("Send", "Reject", "Rendering Failure", "RenderingFailure"):
-        detail.occurred_at = iso_to_utc(mail.get("timestamp"))
+        detail.occurred_at = opt_time(mail, "timestamp", "Message.mail", iso_to_utc)
     if kind == "Reject":
-        detail.reason = optional_str(optional_dict(ses_event, "reject") or {}, "reason")
+        detail.reason = opt_str(opt_object(ses_event, "reject") or {}, "reason")
     elif kind in ("Rendering Failure", "RenderingFailure"):
-        failure = optional_dict(ses_event, "failure") or {}
-        detail.reason = optional_str(failure, "errorMessage")
-        detail.diagnostic = optional_str(failure, "templateName")
+        failure = opt_object(ses_event, "failure") or {}
+        detail.reason = opt_str(failure, "errorMessage")
+        detail.diagnostic = opt_str(failure, "templateName")
     elif kind in ("Open", "Click"):
-        action = require_dict(ses_event.get(kind.lower()), f"Message.{kind.lower()}")
-        detail.occurred_at = iso_to_utc(action.get("timestamp"))
-        detail.ip = optional_str(action, "ipAddress")
-        detail.user_agent = optional_str(action, "userAgent")
-        detail.url = optional_str(action, "link") if kind == "Click" else None
+        action_path = f"Message.{kind.lower()}"
+        action = expect_object(ses_event.get(kind.lower()), action_path)
+        detail.occurred_at = opt_time(action, "timestamp", action_path, iso_to_utc)
+        detail.ip = opt_str(action, "ipAddress")
+        detail.user_agent = opt_str(action, "userAgent")
+        detail.url = opt_str(action, "link") if kind == "Click" else None
     elif kind == "Subscription":
-        subscription = require_dict(ses_event.get("subscription"), "Message.subscription")
+        subscription = expect_object(ses_event.get("subscription"), "Message.subscription")
         detail.event_type = _subscription_type(subscription)
-        detail.occurred_at = iso_to_utc(subscription.get("timestamp"))
-        detail.reason = optional_str(subscription, "source")
-    return [replace(detail, recipient=recipient) for recipient in _destination(mail)]
+        detail.occurred_at = opt_time(subscription, "timestamp", "Message.subscription", iso_to_utc)
+        detail.reason = opt_str(subscription, "source")
+    return [replace(detail, recipient=recipient) for recipient in recipients]
 
 
 def _topic_statuses(preferences: dict[str, Any]) -> dict[str, str]:
     statuses: dict[str, str] = {}
-    for entry in optional_list(preferences, "topicSubscriptionStatus") or []:
+    for entry in opt_list(preferences, "topicSubscriptionStatus") or []:
         if isinstance(entry, dict):
-            topic = optional_str(entry, "topicName")
-            status = optional_str(entry, "subscriptionStatus")
+            topic = opt_str(entry, "topicName")
+            status = opt_str(entry, "subscriptionStatus")
             if topic is not None and status is not None:
                 statuses[topic] = status
     return statuses
@@ -396,9 +408,9 @@ def _subscription_type(subscription: dict[str, Any]) -> EventType:
     that went to OptOut is an unsubscribe; clearing ``unsubscribeAll`` or a topic going
     from OptOut back to OptIn is a resubscribe.
     """
-    new = optional_dict(subscription, "newTopicPreferences") or {}
-    old = optional_dict(subscription, "oldTopicPreferences") or {}
-    if optional_bool(new, "unsubscribeAll"):
+    new = opt_object(subscription, "newTopicPreferences") or {}
+    old = opt_object(subscription, "oldTopicPreferences") or {}
+    if opt_bool(new, "unsubscribeAll"):
         return EventType.UNSUBSCRIBED
     new_status = _topic_statuses(new)
     old_status = _topic_statuses(old)
@@ -407,7 +419,7 @@ def _subscription_type(subscription: dict[str, Any]) -> EventType:
         for topic, status in new_status.items()
     ):
         return EventType.UNSUBSCRIBED
-    if optional_bool(old, "unsubscribeAll") or any(
+    if opt_bool(old, "unsubscribeAll") or any(
         status == "OptIn" and old_status.get(topic) == "OptOut"
         for topic, status in new_status.items()
     ):

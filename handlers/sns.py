@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from handlers._extract import iso_to_utc
+from handlers._common import iso_to_utc, lenient
 from handlers.base import (
     AuthError,
     SourceSpec,
@@ -244,7 +244,7 @@ async def verify_sns_message(
     envelope = _envelope(request.body)
     signature, version, cert_url = _signature_fields(envelope)
     _check_envelope(request, source, envelope)
-    signed_at = iso_to_utc(envelope.get("Timestamp"))
+    signed_at = lenient(iso_to_utc, envelope.get("Timestamp"))
     if signed_at is None:
         raise AuthError("invalid", "Timestamp is missing or malformed")
     check_replay_window(signed_at, context.now, source.replay_window_seconds)

@@ -37,11 +37,14 @@ from handlers._batch import ItemNormalizer, normalize_batch, normalize_item
 from handlers._common import (
     decode_json,
     epoch_to_utc,
+    event_time,
     expect_list,
     expect_object,
     iso_to_utc,
     opt_object,
     opt_str,
+    opt_time,
+    recipient_at,
     req_str,
     smtp_status_from_text,
     tags_from,
@@ -174,9 +177,9 @@ class SparkPostAdapter(UnsignedAdapter):
         esp_event = req_str(event, "type", path)
         event_type = EVENT_TYPES.get(esp_event, EventType.UNKNOWN)
         bounce_class: BounceClass | None = None
-        reason = opt_str(event, "reason", path)
-        raw_reason = opt_str(event, "raw_reason", path)
-        class_code = opt_str(event, "bounce_class", path)
+        reason = opt_str(event, "reason")
+        raw_reason = opt_str(event, "raw_reason")
+        class_code = opt_str(event, "bounce_class")
         if class_code is not None:
             name, category = BOUNCE_CLASS_TABLE.get(
                 class_code, (f"bounce class {class_code}", BounceClass.UNDETERMINED)
@@ -188,23 +191,24 @@ class SparkPostAdapter(UnsignedAdapter):
             reason = name
         elif event_type is EventType.BOUNCED:
             bounce_class = BounceClass.UNDETERMINED
-        diagnostic = raw_reason or opt_str(event, "reason", path) or opt_str(event, "error", path)
-        smtp_status = smtp_status_from_text(diagnostic) or opt_str(event, "error_code", path)
+        diagnostic = raw_reason or opt_str(event, "reason") or opt_str(event, "error")
+        smtp_status = smtp_status_from_text(diagnostic) or opt_str(event, "error_code")
 
-        timestamp = event.get("timestamp")
-        event_id = opt_str(event, "event_id", path)
+        occurred_at, time_source = event_time(
+            received_at, opt_time(event, "timestamp", path, _timestamp)
+        )
+        # rcpt_to is required for the event types SparkPost documents; raw_rcpt_to (the
+        # address as the sender wrote it) wins when present
+        rcpt_to = recipient_at(event, "rcpt_to", path, required=esp_event in EVENT_TYPES)
+        event_id = opt_str(event, "event_id")
         return EmailEvent(
             provider=self.provider,
             source=source.name,
             event_type=event_type,
-            occurred_at=(
-                _timestamp(timestamp, f"{path}.timestamp") if timestamp is not None else received_at
-            ),
+            occurred_at=occurred_at,
             received_at=received_at,
-            recipient=canonical_address(
-                opt_str(event, "raw_rcpt_to", path) or opt_str(event, "rcpt_to", path)
-            ),
-            message_id=opt_str(event, "transmission_id", path) or None,
+            recipient=canonical_address(opt_str(event, "raw_rcpt_to") or rcpt_to),
+            message_id=opt_str(event, "transmission_id") or None,
             provider_event_id=event_id,
             dedup_key=(
                 id_dedup_key(self.provider, event_id)
@@ -216,13 +220,14 @@ class SparkPostAdapter(UnsignedAdapter):
             reason=reason or None,
             smtp_status=smtp_status,
             diagnostic=diagnostic or None,
-            url=opt_str(event, "target_link_url", path),
-            user_agent=opt_str(event, "user_agent", path),
-            ip=opt_str(event, "ip_address", path),
-            campaign=opt_str(event, "campaign_id", path) or None,
-            tags=tags_from(event.get("rcpt_tags"), f"{path}.rcpt_tags"),
-            metadata=opt_object(event, "rcpt_meta", path) or {},
+            url=opt_str(event, "target_link_url"),
+            user_agent=opt_str(event, "user_agent"),
+            ip=opt_str(event, "ip_address"),
+            campaign=opt_str(event, "campaign_id") or None,
+            tags=tags_from(event.get("rcpt_tags")),
+            metadata=opt_object(event, "rcpt_meta") or {},
             raw=raw,
+            time_source=time_source,
         )
 
 

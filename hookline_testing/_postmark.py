@@ -57,6 +57,16 @@ def example_body(
                 "CanActivate": True,
             }
         )
+    elif record_type == "SubscriptionChange":
+        record.update(
+            {
+                "Recipient": recipient,
+                "ChangedAt": stamp,
+                "Origin": "Recipient",
+                "SuppressSending": True,
+                "SuppressionReason": "ManualSuppression",
+            }
+        )
     else:
         record.update({"Recipient": recipient})
         record["DeliveredAt" if record_type == "Delivery" else "ReceivedAt"] = stamp

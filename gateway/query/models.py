@@ -49,6 +49,9 @@ class EventItem(msgspec.Struct, kw_only=True):
     tags: list[str]
     metadata: dict[str, Any]
     raw: Any = None
+    #: where occurred_at came from: ``event`` (the ESP's time for the event), ``envelope``
+    #: (the event had none: the time of the request that carried it) or ``received``
+    time_source: str = "event"
 
 
 class EventPage(msgspec.Struct, kw_only=True):

@@ -67,6 +67,7 @@ def event_item(row: Mapping[str, Any]) -> EventItem:
         tags=list(row["tags"]),
         metadata=_decode(row["metadata"]),
         raw=_decode(raw) if raw is not None else None,
+        time_source=row["time_source"],
     )
 
 

@@ -266,9 +266,7 @@ async def _handle(
     try:
         entry.adapter.check_content_type(WebhookRequest("POST", "", headers, b""))
     except ContentTypeError as exc:
-        raise _Reply(
-            "unsupported_media_type", _problem(415, "Unsupported Media Type", str(exc))
-        ) from None
+        raise _unsupported_media_type(exc) from None
     limit = runtime.settings.ingest.max_body_bytes
     body = await _read_body(
         receive, headers, limit, runtime.settings.server.body_read_timeout_seconds
@@ -289,6 +287,10 @@ async def _handle(
         except PayloadError as exc:
             # a body that cannot even carry a credential (e.g. JSON nested too deeply)
             raise _bad_request(exc) from None
+        except ContentTypeError as exc:
+            # a content type the provider uses only for some bodies (SendGrid's multipart
+            # Inbound Parse), with a body that is not one of them
+            raise _unsupported_media_type(exc) from None
         except CertificateUnavailableError as exc:
             log.warning("webhook.certificate_unavailable", provider=provider, error=str(exc))
             raise _Reply(
@@ -305,6 +307,8 @@ async def _handle(
             result = entry.adapter.parse(webhook, entry.spec, received_at)
         except PayloadError as exc:
             raise _bad_request(exc) from None
+        except ContentTypeError as exc:
+            raise _unsupported_media_type(exc) from None
     if result.nonce is not None:
         await _check_nonce(runtime, provider, entry, result)
     if result.control is not None:
@@ -334,6 +338,10 @@ async def _handle(
         outcome,
         len(result.events),
     )
+
+
+def _unsupported_media_type(exc: ContentTypeError) -> _Reply:
+    return _Reply("unsupported_media_type", _problem(415, "Unsupported Media Type", str(exc)))
 
 
 def _bad_request(exc: PayloadError) -> _Reply:

@@ -56,6 +56,7 @@ EVENT_COLUMNS = (
     "tags",
     "metadata",
     "raw",
+    "time_source",
 )
 
 _encode = msgspec.json.Encoder().encode
@@ -107,6 +108,7 @@ def event_record(event: EmailEvent) -> tuple[Any, ...]:
         list(event.tags),
         _json(event.metadata),
         _json(event.raw) if event.raw is not None else None,
+        event.time_source,  # a StrEnum, encoded as text like event_type
     )
     # one C-level scan of every text field for the rare NUL (None formats as "None")
     text = (

@@ -153,3 +153,24 @@ async def test_single_valued_ses_tags_become_scalars_and_auto_replies_get_a_coun
         "WHERE provider = 'sparkpost'"
     )
     assert tuple(counted) == (1, 0)
+
+
+async def test_events_stored_before_0010_read_as_their_own_time(
+    empty_db: asyncpg.Connection,
+) -> None:
+    """0010 adds events.time_source: rows stored before read as 'event' (as they were
+    presented until then); new rows keep the source they are written with."""
+    await migrate_to(empty_db, 9)
+    await empty_db.execute(
+        "INSERT INTO events (dedup_key, provider, source, event_type, occurred_at, received_at) "
+        "VALUES ('old', 'sendgrid', 'main', 'delivered', '2024-05-06T10:00Z', now())"
+    )
+
+    assert 10 in [m.version for m in await apply_migrations(empty_db)]
+
+    await empty_db.execute(
+        "INSERT INTO events (dedup_key, provider, source, event_type, occurred_at, received_at, "
+        "time_source) VALUES ('new', 'ses', 'main', 'delivered', now(), now(), 'envelope')"
+    )
+    rows = await empty_db.fetch("SELECT dedup_key, time_source FROM events ORDER BY dedup_key")
+    assert [tuple(r) for r in rows] == [("new", "envelope"), ("old", "event")]

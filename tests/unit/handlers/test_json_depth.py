@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handlers._common import MAX_JSON_DEPTH, check_json_depth, decode_json
-from handlers._extract import decode_json_text
 from handlers.base import PayloadError
 
 
@@ -92,7 +91,7 @@ def test_decode_json_refuses_deep_documents_with_payload_error(kind: str) -> Non
             decode_json(document.encode())
         assert info.value.field == "body"
         with pytest.raises(PayloadError) as info:
-            decode_json_text(document, "Message")
+            decode_json(document, "Message")
         assert info.value.field == "Message"
 
 

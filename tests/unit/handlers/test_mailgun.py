@@ -183,21 +183,20 @@ def test_same_token_with_other_content_has_another_digest() -> None:
         (b"{}", "event-data"),
         (b'{"event-data": []}', "event-data"),
         (b'{"event-data": {}}', "event-data.event"),
-        (b'{"event-data": {"event": "opened", "timestamp": "noon"}}', "event-data.timestamp"),
-        (b'{"event-data": {"event": "opened", "message": "x"}}', "event-data.message"),
+        (
+            b'{"event-data": {"event": "opened", "recipient": "a@example.com", '
+            b'"timestamp": "noon"}}',
+            "event-data.timestamp",
+        ),
         (
             b'{"event-data": {"event": "opened", "message": {"headers": {"message-id": 5.5e400}}}}',
             "body",
         ),
+        (b'{"event-data": {"event": "opened"}}', "event-data.recipient"),
+        (b'{"event-data": {"event": "opened", "recipient": 7}}', "event-data.recipient"),
         (
-            b'{"event-data": {"event": "opened", "user-variables": [1]}}',
-            "event-data.user-variables",
-        ),
-        (b'{"event-data": {"event": "opened", "tags": [{}]}}', "event-data.tags[0]"),
-        (b'{"event-data": {"event": "opened", "campaigns": [7]}}', "event-data.campaigns[0]"),
-        (
-            b'{"event-data": {"event": "failed", "delivery-status": 3}}',
-            "event-data.delivery-status",
+            b'{"event-data": {"event": "rejected", "message": {"headers": {"to": ""}}}}',
+            "event-data.recipient",
         ),
     ],
 )
@@ -207,6 +206,37 @@ def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str
     with pytest.raises(PayloadError) as info:
         ADAPTER.parse(unsigned(body), source, RECEIVED)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"message": "x"},
+        {"message": {"headers": []}},
+        {"user-variables": [1]},
+        {"tags": [{}]},
+        {"campaigns": [7]},
+        {"delivery-status": 3},
+        {"client-info": "bot"},
+        {"url": {"href": "https://example.com"}},
+    ],
+)
+def test_optional_fields_of_the_wrong_type_read_as_absent(extra: dict[str, Any]) -> None:
+    """Unified strictness policy (handlers._common): an optional field of the wrong type is
+    treated as absent and the event is stored, where it used to refuse the whole request
+    (400, and Mailgun retries then drops the event)."""
+    source, _ = samples_for("mailgun").make_source()
+    data = {"event": "failed", "recipient": "a@example.com", "timestamp": 1700000000, **extra}
+    body = json.dumps({"event-data": data}).encode()
+    (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
+    assert event.recipient == "a@example.com"
+    assert event.raw == data
+    assert event.tags == ()
+    assert event.metadata == {}
+    assert event.campaign is None
+    assert event.url is None
+    assert event.machine_open is False
+    assert event.message_id is None
 
 
 def test_wrong_content_type_is_refused() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,7 +158,8 @@ def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str
         (b"{}", ".event"),
         (b'{"event": "sent", "time": [1]}', ".time"),
         (b'{"event": "bounce", "hard_bounce": "sometimes"}', ".hard_bounce"),
-        (b'{"event": "sent", "Payload": {"a": 1}}', ".Payload"),
+        (b'{"event": "sent", "time": 1700000000}', ".email"),
+        (b'{"event": "bounce", "email": "a@example.com"}', ".hard_bounce"),
     ],
 )
 def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suffix: str) -> None:
@@ -174,6 +176,26 @@ def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suff
         suffix=suffix,
         received_at=RECEIVED,
     )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"Payload": {"a": 1}}, {"CustomID": ["x"]}, {"url": 5.5}, {"agent": {}}, {"ip": True}],
+)
+def test_optional_fields_of_the_wrong_type_read_as_absent(extra: dict[str, Any]) -> None:
+    """Unified strictness policy (handlers._common): an optional field of the wrong type is
+    treated as absent and the event is stored, where the item used to be rejected (a
+    Payload that is an object, not the JSON string Mailjet sends, is no metadata)."""
+    item = {"event": "click", "time": 1700000000, "email": "a@example.com", **extra}
+    result = ADAPTER.parse(
+        unsigned(json.dumps([item]).encode()), samples_for("mailjet").make_source()[0], RECEIVED
+    )
+    assert result.rejected == []
+    (event,) = result.events
+    assert event.metadata == {}
+    assert (event.user_agent, event.ip) == (None, None)
+    assert event.url == ("5.5" if "url" in extra else None)
+    assert event.raw == item
 
 
 def test_wrong_content_type_is_refused() -> None:

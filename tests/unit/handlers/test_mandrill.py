@@ -366,6 +366,11 @@ def test_bad_bodies_raise_payload_error_naming_the_field(
         (_event(msg=[]), ".msg"),
         (_event(msg={"_id": "x"}), ".msg.email"),
         (_event(msg={"email": 7}), ".msg.email"),
+        # unified strictness policy: an event time that is present must parse (it used to
+        # fall back silently to the receipt time, misdating the event)
+        (_event(ts="yesterday"), ".ts"),
+        (_event(ts=[1700000000]), ".ts"),
+        (_event(event=5), ".event"),
     ],
 )
 def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(
@@ -392,12 +397,16 @@ def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(
 
 
 def test_mistyped_optional_fields_are_ignored_not_fatal(signing: tuple[SourceSpec, str]) -> None:
-    """Metadata sent as [] (PHP-style empty), tags as a string, a bad timestamp: the event
-    is kept with what can be read, and falls back to the receive time."""
-    event = _event(ts="yesterday")
+    """Metadata sent as [] (PHP-style empty), tags as a string, a numeric message id: the
+    event is kept with what can be read (the number as text). A bad timestamp is no longer
+    among them: the unified policy refuses an event time that is present and does not
+    parse (see test_a_malformed_item_is_rejected_alone_and_the_rest_parsed)."""
+    event = _event()
     event["msg"] = {**event["msg"], "metadata": [], "tags": "solo", "_id": 12}
     (parsed,) = parse(signed(signing, form([event])), signing[0]).events
     assert parsed.metadata == {}
     assert parsed.tags == ("solo",)
-    assert parsed.occurred_at == NOW
-    assert parsed.message_id == event["_id"]
+    assert parsed.occurred_at == datetime.fromtimestamp(event["ts"], tz=UTC)
+    # optional ids sent as numbers are read as text (handlers._common.opt_str), as in
+    # every other adapter; a Mandrill message id used to fall back to the event's _id here
+    assert parsed.message_id == "12"

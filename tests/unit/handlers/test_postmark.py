@@ -193,10 +193,10 @@ def test_unknown_record_type_and_missing_time() -> None:
         (b'{"RecordType": "Delivery", "DeliveredAt": "yesterday"}', "DeliveredAt"),
         (b'{"RecordType": "Bounce", "BouncedAt": 1700000000}', "BouncedAt"),
         (b'{"RecordType": "Bounce", "BouncedAt": "0001-01-01T00:00:00+01:00"}', "BouncedAt"),
-        (b'{"RecordType": "Open", "Metadata": "x"}', "Metadata"),
-        (b'{"RecordType": "Open", "Geo": []}', "Geo"),
-        (b'{"RecordType": "Click", "Tag": {"a": 1}}', "Tag"),
         (b'{"RecordType": "SubscriptionChange", "SuppressSending": "perhaps"}', "SuppressSending"),
+        (b'{"RecordType": "SubscriptionChange", "Recipient": "a@example.com"}', "SuppressSending"),
+        (b'{"RecordType": "Delivery"}', "Recipient"),
+        (b'{"RecordType": "Bounce", "Email": ["a@example.com"]}', "Email"),
     ],
 )
 def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str) -> None:
@@ -205,6 +205,23 @@ def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str
     with pytest.raises(PayloadError) as info:
         ADAPTER.parse(unsigned(body), source, RECEIVED)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"Metadata": "x"}, {"Geo": []}, {"Tag": {"a": 1}}, {"MessageID": {"id": 1}}],
+)
+def test_optional_fields_of_the_wrong_type_read_as_absent(extra: dict[str, Any]) -> None:
+    """Unified strictness policy (handlers._common): an optional field of the wrong type is
+    treated as absent and the record is stored, where it used to refuse the request (400,
+    retried by Postmark, then dropped)."""
+    source, _ = samples_for("postmark").make_source()
+    record = {"RecordType": "Click", "Recipient": "a@example.com", **extra}
+    (event,) = ADAPTER.parse(unsigned(json.dumps(record).encode()), source, RECEIVED).events
+    assert event.event_type is EventType.CLICKED
+    assert event.recipient == "a@example.com"
+    assert (event.metadata, event.ip, event.tags, event.message_id) == ({}, None, (), None)
+    assert event.raw == record
 
 
 def test_wrong_content_type_is_refused() -> None:

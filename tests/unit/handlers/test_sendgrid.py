@@ -196,9 +196,9 @@ def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str
         (b'{"email":"a@example.com","event":"open","timestamp":1e30}', ".timestamp"),
         (b'{"email":"a@x.com","event":"open","timestamp":1' + b"0" * 400 + b"}", ".timestamp"),
         (b'{"email":"a@x.com","event":"open","timestamp":-5}', ".timestamp"),
-        (b'{"email":"a@example.com","event":"open","category":{"a":1}}', ".category"),
         (b'{"email":"a@example.com","event":["open"]}', ".event"),
-        (b'{"email":"a@example.com","event":"open","sg_machine_open":"maybe"}', ".sg_machine_open"),
+        (b'{"email":7,"event":"open"}', ".email"),
+        (b'{"event":"open"}', ".email"),
     ],
 )
 def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suffix: str) -> None:
@@ -216,6 +216,31 @@ def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suff
         suffix=suffix,
         received_at=RECEIVED,
     )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"category": {"a": 1}},
+        {"sg_machine_open": "maybe"},
+        {"ip": ["203.0.113.9"]},
+        {"sg_event_id": {"id": 1}},
+        {"useragent": False},
+    ],
+)
+def test_optional_fields_of_the_wrong_type_read_as_absent(extra: dict[str, Any]) -> None:
+    """Unified strictness policy (handlers._common): an optional field of the wrong type is
+    treated as absent and the event is stored (the careful path), where the item used to be
+    rejected; raw keeps the value as sent."""
+    source, _ = samples_for("sendgrid").make_source()
+    item = {"email": "a@example.com", "event": "open", "timestamp": 1700000000, **extra}
+    result = ADAPTER.parse(unsigned(json.dumps([item]).encode()), source, RECEIVED)
+    assert result.rejected == []
+    (event,) = result.events
+    assert event.event_type is EventType.OPENED
+    assert (event.tags, event.machine_open, event.ip, event.user_agent) == ((), False, None, None)
+    assert event.provider_event_id is None
+    assert event.raw == item
 
 
 def test_wrong_content_type_is_refused() -> None:

@@ -1,12 +1,11 @@
 """One SMTP-status parser for every adapter (issue #17: the two extraction helpers parsed
-the same diagnostic differently)."""
+the same diagnostic differently; there is one extraction library now, ``handlers._common``)."""
 
 from __future__ import annotations
 
 import pytest
 
 from handlers._common import smtp_status_from_text
-from handlers._extract import smtp_status_from
 
 
 @pytest.mark.parametrize(
@@ -24,8 +23,7 @@ from handlers._extract import smtp_status_from
         (None, None),
     ],
 )
-def test_both_helpers_read_the_same_status(text: str | None, status: str | None) -> None:
+def test_the_one_parser_reads_the_status(text: str | None, status: str | None) -> None:
     """The enhanced code anywhere (never a piece of an IP address or a longer dotted
-    number), else the reply code at the start; both helpers are the same parser."""
+    number), else the reply code at the start."""
     assert smtp_status_from_text(text) == status
-    assert smtp_status_from(text) == status

@@ -109,7 +109,8 @@ def test_every_documented_event_maps_to_its_normalized_type(
 )
 def test_bounce_class_table(code: str, bounce_class: BounceClass) -> None:
     """Every documented bounce classification code maps to hard, soft or undetermined."""
-    body = [{"msys": {"message_event": {"type": "bounce", "bounce_class": code}}}]
+    bounce = {"type": "bounce", "bounce_class": code, "rcpt_to": "a@example.com"}
+    body = [{"msys": {"message_event": bounce}}]
     (event,) = parse(json.dumps(body).encode())
     assert event.bounce_class is bounce_class
 
@@ -163,13 +164,12 @@ def test_pings_yield_no_events(name: str) -> None:
 
 def test_event_without_id_and_iso_timestamp() -> None:
     """Without event_id the dedup key hashes the item; ISO timestamps are accepted."""
-    item: dict[str, Any] = {
-        "msys": {"message_event": {"type": "delivery", "timestamp": "2023-11-14T22:13:20.000Z"}}
-    }
+    delivery = {"type": "delivery", "timestamp": "2023-11-14T22:13:20.000Z", "rcpt_to": "a@b.org"}
+    item: dict[str, Any] = {"msys": {"message_event": delivery}}
     (event,) = parse(json.dumps([item]).encode())
     assert event.dedup_key == content_dedup_key("sparkpost", item)
     assert event.occurred_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
-    assert event.recipient is None
+    assert event.recipient == "a@b.org"
 
 
 @pytest.mark.parametrize(
@@ -197,20 +197,19 @@ def test_bad_bodies_raise_payload_error_naming_the_field(body: bytes, field: str
         (b'{"msys": {"message_event": 3}}', ".msys.message_event"),
         (b'{"msys": {"message_event": {}}}', ".msys.message_event.type"),
         (
-            b'{"msys": {"message_event": {"type": "delivery", "timestamp": "later"}}}',
+            b'{"msys": {"message_event": {"type": "delivery", "rcpt_to": "a@example.com", '
+            b'"timestamp": "later"}}}',
             ".msys.message_event.timestamp",
         ),
         (
-            b'{"msys": {"message_event": {"type": "delivery", "rcpt_meta": "x"}}}',
-            ".msys.message_event.rcpt_meta",
-        ),
-        (
-            b'{"msys": {"message_event": {"type": "delivery", "rcpt_tags": [null]}}}',
-            ".msys.message_event.rcpt_tags[0]",
-        ),
-        (
-            b'{"msys": {"message_event": {"type": "delivery"}, "track_event": {"type": 5}}}',
+            b'{"msys": {"message_event": {"type": "delivery", "rcpt_to": "a@example.com"}, '
+            b'"track_event": {"type": 5}}}',
             ".msys.track_event.type",
+        ),
+        (b'{"msys": {"message_event": {"type": "delivery"}}}', ".msys.message_event.rcpt_to"),
+        (
+            b'{"msys": {"message_event": {"type": "bounce", "rcpt_to": 7}}}',
+            ".msys.message_event.rcpt_to",
         ),
     ],
 )
@@ -224,11 +223,33 @@ def test_a_malformed_item_is_rejected_alone_and_the_rest_parsed(bad: bytes, suff
         ADAPTER,
         source,
         lambda items: unsigned(b"[" + b",".join(items) + b"]"),
-        good=b'{"msys": {"message_event": {"type": "delivery", "event_id": "1"}}}',
+        good=b'{"msys": {"message_event": {"type": "delivery", "event_id": "1", '
+        b'"rcpt_to": "a@example.com"}}}',
         bad=bad,
         suffix=suffix,
         received_at=RECEIVED,
     )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"rcpt_meta": "x"}, {"rcpt_tags": [None]}, {"rcpt_tags": "vip"}, {"event_id": {}}],
+)
+def test_optional_fields_of_the_wrong_type_read_as_absent(extra: dict[str, Any]) -> None:
+    """Unified strictness policy (handlers._common): an optional field of the wrong type is
+    treated as absent (a lone string is a tag, as in every adapter) and the event is
+    stored, where the item used to be rejected."""
+    delivery = {"type": "delivery", "rcpt_to": "a@example.com", **extra}
+    result = ADAPTER.parse(
+        unsigned(json.dumps([{"msys": {"message_event": delivery}}]).encode()),
+        samples_for("sparkpost").make_source()[0],
+        RECEIVED,
+    )
+    assert result.rejected == []
+    (event,) = result.events
+    assert event.metadata == {}
+    assert event.tags == (("vip",) if extra == {"rcpt_tags": "vip"} else ())
+    assert event.provider_event_id is None
 
 
 def test_wrong_content_type_is_refused() -> None:
