@@ -8,7 +8,7 @@ RabbitMQ; see ``processors/base.py``), and write back success, a retry (``RetryP
 while the sink's breaker is open, or a move to the dead-letter queue (``DeadLetterQueue``).
 """
 
-from gateway.delivery.clock import Clock, ManualClock, SystemClock
+from gateway.clock import Clock, ManualClock, SystemClock
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.dlq import DeadLetterQueue, DlqEntry
 from gateway.delivery.gauges import GaugeRefresher
