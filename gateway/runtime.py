@@ -1,6 +1,9 @@
-"""Everything a running gateway holds, built once by the app factory and shared by routes
-and background workers: settings, metrics, tracer, database, batcher, ingestor, sources,
-the downstream HTTP client and the background tasks."""
+"""Everything a running gateway holds, built once by the app factory (``gateway/app.py``)
+and shared by routes and background workers: settings, metrics, tracer, database, batcher,
+ingestor, sources, the downstream HTTP client, the read service, the quarantine, delivery
+(DLQ, replay jobs, suppression list) and the background tasks. The admin routes receive
+these services as parameters (Litestar dependencies, ``gateway/routes/admin_dependencies.py``);
+only the webhook fast path and the health routes read the runtime itself."""
 
 from __future__ import annotations
 
@@ -13,15 +16,19 @@ import httpx
 import structlog
 from opentelemetry.trace import Tracer
 
+from gateway.delivery.service import DeliveryService
 from gateway.ingest.batcher import Batcher
 from gateway.ingest.pipeline import Ingestor
 from gateway.nonces import NonceStore
+from gateway.periodic import BackgroundTask
+from gateway.query.reads import ReadService
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.settings import Settings
 from gateway.sns_certificates import CertificateUnavailableError, SnsCertificates
 from gateway.sources import SourceTable
 from gateway.storage.database import Database
 from gateway.storage.errors import DB_ERRORS
+from gateway.storage.quarantine import QuarantineStore
 from handlers.base import ControlKind, ControlMessage
 from observability.metrics import Metrics
 
@@ -29,8 +36,6 @@ __all__ = ["BackgroundTask", "CertificateUnavailableError", "Runtime"]
 
 log = structlog.get_logger("hookline.runtime")
 
-#: a long-running coroutine that returns when ``stop`` is set
-BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 
 #: control-message fields never logged: an SNS subscription token (alone or inside the
 #: SubscribeURL) lets whoever reads the log confirm or re-subscribe the endpoint
@@ -55,6 +60,9 @@ class Runtime:
     http: httpx.AsyncClient
     certificates: SnsCertificates
     nonces: NonceStore
+    reads: ReadService
+    quarantine: QuarantineStore
+    delivery: DeliveryService
     #: run the outbox workers in this process (``hookline serve``; ``hookline worker``)
     serve_workers: bool = True
     #: SIGTERM received: acknowledge no more webhooks (503), report not ready

@@ -8,7 +8,6 @@ from gateway.query.activity import ActivityFolder
 from gateway.query.compaction import RollupCompactor
 from gateway.query.cursor import EventCursor
 from gateway.query.errors import QueryError
-from gateway.query.extension import install_read_side
 from gateway.query.filters import (
     EventFilter,
     InactiveQuery,
@@ -43,7 +42,6 @@ __all__ = [
     "StatsQuery",
     "compute_rates",
     "furthest_status",
-    "install_read_side",
     "parse_event_filter",
     "parse_inactive_query",
     "parse_message_query",

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import structlog
 from litestar import Request, Router, get
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from gateway.errors import DATABASE_UNAVAILABLE, ProblemError
@@ -59,7 +60,6 @@ from gateway.query.reads import ReadService
 from gateway.routes.admin_auth import require_admin_token
 from gateway.routes.admin_input import require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, error_responses
-from gateway.runtime import Runtime
 from gateway.server.body_deadline import body_deadline_middleware
 from handlers.registry import PROVIDERS
 
@@ -147,11 +147,6 @@ def _params(request: Request[Any, Any, Any]) -> Params:
     return {name: query.getall(name) for name in query}
 
 
-def _service(request: Request[Any, Any, Any]) -> ReadService:
-    runtime: Runtime = request.app.state.runtime
-    return ReadService(runtime.database.pool)
-
-
 def _parse(parse: Callable[[], T]) -> T:
     try:
         return parse()
@@ -182,6 +177,7 @@ async def _read(call: Awaitable[T]) -> T:
 )
 async def search_events(
     request: Request[Any, Any, Any],
+    reads: NamedDependency[ReadService],
     recipient: str | None = _text("recipient address, case-insensitive"),
     message_id: str | None = _text("the ESP's message id"),
     provider: str | None = _choices(PROVIDERS, "provider(s), comma-separated"),
@@ -198,7 +194,7 @@ async def search_events(
 ) -> EventPage:
     now = datetime.now(UTC)
     query = _parse(lambda: parse_event_filter(_params(request), now))
-    return await _read(_service(request).search_events(query))
+    return await _read(reads.search_events(query))
 
 
 @get(
@@ -211,6 +207,7 @@ async def search_events(
 )
 async def get_message(
     request: Request[Any, Any, Any],
+    reads: NamedDependency[ReadService],
     message_id: Annotated[str, _PATH_TEXT],
     provider: str | None = _one_of(PROVIDERS, "only this provider's events"),
     include: str | None = _INCLUDE,
@@ -218,7 +215,7 @@ async def get_message(
 ) -> MessageTimeline:
     message_id = _parse(lambda: check_value("message_id", message_id))
     query = _parse(lambda: parse_message_query(_params(request)))
-    timeline = await _read(_service(request).message(message_id, query))
+    timeline = await _read(reads.message(message_id, query))
     if timeline is None:
         raise ProblemError(404, "Not Found", "no stored event has this message id")
     return timeline
@@ -235,13 +232,14 @@ async def get_message(
 )
 async def get_recipient(
     request: Request[Any, Any, Any],
+    reads: NamedDependency[ReadService],
     address: Annotated[str, _PATH_TEXT],
     include: str | None = _INCLUDE,
     limit: int = Parameter(default=100, ge=1, le=MAX_EVENT_LIMIT),
 ) -> RecipientHistory:
     address = _parse(lambda: check_value("address", address))
     query = _parse(lambda: parse_recipient_query(_params(request)))
-    return await _read(_service(request).recipient(address, query))
+    return await _read(reads.recipient(address, query))
 
 
 @get(
@@ -255,13 +253,14 @@ async def get_recipient(
 )
 async def list_inactive_recipients(
     request: Request[Any, Any, Any],
+    reads: NamedDependency[ReadService],
     inactive_days: int = Parameter(ge=1, le=MAX_INACTIVE_DAYS),
     limit: int = Parameter(default=100, ge=1, le=MAX_EVENT_LIMIT),
     cursor: str | None = _cursor(ADDRESS_CURSOR_PATTERN),
 ) -> InactivePage:
     now = datetime.now(UTC)
     query = _parse(lambda: parse_inactive_query(_params(request), now))
-    return await _read(_service(request).inactive(query))
+    return await _read(reads.inactive(query))
 
 
 @get(
@@ -275,6 +274,7 @@ async def list_inactive_recipients(
 )
 async def get_stats(
     request: Request[Any, Any, Any],
+    reads: NamedDependency[ReadService],
     group_by: str = Parameter(
         default="provider",
         description="tag cannot be combined with campaign",
@@ -290,7 +290,7 @@ async def get_stats(
 ) -> StatsReport:
     now = datetime.now(UTC)
     query = _parse(lambda: parse_stats_query(_params(request), now))
-    return await _read(_service(request).stats(query))
+    return await _read(reads.stats(query))
 
 
 query_router = Router(
