@@ -16,6 +16,7 @@ from gateway.query.filters import (
     RECIPIENT_PARAMETERS,
     STATS_PARAMETERS,
 )
+from gateway.routes.admin_dependencies import admin_dependencies
 from gateway.routes.admin_openapi import StrictStructSchemaPlugin
 from gateway.routes.admin_query import query_router
 
@@ -35,7 +36,11 @@ def _query_parameters(document: dict[str, Any], path: str) -> set[str]:
 
 def test_documented_query_parameters_are_the_accepted_ones() -> None:
     """For every read operation, documented query names == the parser's allowed names."""
-    app = Litestar(route_handlers=[query_router], plugins=[StrictStructSchemaPlugin()])
+    app = Litestar(
+        route_handlers=[query_router],
+        dependencies=admin_dependencies(),  # as gateway/app.py registers them
+        plugins=[StrictStructSchemaPlugin()],
+    )
     document = app.openapi_schema.to_schema()
     assert {path: _query_parameters(document, path) for path in ACCEPTED} == {
         path: set(names) for path, names in ACCEPTED.items()
