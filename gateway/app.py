@@ -19,6 +19,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from gateway.control_messages import ControlMessages
 from gateway.delivery.service import DeliveryService
 from gateway.errors import exception_handlers
 from gateway.ingest.batcher import Batcher
@@ -178,17 +179,20 @@ async def build_runtime(
         database_url=database.url,
         exports_gauges=serve_workers,
     )
+    sources = SourceTable(settings)
+    certificates = SnsCertificates(http, metrics_)
     runtime = Runtime(
         settings=settings,
         metrics=metrics_,
         tracer=tracer,
         database=database,
-        sources=SourceTable(settings),
+        sources=sources,
         batcher=batcher,
         storage_breaker=storage_breaker,
         ingestor=Ingestor(batcher, metrics_, spool, writer),
         http=http,
-        certificates=SnsCertificates(http, metrics_),
+        certificates=certificates,
+        control_messages=ControlMessages(sources, store, certificates, metrics_),
         nonces=NonceStore(
             settings.data_dir / "nonces",
             store,
