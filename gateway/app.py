@@ -290,7 +290,7 @@ def create_app(
         ]
     return Litestar(
         route_handlers=handlers,
-        dependencies=_admin_dependencies() if role == "gateway" else None,
+        dependencies=_admin_dependencies(),
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(
