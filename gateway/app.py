@@ -115,7 +115,11 @@ def _spool_lock(settings: Settings, role: str) -> SpoolLock | None:
         return None
     if role != "gateway" and not directory.is_dir():
         return None  # nothing to drain (and a worker's data_dir may be read-only)
-    lock = SpoolLock.try_acquire(directory)
+    try:
+        lock = SpoolLock.try_acquire(directory)
+    except OSError as exc:  # a read-only volume: the gateway's spool reports it unwritable
+        log.warning("spool.lock_unavailable", error=type(exc).__name__)
+        return None
     if lock is None:
         if role == "gateway":
             log.warning("spool.directory_shared", data_dir=str(settings.data_dir))
