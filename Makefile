@@ -14,7 +14,7 @@ help:
 	@echo "make demo    send signed sample events from every provider to it (second terminal)"
 	@echo "make test    lint, type-check and run the whole test suite"
 	@echo "make test-unit  the fast suite alone (no servers or external tools)"
-	@echo "make lint    ruff + mypy + hadolint only"
+	@echo "make lint    ruff + mypy + import contracts (lint-imports) + hadolint only"
 	@echo "make image   build the OCI image with podman (scripts/build-image.sh; root on Debian)"
 	@echo "make bench   ingest benchmark (bench/ingest_bench.py)"
 	@echo "make slo     regenerate the SLO rules and dashboard from grafana/slo/slos.yml"
@@ -54,6 +54,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/hadolint Containerfile
 
 format: $(STAMP)

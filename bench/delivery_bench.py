@@ -40,7 +40,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.delivery import DeliveryService, SystemClock  # noqa: E402
+from gateway.clock import SystemClock  # noqa: E402
+from gateway.delivery import DeliveryService  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
 from gateway.storage.migrate import apply_migrations  # noqa: E402

@@ -29,8 +29,8 @@ measured after seeding (large indexes), in alternating rounds, two ways:
 * end to end, the number the budget is about: signed SendGrid webhooks (100 events per
   request, 8 concurrent, half of them in campaigns with a Zipf popularity) POSTed to
   ``hookline serve`` in its own process; "off" disables the trigger and runs the gateway
-  without the read-side extension (a bench-only launcher swaps ``install_read_side`` for a
-  no-op), "on" is the shipped configuration, compactor included. Reported: events/s until
+  without the read-side workers (a bench-only launcher swaps ``read_side_tasks`` for one
+  that returns none), "on" is the shipped configuration, compactor included. Reported: events/s until
   every request is acked (durable), and CPU µs per event of the gateway and PostgreSQL
   together (less sensitive than throughput to other load on a shared machine). A first
   round with the rollups on warms the server and is not counted;
@@ -414,12 +414,12 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
 
 
-#: runs ``hookline serve`` with or without the read-side extension (bench-only switch)
+#: runs ``hookline serve`` with or without the read-side workers (bench-only switch)
 _LAUNCHER = """
 import os, sys
-import gateway.query.extension as extension
+import gateway.query.workers as workers
 if os.environ["QBENCH_ROLLUPS"] == "off":
-    extension.install_read_side = lambda runtime: None
+    workers.read_side_tasks = lambda *args, **kwargs: []
 from gateway.cli import main
 sys.exit(main(["serve", "--config", sys.argv[1]]))
 """

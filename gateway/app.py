@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import structlog
 from litestar import Litestar, Router
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 from prometheus_client import (
@@ -18,6 +19,8 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from gateway.control_messages import ControlMessages
+from gateway.delivery.service import DeliveryService
 from gateway.errors import exception_handlers
 from gateway.ingest.batcher import Batcher
 from gateway.ingest.drainer import SpoolDrainer
@@ -25,7 +28,10 @@ from gateway.ingest.exit_drain import drain_spool_at_exit
 from gateway.ingest.isolation import IsolatingWriter
 from gateway.ingest.pipeline import Ingestor
 from gateway.ingest.spool import Spool
+from gateway.ingest.spool_lock import SpoolLock
 from gateway.nonces import NonceStore
+from gateway.periodic import BackgroundTask
+from gateway.query.reads import ReadService
 from gateway.resilience import AsyncCircuitBreaker
 from gateway.routes.health import healthz, metrics, readyz
 from gateway.routes.storage_guard import require_storage
@@ -48,17 +54,18 @@ __all__ = ["build_runtime", "create_app"]
 
 log = structlog.get_logger("hookline.app")
 
-#: components that extend the runtime (write hooks, background workers) after it is built
-RuntimeExtension = Callable[[Runtime], None]
 
+def _read_side_tasks(runtime: Runtime, *, runs_workers: bool) -> list[tuple[str, BackgroundTask]]:
+    """The read side's background tasks (imported here: bench/query_bench.py swaps them)."""
+    from gateway.query.workers import read_side_tasks
 
-def _extensions() -> list[RuntimeExtension]:
-    """The optional parts wired into every runtime (delivery, retention, spool, ...)."""
-    from gateway.delivery import install_delivery
-    from gateway.query.extension import install_read_side
-
-    extensions: list[RuntimeExtension] = [install_read_side, install_delivery]
-    return extensions
+    return read_side_tasks(
+        runtime.database.pool,
+        runtime.database.store,
+        runtime.metrics,
+        runtime.settings,
+        runs_workers=runs_workers,
+    )
 
 
 def _admin_routes() -> list[ControllerRouterHandler]:
@@ -79,6 +86,13 @@ def _admin_routes() -> list[ControllerRouterHandler]:
     return routes
 
 
+def _admin_dependencies() -> dict[str, Provide]:
+    """The services the admin routes receive as parameters (built once, in the lifespan)."""
+    from gateway.routes.admin_dependencies import admin_dependencies
+
+    return admin_dependencies()
+
+
 def _admin_security() -> Any:
     """The admin API's bearer-token scheme, for the OpenAPI document."""
     from gateway.routes.admin_openapi import ADMIN_SECURITY_COMPONENTS
@@ -91,6 +105,27 @@ def _openapi_plugins() -> list[Any]:
     from gateway.routes.admin_openapi import StrictStructSchemaPlugin
 
     return [StrictStructSchemaPlugin()]
+
+
+def _spool_lock(settings: Settings, role: str) -> SpoolLock | None:
+    """The gateway owns its spool directory; ``hookline worker`` drains one only when no
+    gateway holds it (a spool left by a gateway that is gone, see gateway/ingest/spool_lock.py)."""
+    directory = settings.data_dir / "spool"
+    if role == "gateway" and not settings.storage.spool_enabled:
+        return None
+    if role != "gateway" and not directory.is_dir():
+        return None  # nothing to drain (and a worker's data_dir may be read-only)
+    try:
+        lock = SpoolLock.try_acquire(directory)
+    except OSError as exc:  # a read-only volume: the gateway's spool reports it unwritable
+        log.warning("spool.lock_unavailable", error=type(exc).__name__)
+        return None
+    if lock is None:
+        if role == "gateway":
+            log.warning("spool.directory_shared", data_dir=str(settings.data_dir))
+        else:
+            log.info("spool.owned_by_gateway", data_dir=str(settings.data_dir))
+    return lock
 
 
 async def build_runtime(
@@ -109,9 +144,10 @@ async def build_runtime(
         exclude=(is_data_error,),  # a record PostgreSQL refuses is quarantined, not an outage
     )
     store = database.store
+    quarantine = QuarantineStore(database.pool)
     writer = IsolatingWriter(
         store,
-        QuarantineStore(database.pool),
+        quarantine,
         storage_breaker,
         metrics_,
         connected=database.connected,  # before the first connection: to the spool at once
@@ -124,8 +160,9 @@ async def build_runtime(
         queue_max_events=settings.ingest.queue_max_events,
         tracer=tracer,
     )
+    spool_lock = _spool_lock(settings, role)
     spool: Spool | None = None
-    if settings.storage.spool_enabled and role == "gateway":
+    if spool_lock is not None or (settings.storage.spool_enabled and role == "gateway"):
         spool = Spool(
             settings.data_dir / "spool",
             metrics_,
@@ -140,17 +177,29 @@ async def build_runtime(
         ),
         follow_redirects=False,
     )
+    delivery = DeliveryService(
+        settings,
+        pool=database.pool,
+        http=http,
+        metrics=metrics_,
+        tracer=tracer,
+        database_url=database.url,
+        exports_gauges=serve_workers,
+    )
+    sources = SourceTable(settings)
+    certificates = SnsCertificates.configured(http, metrics_, settings.sns)
     runtime = Runtime(
         settings=settings,
         metrics=metrics_,
         tracer=tracer,
         database=database,
-        sources=SourceTable(settings),
+        sources=sources,
         batcher=batcher,
         storage_breaker=storage_breaker,
-        ingestor=Ingestor(batcher, storage_breaker, metrics_, spool, writer),
+        ingestor=Ingestor(batcher, metrics_, spool, writer),
         http=http,
-        certificates=SnsCertificates.configured(http, metrics_, settings.sns),
+        certificates=certificates,
+        control_messages=ControlMessages(sources, store, certificates, metrics_),
         nonces=NonceStore(
             settings.data_dir / "nonces",
             store,
@@ -159,9 +208,14 @@ async def build_runtime(
             memory_max=settings.ingest.nonce_memory_max,
             connected=database.connected,
         ),
+        reads=ReadService(database.pool),
+        quarantine=quarantine,
+        delivery=delivery,
         serve_workers=serve_workers,
     )
     runtime.add_background("storage-connector", connector.run, needs_storage=False)
+    if spool_lock is not None:
+        runtime.closers.append(spool_lock.release)  # closers run in reverse: after the spool
     if spool is not None:
         drainer = SpoolDrainer(
             spool,
@@ -182,8 +236,14 @@ async def build_runtime(
         runtime.closers.append(drain_at_exit)  # closers run in reverse: before spool.close
     elif role == "gateway":
         runtime.add_background("nonce-journal", runtime.nonces.run)
-    for extend in _extensions():
-        extend(runtime)
+    for name, task in _read_side_tasks(runtime, runs_workers=serve_workers):
+        runtime.add_background(name, task)
+    store.add_hook(delivery.writer)  # every process: events it writes get their outbox rows
+    runtime.closers.append(delivery.bulk_replays.close)
+    if serve_workers:
+        runtime.closers.append(delivery.close)
+        for name, task in delivery.background_tasks():
+            runtime.add_background(name, task)
     metrics_.preinitialise(
         PROVIDERS,
         sinks=[sink.name for sink in settings.sinks],
@@ -199,7 +259,8 @@ def create_app(
     """The gateway as an ASGI app. The runtime is built in the lifespan, not here.
 
     ``role="worker"`` serves only /livez (/healthz), /readyz and /metrics and always runs
-    the background workers (``hookline worker``); it has no spool (the gateway drains its own).
+    the background workers (``hookline worker``); it drains a spool directory it finds only
+    when no gateway holds it (``_spool_lock``), and never writes to one.
     """
     metrics_ = metrics_ or Metrics()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
@@ -245,6 +306,7 @@ def create_app(
         ]
     return Litestar(
         route_handlers=handlers,
+        dependencies=_admin_dependencies(),
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(

@@ -11,7 +11,10 @@ from typing import Any
 
 from gateway.storage.errors import DB_ERRORS
 
-__all__ = ["TRANSIENT_ERRORS", "run_periodically"]
+__all__ = ["TRANSIENT_ERRORS", "BackgroundTask", "run_periodically"]
+
+#: a long-running coroutine that returns when ``stop`` is set (``Runtime.add_background``)
+BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 
 #: failures worth a warning and another try: the database or the network is away
 TRANSIENT_ERRORS = DB_ERRORS

@@ -558,8 +558,8 @@ def _server_errors(section: ServerSettings) -> list[str]:
 
 def _sink_errors(label: str, sink: SinkSettings) -> list[str]:
     """Delivery fields of one sink (see gateway/delivery)."""
-    from gateway.delivery.amqp_target import amqp_settings_errors
-    from gateway.delivery.signing import decode_secret
+    from gateway.amqp_target import amqp_settings_errors
+    from gateway.sink_secrets import decode_secret
 
     errors: list[str] = []
     if sink.kind not in ("http", "amqp"):

@@ -1,8 +1,10 @@
 """``hookline worker``: only the background workers (outbox dispatchers, retention, rollup
-compaction, gauges), with /livez (/healthz), /readyz and /metrics on a small HTTP port.
+compaction, gauges, the spool drainer), with /livez (/healthz), /readyz and /metrics on a
+small HTTP port.
 
-It does not drain the spool: the spool is on the volume of the gateway process that
-acknowledged the events, and that process drains it (with or without ``[server] workers``)."""
+A gateway drains its own spool (with or without ``[server] workers``); the worker drains a
+spool directory it finds under its data directory only when no running gateway holds it
+(``gateway/ingest/spool_lock.py``), e.g. the volume of a gateway that is gone."""
 
 from __future__ import annotations
 

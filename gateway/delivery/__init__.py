@@ -8,32 +8,27 @@ RabbitMQ; see ``processors/base.py``), and write back success, a retry (``RetryP
 while the sink's breaker is open, or a move to the dead-letter queue (``DeadLetterQueue``).
 """
 
-from gateway.delivery.clock import Clock, ManualClock, SystemClock
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.dlq import DeadLetterQueue, DlqEntry
 from gateway.delivery.gauges import GaugeRefresher
 from gateway.delivery.outbox import OutboxWriter
 from gateway.delivery.queue import OutboxQueue
 from gateway.delivery.retry import RetryPolicy
-from gateway.delivery.service import DeliveryService, install_delivery
+from gateway.delivery.service import DeliveryService
 from gateway.delivery.signing import WebhookSigner, webhook_id
 from gateway.delivery.suppression_list import SuppressionEntry, SuppressionList
 
 __all__ = [
-    "Clock",
     "DeadLetterQueue",
     "DeliveryService",
     "Dispatcher",
     "DlqEntry",
     "GaugeRefresher",
-    "ManualClock",
     "OutboxQueue",
     "OutboxWriter",
     "RetryPolicy",
     "SuppressionEntry",
     "SuppressionList",
-    "SystemClock",
     "WebhookSigner",
-    "install_delivery",
     "webhook_id",
 ]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import pybreaker
 
-from gateway.delivery.clock import Clock, SystemClock
+from gateway.clock import Clock, SystemClock
 from gateway.resilience import AsyncCircuitBreaker
 from observability.metrics import Metrics
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
-from gateway.delivery.clock import Clock
+from gateway.clock import Clock
 from gateway.delivery.models import SINK, SUPPRESSIONS, ClaimedRow, Outcome, RowResult
 from gateway.delivery.processors.base import Deliverer
 from gateway.delivery.processors.suppressions import SuppressionProcessor

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from gateway.delivery.clock import Clock
+from gateway.clock import Clock
 from gateway.delivery.signing import webhook_id
 
 __all__ = ["DeadLetterQueue", "DlqEntry", "RangeSelection"]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 import structlog
 
-from gateway.delivery.clock import Clock
+from gateway.clock import Clock
 from gateway.periodic import run_periodically
 from gateway.settings import DeliverySettings
 from observability.metrics import Metrics

@@ -1,9 +1,11 @@
-"""Delivery assembled from settings, and its wiring into a gateway runtime.
+"""Delivery assembled from settings: every delivery component of one process.
 
-``install_delivery`` is the runtime extension (see ``gateway.app._extensions``): it always
-registers the outbox write hook (events written by this process get their outbox rows), and
-when the process runs workers (``hookline serve`` by default, ``hookline worker``) it adds
-the dispatcher loops, the LISTEN wake-up, the gauges refresher and housekeeping.
+The app factory (``gateway/app.py``) builds one ``DeliveryService``, registers its outbox
+``writer`` as a write hook in every process (events written by this process get their outbox
+rows), and, when the process runs workers (``hookline serve`` by default, ``hookline
+worker``), runs its ``background_tasks``: the dispatcher loops, the LISTEN wake-up, the
+gauges refresher and housekeeping. The admin API receives its ``dlq``, ``replay_jobs`` and
+``suppression_list`` through dependency injection.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import httpx
 import structlog
 from opentelemetry.trace import Tracer
 
+from gateway.clock import Clock, SystemClock
 from gateway.delivery.breaker import sink_breaker
-from gateway.delivery.clock import Clock, SystemClock
+from gateway.delivery.bulk_replays import BulkReplays
 from gateway.delivery.dispatcher import Dispatcher
 from gateway.delivery.dlq import DeadLetterQueue
 from gateway.delivery.gauges import GaugeRefresher
@@ -30,15 +33,16 @@ from gateway.delivery.processors.base import Deliverer
 from gateway.delivery.processors.sinks import SinkDeliverer
 from gateway.delivery.processors.suppressions import SuppressionProcessor
 from gateway.delivery.queue import OutboxQueue
+from gateway.delivery.replay_jobs import ReplayJobs
 from gateway.delivery.retry import RetryPolicy
 from gateway.delivery.suppression_list import SuppressionList
+from gateway.periodic import BackgroundTask
 from gateway.resilience import AsyncCircuitBreaker
-from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.storage.errors import DB_ERRORS
 from observability.metrics import Metrics
 
-__all__ = ["DeliveryService", "install_delivery", "refresh_gauges"]
+__all__ = ["DeliveryService"]
 
 log = structlog.get_logger("hookline.delivery")
 
@@ -60,8 +64,12 @@ class DeliveryService:
         batch_size: int | None = None,
         concurrency: int | None = None,
         lease_seconds: float | None = None,
+        exports_gauges: bool = True,
     ) -> None:
         self.settings = settings
+        #: this process runs the workers, so it exports the delivery gauges (replicas that
+        #: do not would double-count them)
+        self.exports_gauges = exports_gauges
         self.clock: Clock = clock or SystemClock()
         self.metrics = metrics
         self.writer = OutboxWriter(settings.sinks)
@@ -131,18 +139,31 @@ class DeliveryService:
         )
         self.listener = OutboxListener(database_url, self.dispatcher.wake)
         self.dlq = DeadLetterQueue(pool, self.clock)
+        self.replay_jobs = ReplayJobs(pool)
+        self.bulk_replays = BulkReplays(self.dlq, self.replay_jobs, self.refresh_gauges)
         self.suppression_list = SuppressionList(pool, metrics, self.clock)
 
-    @classmethod
-    def for_runtime(cls, runtime: Runtime) -> DeliveryService:
-        return cls(
-            runtime.settings,
-            pool=runtime.database.pool,
-            http=runtime.http,
-            metrics=runtime.metrics,
-            tracer=runtime.tracer,
-            database_url=runtime.database.url,
-        )
+    def background_tasks(self) -> list[tuple[str, BackgroundTask]]:
+        """The workers of a process that runs them (see ``gateway/app.py``)."""
+        tasks: list[tuple[str, BackgroundTask]] = [
+            (f"delivery-dispatcher-{index}", self.dispatcher.run)
+            for index in range(self.settings.delivery.dispatcher_loops)
+        ]
+        tasks += [
+            ("delivery-listener", self.listener.run),
+            ("delivery-gauges", self.gauges.run),
+            ("delivery-housekeeping", self.housekeeping),
+        ]
+        return tasks
+
+    def sink_configured(self, sink: str) -> bool:
+        return any(s.name == sink for s in self.settings.sinks)
+
+    async def refresh_gauges(self) -> None:
+        """Refresh the delivery gauges now (after an admin change), where this process exports
+        them."""
+        if self.exports_gauges:
+            await self._dead_lettered()
 
     async def close(self) -> None:
         """Close the sinks' own connections (AMQP); the HTTP client is the runtime's."""
@@ -167,32 +188,3 @@ class DeliveryService:
                 await asyncio.wait_for(
                     stop.wait(), timeout=self.settings.delivery.housekeeping_interval_seconds
                 )
-
-
-def install_delivery(runtime: Runtime) -> None:
-    """The runtime extension: outbox hook always, workers when this process runs them."""
-    service = DeliveryService.for_runtime(runtime)
-    runtime.database.store.add_hook(service.writer)
-    if not runtime.serve_workers:
-        return
-    runtime.closers.append(service.close)
-    for index in range(runtime.settings.delivery.dispatcher_loops):
-        runtime.add_background(f"delivery-dispatcher-{index}", service.dispatcher.run)
-    runtime.add_background("delivery-listener", service.listener.run)
-    runtime.add_background("delivery-gauges", service.gauges.run)
-    runtime.add_background("delivery-housekeeping", service.housekeeping)
-
-
-async def refresh_gauges(runtime: Runtime) -> None:
-    """Refresh the delivery gauges now (after an admin change), where this process exports
-    them (only processes that run the workers do, so replicas do not double-count)."""
-    if not runtime.serve_workers:
-        return
-    refresher = GaugeRefresher(
-        runtime.database.pool,
-        runtime.metrics,
-        [sink.name for sink in runtime.settings.sinks],
-        SystemClock(),
-    )
-    with contextlib.suppress(OSError, TimeoutError, asyncpg.PostgresError):
-        await refresher.refresh()

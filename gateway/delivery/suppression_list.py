@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from gateway.delivery.clock import Clock
+from gateway.clock import Clock
 from gateway.delivery.processors.suppressions import RANK, Listing, upsert_listings
 from handlers.addresses import address_key, canonical_address
 from observability.metrics import Metrics

@@ -1,7 +1,8 @@
 """From verified events to a durable ack: batcher first, spool when PostgreSQL cannot.
 
 ``Ingestor.ingest`` returns only once every event is durable, in PostgreSQL (committed by
-the group-commit batcher behind the ``storage`` breaker) or in the local spool (fsync'd).
+the group-commit batcher through the ``IsolatingWriter``, which alone consults the ``storage``
+breaker) or in the local spool (fsync'd).
 When neither can take them it raises ``StorageUnavailableError`` (HTTP 503 + Retry-After).
 Events are made storable first (``gateway/storage/storable.py``), and the items an adapter
 rejected are quarantined the same way: in PostgreSQL, or in the spool when it cannot.
@@ -18,7 +19,6 @@ import structlog
 
 from gateway.ingest.batcher import Batcher, QueueFullError
 from gateway.ingest.isolation import IsolatingWriter
-from gateway.resilience import AsyncCircuitBreaker
 from gateway.storage.quarantine import QuarantineItem
 from gateway.storage.storable import storable_events
 from handlers.events import EmailEvent
@@ -67,13 +67,11 @@ class Ingestor:
     def __init__(
         self,
         batcher: Batcher,
-        breaker: AsyncCircuitBreaker,
         metrics: Metrics,
         spool: IngestSpool | None = None,
         writer: IsolatingWriter | None = None,
     ) -> None:
         self.batcher = batcher
-        self.breaker = breaker
         self.metrics = metrics
         self.spool = spool
         self.writer = writer
@@ -97,34 +95,30 @@ class Ingestor:
     async def _ingest(self, events: Sequence[EmailEvent]) -> IngestResult:
         if not events:
             return IngestResult(0, 0, 0, [])
-        reason: BaseException | None = None
-        if self.breaker.allows_call():
-            try:
-                outcome = await self.batcher.submit(events)
-            except QueueFullError as exc:
-                reason = exc
-            except Exception as exc:  # the breaker counted it; spool instead
-                reason = exc
-            else:
-                self._count_stored(outcome.new, outcome.duplicates, events[0].provider)
-                return IngestResult(
-                    len(events) - outcome.quarantined,
-                    outcome.duplicates,
-                    0,
-                    outcome.new,
-                    outcome.quarantined,
-                )
-        return await self._spool(events, reason)
+        try:
+            outcome = await self.batcher.submit(events)
+        except QueueFullError as exc:
+            return await self._spool(events, exc)
+        except Exception as exc:  # unavailable, breaker open (the writer's): spool instead
+            return await self._spool(events, exc)
+        self._count_stored(outcome.new, outcome.duplicates, events[0].provider)
+        return IngestResult(
+            len(events) - outcome.quarantined,
+            outcome.duplicates,
+            0,
+            outcome.new,
+            outcome.quarantined,
+        )
 
     async def quarantine(self, items: Sequence[QuarantineItem]) -> None:
         """Keep parse-stage rejects durably: in PostgreSQL, else in the spool; counted once
         kept. ``StorageUnavailableError`` when neither can take them."""
         kept = False
-        if self.writer is not None and self.breaker.allows_call():
+        if self.writer is not None:
             try:
                 await self.writer.quarantine_items(items)
                 kept = True
-            except Exception as exc:  # the breaker counted unavailability; spool instead
+            except Exception as exc:  # unavailable or breaker open (the writer's): spool
                 log.warning("ingest.quarantine_spooled", reason=type(exc).__name__)
         if not kept:
             if self.spool is None or not self.spool.writable():
@@ -137,13 +131,11 @@ class Ingestor:
         for item in items:
             self.metrics.events_quarantined.labels(item.provider, item.stage, item.reason).inc()
 
-    async def _spool(
-        self, events: Sequence[EmailEvent], reason: BaseException | None
-    ) -> IngestResult:
+    async def _spool(self, events: Sequence[EmailEvent], reason: BaseException) -> IngestResult:
         if self.spool is None or not self.spool.writable():
             log.error(
                 "ingest.unavailable",
-                reason=type(reason).__name__ if reason else "breaker_open",
+                reason=type(reason).__name__,
                 spool="disabled" if self.spool is None else "unwritable",
                 events=len(events),
             )
@@ -155,7 +147,7 @@ class Ingestor:
             raise StorageUnavailableError("database unavailable and spool failed") from exc
         log.info(
             "ingest.spooled",
-            reason=type(reason).__name__ if reason else "breaker_open",
+            reason=type(reason).__name__,
             events=len(events),
         )
         return IngestResult(len(events), 0, len(events), [])

@@ -8,19 +8,18 @@ from gateway.query.activity import ActivityFolder
 from gateway.query.compaction import RollupCompactor
 from gateway.query.cursor import EventCursor
 from gateway.query.errors import QueryError
-from gateway.query.extension import install_read_side
 from gateway.query.filters import (
     EventFilter,
     InactiveQuery,
     MessageQuery,
     RecipientQuery,
     StatsQuery,
-    parse_event_filter,
-    parse_inactive_query,
-    parse_message_query,
-    parse_recipient_query,
-    parse_stats_query,
+    event_filter,
+    inactive_query,
+    message_query,
     parse_time,
+    recipient_query,
+    stats_query,
 )
 from gateway.query.rates import compute_rates
 from gateway.query.reads import ReadService
@@ -42,12 +41,11 @@ __all__ = [
     "RollupCompactor",
     "StatsQuery",
     "compute_rates",
+    "event_filter",
     "furthest_status",
-    "install_read_side",
-    "parse_event_filter",
-    "parse_inactive_query",
-    "parse_message_query",
-    "parse_recipient_query",
-    "parse_stats_query",
+    "inactive_query",
+    "message_query",
     "parse_time",
+    "recipient_query",
+    "stats_query",
 ]

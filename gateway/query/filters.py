@@ -1,14 +1,19 @@
-"""Query-string parsing and validation for the read endpoints.
+"""The queries of the read endpoints, built from parameters already validated once.
 
-Every endpoint takes its parameters as a multi-dict (``name -> [values]``) so unknown names,
-repeated single-valued names, malformed dates and oversized limits are all rejected here,
-with a ``QueryError`` that names the parameter and says why (the routes turn it into 400).
+The admin API declares each parameter once (``gateway/routes/admin_query.py``: the bounds,
+patterns and enums below, which Litestar both documents in the OpenAPI document and
+enforces, unknown and repeated names included). The builders here take those typed values
+and do only what a schema cannot: turn a comma-separated choice into a tuple, a date, date-
+time or relative age into a UTC datetime, a cursor token into its position, an address into
+its canonical form, and check the rules between parameters (``since`` before ``until``,
+``tag`` not with ``campaign``). A ``QueryError`` names the parameter and says why (the routes
+turn it into a 400).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -16,37 +21,27 @@ from gateway.query.cursor import EventCursor, decode_address_cursor
 from gateway.query.errors import QueryError
 from handlers.addresses import canonical_address
 from handlers.events import EventType
-from handlers.registry import PROVIDERS
 
 __all__ = [
     "DEFAULT_EVENT_LIMIT",
     "DEFAULT_STATS_DAYS",
-    "EVENT_PARAMETERS",
     "GROUP_BY",
-    "INACTIVE_PARAMETERS",
     "MAX_EVENT_LIMIT",
     "MAX_STATS_LIMIT",
-    "MESSAGE_PARAMETERS",
-    "RECIPIENT_PARAMETERS",
-    "STATS_PARAMETERS",
     "EventFilter",
     "InactiveQuery",
     "MessageQuery",
-    "Params",
     "RecipientQuery",
     "StatsQuery",
-    "check_value",
     "choices_pattern",
-    "parse_event_filter",
-    "parse_inactive_query",
-    "parse_message_query",
-    "parse_recipient_query",
-    "parse_stats_query",
+    "event_filter",
+    "inactive_query",
+    "message_query",
+    "one_of_pattern",
     "parse_time",
+    "recipient_query",
+    "stats_query",
 ]
-
-#: the raw query string: every name with all its values
-Params = Mapping[str, Sequence[str]]
 
 DEFAULT_EVENT_LIMIT = 50
 MAX_EVENT_LIMIT = 1000
@@ -63,30 +58,6 @@ MAX_VALUE_LENGTH = 1024
 GROUP_BY = ("provider", "source", "campaign", "tag", "day", "hour")
 EVENT_TYPES = tuple(t.value for t in EventType)
 MAX_REPEATS = 20
-EVENT_PARAMETERS = frozenset(
-    {
-        "recipient",
-        "message_id",
-        "provider",
-        "source",
-        "event_type",
-        "campaign",
-        "tag",
-        "metadata",
-        "since",
-        "until",
-        "include",
-        "limit",
-        "cursor",
-    }
-)
-MESSAGE_PARAMETERS = frozenset({"provider", "include", "limit"})
-RECIPIENT_PARAMETERS = frozenset({"include", "limit"})
-INACTIVE_PARAMETERS = frozenset({"inactive_days", "limit", "cursor"})
-STATS_PARAMETERS = frozenset(
-    {"group_by", "since", "until", "provider", "source", "campaign", "tag", "limit"}
-)
-_REPEATABLE = frozenset({"tag", "metadata"})
 #: a relative age: up to 5 digits, so ``now`` minus it is always a representable date
 RELATIVE_PATTERN = r"^[0-9]{1,5}[smhdw]$"
 _RELATIVE = re.compile(r"^([0-9]{1,5})([smhdw])$")
@@ -115,67 +86,20 @@ def choices_pattern(allowed: Sequence[str]) -> str:
     return f"^{one}(?:,{one})*$"
 
 
+def one_of_pattern(allowed: Sequence[str]) -> str:
+    """Exactly one of ``allowed``, as a regular expression."""
+    return "^(?:" + "|".join(re.escape(value) for value in allowed) + ")$"
+
+
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def check_value(name: str, value: str) -> str:
-    """A usable text value: non-empty, bounded, storable in PostgreSQL text."""
-    if not value:
-        raise QueryError(name, "must not be empty")
-    if len(value) > MAX_VALUE_LENGTH:
-        raise QueryError(name, f"longer than {MAX_VALUE_LENGTH} characters")
-    if "\x00" in value:
-        raise QueryError(name, "contains a NUL character")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise QueryError(name, "is not valid UTF-8") from None
-    return value
-
-
-def _check_known(params: Params, allowed: frozenset[str]) -> None:
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise QueryError(unknown[0], f"unknown parameter (allowed: {', '.join(sorted(allowed))})")
-    for name, values in params.items():
-        if len(values) > 1 and name not in _REPEATABLE:
-            raise QueryError(name, "given more than once")
-        if len(values) > MAX_REPEATS:
-            raise QueryError(name, f"given more than {MAX_REPEATS} times")
-
-
-def _one(params: Params, name: str) -> str | None:
-    values = params.get(name)
-    return check_value(name, values[0]) if values else None
-
-
-def _all(params: Params, name: str) -> list[str]:
-    return [check_value(name, value) for value in params.get(name, ())]
-
-
-def _choices(params: Params, name: str, allowed: Sequence[str]) -> tuple[str, ...]:
-    """A comma-separated list of values from ``allowed`` (empty when absent)."""
-    text = _one(params, name)
+def _choices(text: str | None) -> tuple[str, ...]:
+    """The values of a comma-separated choice (its pattern, ``choices_pattern``, is checked
+    where the parameter is declared), without repeats; empty when absent."""
     if text is None:
         return ()
-    chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",")))
-    for value in chosen:
-        if value not in allowed:
-            raise QueryError(name, f"unknown value {value!r} (allowed: {', '.join(allowed)})")
-    return chosen
-
-
-def _int(params: Params, name: str, default: int, minimum: int, maximum: int) -> int:
-    text = _one(params, name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise QueryError(name, f"not an integer: {text!r}") from None
-    if not minimum <= value <= maximum:
-        raise QueryError(name, f"must be between {minimum} and {maximum}, got {value}")
-    return value
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",")))
 
 
 def parse_time(name: str, text: str, now: datetime) -> datetime:
@@ -215,9 +139,8 @@ def _clamped_utc(value: datetime) -> datetime:
 
 
 def _window(
-    params: Params, now: datetime, default_since: datetime | None
+    since_text: str | None, until_text: str | None, now: datetime, default_since: datetime | None
 ) -> tuple[datetime | None, datetime | None]:
-    since_text, until_text = _one(params, "since"), _one(params, "until")
     since = parse_time("since", since_text, now) if since_text is not None else default_since
     until = parse_time("until", until_text, now) if until_text is not None else None
     if since is not None and until is not None and since >= until:
@@ -254,25 +177,40 @@ def _metadata(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def parse_event_filter(params: Params, now: datetime) -> EventFilter:
-    _check_known(params, EVENT_PARAMETERS)
-    since, until = _window(params, now, None)
-    cursor_text = _one(params, "cursor")
-    include = _choices(params, "include", ("raw",))
+def event_filter(
+    now: datetime,
+    *,
+    recipient: str | None = None,
+    message_id: str | None = None,
+    provider: str | None = None,
+    source: str | None = None,
+    event_type: str | None = None,
+    campaign: str | None = None,
+    tag: Sequence[str] | None = None,
+    metadata: Sequence[str] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    include: str | None = None,
+    limit: int = DEFAULT_EVENT_LIMIT,
+    cursor: str | None = None,
+) -> EventFilter:
+    """``GET /v1/events`` from its parameters (``provider``, ``event_type`` and ``include``
+    are comma-separated choices; ``tag`` and ``metadata`` repeat)."""
+    since_at, until_at = _window(since, until, now, None)
     return EventFilter(
-        recipient=canonical_address(_one(params, "recipient")),
-        message_id=_one(params, "message_id"),
-        providers=_choices(params, "provider", PROVIDERS),
-        source=_one(params, "source"),
-        event_types=_choices(params, "event_type", EVENT_TYPES),
-        campaign=_one(params, "campaign"),
-        tags=tuple(dict.fromkeys(_all(params, "tag"))),
-        metadata=_metadata(_all(params, "metadata")),
-        since=since,
-        until=until,
-        include_raw="raw" in include,
-        limit=_int(params, "limit", DEFAULT_EVENT_LIMIT, 1, MAX_EVENT_LIMIT),
-        cursor=EventCursor.decode(cursor_text) if cursor_text is not None else None,
+        recipient=canonical_address(recipient),
+        message_id=message_id,
+        providers=_choices(provider),
+        source=source,
+        event_types=_choices(event_type),
+        campaign=campaign,
+        tags=tuple(dict.fromkeys(tag or ())),
+        metadata=_metadata(metadata or ()),
+        since=since_at,
+        until=until_at,
+        include_raw="raw" in _choices(include),
+        limit=limit,
+        cursor=EventCursor.decode(cursor) if cursor is not None else None,
     )
 
 
@@ -283,16 +221,10 @@ class MessageQuery:
     limit: int = DEFAULT_MESSAGE_EVENTS
 
 
-def parse_message_query(params: Params) -> MessageQuery:
-    _check_known(params, MESSAGE_PARAMETERS)
-    provider = _one(params, "provider")
-    if provider is not None and provider not in PROVIDERS:
-        raise QueryError("provider", f"unknown provider {provider!r}")
-    return MessageQuery(
-        provider=provider,
-        include_raw="raw" in _choices(params, "include", ("raw",)),
-        limit=_int(params, "limit", DEFAULT_MESSAGE_EVENTS, 1, MAX_MESSAGE_EVENTS),
-    )
+def message_query(
+    *, provider: str | None = None, include: str | None = None, limit: int = DEFAULT_MESSAGE_EVENTS
+) -> MessageQuery:
+    return MessageQuery(provider=provider, include_raw="raw" in _choices(include), limit=limit)
 
 
 @dataclass(frozen=True)
@@ -301,12 +233,10 @@ class RecipientQuery:
     limit: int = DEFAULT_RECIPIENT_EVENTS
 
 
-def parse_recipient_query(params: Params) -> RecipientQuery:
-    _check_known(params, RECIPIENT_PARAMETERS)
-    return RecipientQuery(
-        include_raw="raw" in _choices(params, "include", ("raw",)),
-        limit=_int(params, "limit", DEFAULT_RECIPIENT_EVENTS, 1, MAX_EVENT_LIMIT),
-    )
+def recipient_query(
+    *, include: str | None = None, limit: int = DEFAULT_RECIPIENT_EVENTS
+) -> RecipientQuery:
+    return RecipientQuery(include_raw="raw" in _choices(include), limit=limit)
 
 
 @dataclass(frozen=True)
@@ -320,17 +250,18 @@ class InactiveQuery:
     after: str | None = None
 
 
-def parse_inactive_query(params: Params, now: datetime) -> InactiveQuery:
-    _check_known(params, INACTIVE_PARAMETERS)
-    if not params.get("inactive_days"):
-        raise QueryError("inactive_days", "required (e.g. inactive_days=60)")
-    days = _int(params, "inactive_days", 0, 1, MAX_INACTIVE_DAYS)
-    cursor_text = _one(params, "cursor")
+def inactive_query(
+    now: datetime,
+    *,
+    inactive_days: int,
+    limit: int = DEFAULT_INACTIVE_LIMIT,
+    cursor: str | None = None,
+) -> InactiveQuery:
     return InactiveQuery(
-        inactive_days=days,
-        cutoff=(now.astimezone(UTC) - timedelta(days=days)).date(),
-        limit=_int(params, "limit", DEFAULT_INACTIVE_LIMIT, 1, MAX_EVENT_LIMIT),
-        after=decode_address_cursor(cursor_text) if cursor_text is not None else None,
+        inactive_days=inactive_days,
+        cutoff=(now.astimezone(UTC) - timedelta(days=inactive_days)).date(),
+        limit=limit,
+        after=decode_address_cursor(cursor) if cursor is not None else None,
     )
 
 
@@ -348,32 +279,35 @@ class StatsQuery:
     limit: int = DEFAULT_STATS_LIMIT
 
 
-def parse_stats_query(params: Params, now: datetime) -> StatsQuery:
-    _check_known(params, STATS_PARAMETERS)
-    group_by = _choices(params, "group_by", GROUP_BY)
-    if len(group_by) > 1:
-        raise QueryError("group_by", "give exactly one grouping")
-    since, until = _window(params, now, now - timedelta(days=DEFAULT_STATS_DAYS))
-    assert since is not None
-    until = until if until is not None else now
-    if since >= until:
+def stats_query(
+    now: datetime,
+    *,
+    group_by: str = "provider",
+    since: str | None = None,
+    until: str | None = None,
+    provider: str | None = None,
+    source: str | None = None,
+    campaign: str | None = None,
+    tag: str | None = None,
+    limit: int = DEFAULT_STATS_LIMIT,
+) -> StatsQuery:
+    """``GET /v1/stats``: ``since`` defaults to 30 days ago, ``until`` to now; a tag's
+    rollups span campaigns, so ``tag`` (or grouping by it) excludes ``campaign``."""
+    since_at, until_at = _window(since, until, now, now - timedelta(days=DEFAULT_STATS_DAYS))
+    assert since_at is not None
+    until_at = until_at if until_at is not None else now
+    if since_at >= until_at:
         raise QueryError("since", "must be before until")
-    provider = _one(params, "provider")
-    if provider is not None and provider not in PROVIDERS:
-        raise QueryError("provider", f"unknown provider {provider!r}")
-    tags = _all(params, "tag")
-    if len(tags) > 1:
-        raise QueryError("tag", "given more than once")
-    by_tag = group_by == ("tag",) or bool(tags)
-    if by_tag and (group_by == ("campaign",) or params.get("campaign")):
+    by_tag = group_by == "tag" or tag is not None
+    if by_tag and (group_by == "campaign" or campaign is not None):
         raise QueryError("tag", "cannot be combined with campaign (tag rollups span campaigns)")
     return StatsQuery(
-        group_by=group_by[0] if group_by else "provider",
-        since=since,
-        until=until,
+        group_by=group_by,
+        since=since_at,
+        until=until_at,
         provider=provider,
-        source=_one(params, "source"),
-        campaign=_one(params, "campaign"),
-        tag=tags[0] if tags else None,
-        limit=_int(params, "limit", DEFAULT_STATS_LIMIT, 1, MAX_STATS_LIMIT),
+        source=source,
+        campaign=campaign,
+        tag=tag,
+        limit=limit,
     )

@@ -6,14 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import asyncpg
 import msgspec
-from litestar import Request, Router, get
+from litestar import Router, get
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from gateway.routes.admin_auth import require_admin_token
 from gateway.routes.admin_input import require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, MAX_ID, error_responses
-from gateway.runtime import Runtime
 from gateway.server.body_deadline import body_deadline_middleware
 
 __all__ = ["control_router"]
@@ -42,12 +43,11 @@ class ControlMessagePage(msgspec.Struct):
     responses=error_responses(),
 )
 async def list_control_messages(
-    request: Request[Any, Any, Any],
+    pool: NamedDependency[asyncpg.Pool],
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     cursor: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
 ) -> ControlMessagePage:
-    runtime: Runtime = request.app.state.runtime
-    async with runtime.database.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         rows = await conn.fetch(
             """SELECT id, provider, source, kind, detail, confirm_url, received_at,
                       confirmed_at, confirm_error

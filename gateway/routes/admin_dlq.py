@@ -11,25 +11,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 import structlog
-from litestar import Request, Router, delete, get, post
+from litestar import Router, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter
 
-from gateway.delivery.clock import SystemClock
-from gateway.delivery.dlq import DeadLetterQueue, DlqEntry, RangeSelection
+from gateway.delivery.bulk_replays import BulkReplays
+from gateway.delivery.dlq import DeadLetterQueue, DlqEntry
 from gateway.delivery.replay_jobs import ReplayJob, ReplayJobs
-from gateway.delivery.service import refresh_gauges
+from gateway.delivery.service import DeliveryService
 from gateway.errors import ProblemError
 from gateway.routes.admin_auth import require_admin_token
 from gateway.routes.admin_input import require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, MAX_ID, NO_NUL, error_responses
-from gateway.runtime import Runtime
 from gateway.server.body_deadline import body_deadline_middleware
 
 __all__ = ["dlq_router"]
@@ -64,88 +62,15 @@ class BulkReplay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     until: datetime | None = None
 
 
-class _Jobs:
-    """Bulk replays running in this process (cancelled at shutdown; each chunk is atomic);
-    their state is in PostgreSQL (``ReplayJobs``), for every replica to read."""
-
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def start(
-        self, runtime: Runtime, dlq: DeadLetterQueue, selection: RangeSelection
-    ) -> ReplayJob:
-        job = await ReplayJobs(runtime.database.pool).create(selection)
-        task = asyncio.create_task(self._run(runtime, dlq, selection, job))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return job
-
-    async def _run(
-        self, runtime: Runtime, dlq: DeadLetterQueue, selection: RangeSelection, job: ReplayJob
-    ) -> None:
-        jobs = ReplayJobs(runtime.database.pool)
-
-        async def progress(replayed: int) -> None:
-            job.replayed = replayed
-            await jobs.update(job.job_id, replayed)
-
-        try:
-            job.replayed = await dlq.replay_range(selection, progress=progress)
-            job.status = "done"
-        except asyncio.CancelledError:
-            job.status, job.error = "failed", "interrupted: the process stopped"
-            with contextlib.suppress(Exception):
-                await jobs.update(job.job_id, job.replayed, job.status, job.error)
-            raise
-        except Exception as exc:
-            job.status, job.error = "failed", type(exc).__name__
-            log.error("dlq.bulk_replay_failed", job_id=job.job_id, error=job.error)
-        else:
-            log.info("dlq.bulk_replayed", job_id=job.job_id, sink=job.sink, count=job.replayed)
-        with contextlib.suppress(Exception):
-            await jobs.update(job.job_id, job.replayed, job.status, job.error)
-        await refresh_gauges(runtime)
-
-    async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        for task in list(self.tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-def _runtime(request: Request[Any, Any, Any]) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _dlq(request: Request[Any, Any, Any]) -> DeadLetterQueue:
-    return DeadLetterQueue(_runtime(request).database.pool, SystemClock())
-
-
-def _jobs(request: Request[Any, Any, Any]) -> _Jobs:
-    state = request.app.state
-    jobs: _Jobs | None = state.get("delivery_replay_jobs")
-    if jobs is None:
-        jobs = _Jobs()
-        state["delivery_replay_jobs"] = jobs
-        _runtime(request).closers.append(jobs.close)
-    return jobs
-
-
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _configured(request: Request[Any, Any, Any], sink: str) -> bool:
-    return any(s.name == sink for s in _runtime(request).settings.sinks)
-
-
 @get("/dlq", summary="List dead-lettered deliveries", tags=["dlq"], responses=error_responses())
 async def list_dlq(
-    request: Request[Any, Any, Any],
+    dlq: NamedDependency[DeadLetterQueue],
     sink: str | None = Parameter(
         default=None, description="only this sink", min_length=1, max_length=200, pattern=NO_NUL
     ),
@@ -160,7 +85,7 @@ async def list_dlq(
         if not cursor.isdigit():
             raise ProblemError(400, "Bad Request", "cursor: not a value this API returned")
         before = int(cursor)
-    items = await _dlq(request).list(sink=sink, before_id=before, limit=limit + 1)
+    items = await dlq.list(sink=sink, before_id=before, limit=limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return DlqPage(items=items, next_cursor=str(items[-1].id) if more and items else None)
@@ -172,8 +97,8 @@ async def list_dlq(
     tags=["dlq"],
     responses=error_responses(s404=_NO_ENTRY),
 )
-async def get_dlq_entry(request: Request[Any, Any, Any], entry_id: EntryId) -> DlqEntry:
-    entry = await _dlq(request).get(entry_id)
+async def get_dlq_entry(dlq: NamedDependency[DeadLetterQueue], entry_id: EntryId) -> DlqEntry:
+    entry = await dlq.get(entry_id)
     if entry is None:
         raise ProblemError(404, "Not Found", f"no DLQ entry {entry_id}")
     return entry
@@ -186,19 +111,22 @@ async def get_dlq_entry(request: Request[Any, Any, Any], entry_id: EntryId) -> D
     tags=["dlq"],
     responses=error_responses(s404=_NO_ENTRY, s409="The entry's sink is not configured"),
 )
-async def replay_dlq_entry(request: Request[Any, Any, Any], entry_id: EntryId) -> Replayed:
+async def replay_dlq_entry(
+    dlq: NamedDependency[DeadLetterQueue],
+    delivery: NamedDependency[DeliveryService],
+    entry_id: EntryId,
+) -> Replayed:
     """Moves the entry back to the outbox; it is delivered again (once) with the same
     webhook-id. 404 if there is no such entry (e.g. it was already replayed)."""
-    dlq = _dlq(request)
     entry = await dlq.get(entry_id)
     if entry is None:
         raise ProblemError(404, "Not Found", f"no DLQ entry {entry_id}")
-    if not _configured(request, entry.sink):
+    if not delivery.sink_configured(entry.sink):
         raise ProblemError(409, "Conflict", f"sink '{entry.sink}' is not configured; cannot replay")
     if not await dlq.replay(entry_id):
         raise ProblemError(404, "Not Found", f"no DLQ entry {entry_id}")
     log.info("dlq.replayed", id=entry_id, sink=entry.sink)
-    await refresh_gauges(_runtime(request))
+    await delivery.refresh_gauges()
     return Replayed(id=entry_id)
 
 
@@ -210,18 +138,20 @@ async def replay_dlq_entry(request: Request[Any, Any, Any], entry_id: EntryId) -
     responses=error_responses(s409="The sink is not configured"),
 )
 async def replay_dlq_range(
-    request: Request[Any, Any, Any], data: JSONBody[BulkReplay]
+    dlq: NamedDependency[DeadLetterQueue],
+    delivery: NamedDependency[DeliveryService],
+    bulk_replays: NamedDependency[BulkReplays],
+    data: JSONBody[BulkReplay],
 ) -> ReplayJob:
     """Replays, in the background, the entries of one sink dead-lettered in
     ``[since, until)`` (both optional)."""
-    if not _configured(request, data.sink):
+    if not delivery.sink_configured(data.sink):
         raise ProblemError(409, "Conflict", f"sink: '{data.sink}' is not configured")
     since, until = _utc(data.since), _utc(data.until)
     if since is not None and until is not None and since >= until:
         raise ProblemError(400, "Bad Request", "since: must be before until")
-    dlq = _dlq(request)
     selection = await dlq.select_range(data.sink, since, until)
-    return await _jobs(request).start(_runtime(request), dlq, selection)
+    return await bulk_replays.start(selection)
 
 
 @get(
@@ -231,10 +161,10 @@ async def replay_dlq_range(
     responses=error_responses(s404="No such replay job"),
 )
 async def replay_job(
-    request: Request[Any, Any, Any],
+    replay_jobs: NamedDependency[ReplayJobs],
     job_id: Annotated[str, Parameter(max_length=64, pattern=r"^[0-9A-Za-z_-]+$")],
 ) -> ReplayJob:
-    job = await ReplayJobs(_runtime(request).database.pool).get(job_id)
+    job = await replay_jobs.get(job_id)
     if job is None:
         raise ProblemError(404, "Not Found", f"no replay job {job_id}")
     return job
@@ -247,11 +177,15 @@ async def replay_job(
     tags=["dlq"],
     responses=error_responses(s404=_NO_ENTRY),
 )
-async def delete_dlq_entry(request: Request[Any, Any, Any], entry_id: EntryId) -> None:
-    if not await _dlq(request).delete(entry_id):
+async def delete_dlq_entry(
+    dlq: NamedDependency[DeadLetterQueue],
+    delivery: NamedDependency[DeliveryService],
+    entry_id: EntryId,
+) -> None:
+    if not await dlq.delete(entry_id):
         raise ProblemError(404, "Not Found", f"no DLQ entry {entry_id}")
     log.info("dlq.discarded", id=entry_id)
-    await refresh_gauges(_runtime(request))
+    await delivery.refresh_gauges()
 
 
 dlq_router = Router(

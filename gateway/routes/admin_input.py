@@ -1,7 +1,9 @@
 """The admin API's guard against input no handler can use: a path or query string whose
 percent-encoding is not UTF-8 (a lone surrogate, stray bytes: decoded leniently they would
-silently become U+FFFD and be searched for), and a JSON body nested so deeply that decoding
-it overflows the stack. Both are 400 problem+json; the guard runs after the token check,
+silently become U+FFFD and be searched for), a query parameter the operation does not
+declare (when it lists its names in ``opt[QUERY_PARAMETERS]``, as the read operations of
+``admin_query.py`` do), and a JSON body nested so deeply that decoding it overflows the
+stack. All are 400 problem+json; the guard runs after the token check,
 so unauthenticated requests never get this far."""
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from litestar.handlers.base import BaseRouteHandler
 
 from gateway.errors import ProblemError
 
-__all__ = ["require_readable_input"]
+__all__ = ["QUERY_PARAMETERS", "require_readable_input"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: the query parameters an operation declares as arrays (``tag=a&tag=b``); any other name
 #: given twice is ambiguous (which one counts?) and refused
 REPEATABLE = frozenset({"tag", "metadata"})
+#: the ``opt`` key of a handler that lists every query parameter it accepts: others are 400
+QUERY_PARAMETERS = "query_parameters"
 
 
 def _utf8(raw: bytes) -> bool:
@@ -33,10 +37,10 @@ def _utf8(raw: bytes) -> bool:
 
 
 async def require_readable_input(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """400 for a non-UTF-8 path or query string, a query parameter given twice that is not
-    an array, or a JSON body nested too deeply."""
+    an array or not declared, or a JSON body nested too deeply."""
     scope = connection.scope
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogatepass")
     if not _utf8(raw_path):
@@ -48,6 +52,11 @@ async def require_readable_input(
     repeated = sorted(name for name, count in names.items() if count > 1 and name not in REPEATABLE)
     if repeated:
         raise ProblemError(400, "Bad Request", f"{repeated[0]}: given more than once")
+    declared: frozenset[str] | None = handler.opt.get(QUERY_PARAMETERS)
+    if declared is not None and not names.keys() <= declared:
+        unknown = min(names.keys() - declared)
+        allowed = ", ".join(sorted(declared))
+        raise ProblemError(400, "Bad Request", f"{unknown}: unknown parameter (allowed: {allowed})")
     if isinstance(connection, Request) and connection.method in _BODY_METHODS:
         body = await connection.body()
         if body:

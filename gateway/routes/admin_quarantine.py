@@ -11,22 +11,25 @@ exist; anything that is not up to 19 digits is refused as input (400), as the do
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import asyncpg
 import msgspec
 import structlog
-from litestar import Request, Router, delete, get, post
+from litestar import Router, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from gateway.errors import ProblemError
+from gateway.ingest.isolation import IsolatingWriter
 from gateway.ingest.quarantine_replay import ReplayFailedError, replay_entry
 from gateway.resilience import CircuitOpenError
 from gateway.routes.admin_auth import require_admin_token
 from gateway.routes.admin_input import require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, NO_NUL, error_responses
-from gateway.runtime import Runtime
 from gateway.server.body_deadline import body_deadline_middleware
+from gateway.settings import Settings
+from gateway.sources import SourceTable
 from gateway.storage.quarantine import QuarantineEntry, QuarantineStore
 
 __all__ = ["quarantine_router"]
@@ -53,15 +56,6 @@ class QuarantineReplayed(msgspec.Struct, kw_only=True):
     new: int
 
 
-def _runtime(request: Request[Any, Any, Any]) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _store(request: Request[Any, Any, Any]) -> QuarantineStore:
-    return QuarantineStore(_runtime(request).database.pool)
-
-
 def _entry_id(raw: str) -> int:
     """A path id: digits within 64 bits, else 404 (no such record can exist)."""
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 0 < int(raw) <= _MAX_ID:
@@ -69,9 +63,9 @@ def _entry_id(raw: str) -> int:
     return int(raw)
 
 
-async def _existing(request: Request[Any, Any, Any], raw_id: str) -> QuarantineEntry:
+async def _existing(quarantine: NamedDependency[QuarantineStore], raw_id: str) -> QuarantineEntry:
     entry_id = _entry_id(raw_id)
-    entry = await _store(request).get(entry_id)
+    entry = await quarantine.get(entry_id)
     if entry is None:
         raise ProblemError(404, "Not Found", f"no quarantine record {entry_id}")
     return entry
@@ -84,7 +78,7 @@ async def _existing(request: Request[Any, Any, Any], raw_id: str) -> QuarantineE
     responses=error_responses(),
 )
 async def list_quarantine(
-    request: Request[Any, Any, Any],
+    quarantine: NamedDependency[QuarantineStore],
     provider: str | None = Parameter(
         default=None, min_length=1, max_length=64, pattern=NO_NUL, description="only this ESP"
     ),
@@ -109,7 +103,7 @@ async def list_quarantine(
     for name, value in (("provider", provider), ("source", source)):
         if value is not None and "\x00" in value:
             raise ProblemError(400, "Bad Request", f"{name}: must not contain NUL")
-    items = await _store(request).list(
+    items = await quarantine.list(
         provider=provider, source=source, stage=stage, before_id=before, limit=limit + 1
     )
     more = len(items) > limit
@@ -124,9 +118,9 @@ async def list_quarantine(
     responses=error_responses(s404=_NO_RECORD),
 )
 async def get_quarantine_entry(
-    request: Request[Any, Any, Any], entry_id: EntryId
+    quarantine: NamedDependency[QuarantineStore], entry_id: EntryId
 ) -> QuarantineEntry:
-    return await _existing(request, entry_id)
+    return await _existing(quarantine, entry_id)
 
 
 @post(
@@ -141,19 +135,21 @@ async def get_quarantine_entry(
     ),
 )
 async def replay_quarantine_entry(
-    request: Request[Any, Any, Any], entry_id: EntryId
+    quarantine: NamedDependency[QuarantineStore],
+    writer: NamedDependency[IsolatingWriter | None],
+    sources: NamedDependency[SourceTable],
+    settings: NamedDependency[Settings],
+    entry_id: EntryId,
 ) -> QuarantineReplayed:
     """Stores the record again through the normal path (store stage: the kept event; parse
     stage: the raw item parsed again by its adapter). 409 when something must be fixed
     first (unknown source, already replayed), 422 when the record is still refused; the
     error is kept on the record either way."""
-    entry = await _existing(request, entry_id)
-    runtime = _runtime(request)
-    writer = runtime.ingestor.writer
+    entry = await _existing(quarantine, entry_id)
     if writer is None:
         raise ProblemError(503, "Service Unavailable", "storage is not available")
     try:
-        replayed = await replay_entry(entry, _store(request), writer, runtime.sources)
+        replayed = await replay_entry(entry, quarantine, writer, sources)
     except ReplayFailedError as exc:
         title = "Conflict" if exc.status == 409 else "Unprocessable Content"
         raise ProblemError(exc.status, title, exc.detail) from None
@@ -163,7 +159,7 @@ async def replay_quarantine_entry(
             503,
             "Service Unavailable",
             "storage is unavailable right now; retry later",
-            headers={"Retry-After": str(runtime.settings.ingest.retry_after_seconds)},
+            headers={"Retry-After": str(settings.ingest.retry_after_seconds)},
         ) from None
     return QuarantineReplayed(id=entry.id, events=replayed.events, new=replayed.new)
 
@@ -175,9 +171,11 @@ async def replay_quarantine_entry(
     tags=["quarantine"],
     responses=error_responses(s404=_NO_RECORD),
 )
-async def delete_quarantine_entry(request: Request[Any, Any, Any], entry_id: EntryId) -> None:
+async def delete_quarantine_entry(
+    quarantine: NamedDependency[QuarantineStore], entry_id: EntryId
+) -> None:
     record_id = _entry_id(entry_id)
-    if not await _store(request).delete(record_id):
+    if not await quarantine.delete(record_id):
         raise ProblemError(404, "Not Found", f"no quarantine record {record_id}")
     log.info("quarantine.discarded", id=record_id)
 

@@ -1,22 +1,28 @@
 """The read side of the admin API (``/v1``, bearer token): event search, message timeline,
 recipient history, inactive recipients and deliverability stats.
 
-Every parameter is declared on its handler with the bounds ``gateway.query.filters`` and
-``gateway.query.cursor`` define (lengths, patterns, enums, ranges), so the OpenAPI document
-(/schema/openapi.json) states exactly what is accepted and Litestar rejects what breaks a
-declared bound; ``gateway.query.filters`` then parses the raw multi-dict with the same
-constants and checks what a schema cannot say (unknown or repeated parameters, since before
-until, tag with campaign). Every rejection is a 400 problem+json naming the parameter.
+Each operation's query parameters are declared ONCE, as the signature of its query provider
+(``event_filter_query`` and the others below) with the bounds ``gateway.query.filters`` and
+``gateway.query.cursor`` define (lengths, patterns, enums, ranges). That one declaration
+serves both views: Litestar documents it in the OpenAPI document (/schema/openapi.json) and
+validates the request against it (400 problem+json naming the parameter), and the guard
+``require_readable_input`` refuses any name it does not list (``QUERY_PARAMETERS``). The
+provider hands the validated values to the builders of ``gateway.query.filters``, which only
+convert them and check the rules between parameters; the handler receives the finished query
+as the dependency ``read_query``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
+import msgspec
 import structlog
-from litestar import Request, Router, get
+from litestar import Router, get
+from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 
 from gateway.errors import DATABASE_UNAVAILABLE, ProblemError
@@ -28,6 +34,10 @@ from gateway.query.cursor import (
 from gateway.query.errors import QueryError
 from gateway.query.filters import (
     DEFAULT_EVENT_LIMIT,
+    DEFAULT_INACTIVE_LIMIT,
+    DEFAULT_MESSAGE_EVENTS,
+    DEFAULT_RECIPIENT_EVENTS,
+    DEFAULT_STATS_LIMIT,
     EVENT_TYPES,
     GROUP_BY,
     MAX_EVENT_LIMIT,
@@ -39,14 +49,18 @@ from gateway.query.filters import (
     METADATA_PATTERN,
     TEXT_PATTERN,
     TIME_SCHEMA,
-    Params,
-    check_value,
+    EventFilter,
+    InactiveQuery,
+    MessageQuery,
+    RecipientQuery,
+    StatsQuery,
     choices_pattern,
-    parse_event_filter,
-    parse_inactive_query,
-    parse_message_query,
-    parse_recipient_query,
-    parse_stats_query,
+    event_filter,
+    inactive_query,
+    message_query,
+    one_of_pattern,
+    recipient_query,
+    stats_query,
 )
 from gateway.query.models import (
     EventPage,
@@ -57,9 +71,8 @@ from gateway.query.models import (
 )
 from gateway.query.reads import ReadService
 from gateway.routes.admin_auth import require_admin_token
-from gateway.routes.admin_input import require_readable_input
+from gateway.routes.admin_input import QUERY_PARAMETERS, require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, error_responses
-from gateway.runtime import Runtime
 from gateway.server.body_deadline import body_deadline_middleware
 from handlers.registry import PROVIDERS
 
@@ -95,7 +108,13 @@ def _choices(allowed: tuple[str, ...], description: str) -> Any:
 
 
 def _one_of(allowed: tuple[str, ...], description: str | None = None) -> Any:
-    return Parameter(default=None, description=description, schema_extra={"enum": list(allowed)})
+    """An optional single value of ``allowed`` (documented as an enum, enforced as a pattern)."""
+    return Parameter(
+        default=None,
+        description=description,
+        pattern=one_of_pattern(allowed),
+        schema_extra={"enum": list(allowed)},
+    )
 
 
 def _time(description: str) -> Any:
@@ -117,6 +136,9 @@ def _cursor(pattern: str) -> Any:
 
 
 _INCLUDE = _choices(("raw",), "'raw' adds the ESP's event")
+#: one ``tag`` or ``metadata`` value (the ``items`` of the documented array, enforced per item)
+_Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_VALUE_LENGTH, pattern=TEXT_PATTERN)]
+_Metadata = Annotated[str, msgspec.Meta(max_length=MAX_VALUE_LENGTH, pattern=METADATA_PATTERN)]
 _TAG = Parameter(
     default=None,
     description="repeatable; all must match",
@@ -142,16 +164,6 @@ _METADATA = Parameter(
 _PATH_TEXT = Parameter(min_length=1, max_length=MAX_VALUE_LENGTH, pattern=TEXT_PATTERN)
 
 
-def _params(request: Request[Any, Any, Any]) -> Params:
-    query = request.query_params
-    return {name: query.getall(name) for name in query}
-
-
-def _service(request: Request[Any, Any, Any]) -> ReadService:
-    runtime: Runtime = request.app.state.runtime
-    return ReadService(runtime.database.pool)
-
-
 def _parse(parse: Callable[[], T]) -> T:
     try:
         return parse()
@@ -172,6 +184,113 @@ async def _read(call: Awaitable[T]) -> T:
         ) from None
 
 
+# -- the query parameters of each operation, declared once -------------------------------
+
+
+def event_filter_query(
+    recipient: str | None = _text("recipient address, case-insensitive"),
+    message_id: str | None = _text("the ESP's message id"),
+    provider: str | None = _choices(PROVIDERS, "provider(s), comma-separated"),
+    source: str | None = _text("source name"),
+    event_type: str | None = _choices(EVENT_TYPES, "event type(s), comma-separated"),
+    campaign: str | None = _text(),
+    tag: list[_Tag] | None = _TAG,
+    metadata: list[_Metadata] | None = _METADATA,
+    since: str | None = _time("occurred at or after; before until"),
+    until: str | None = _time("occurred before"),
+    include: str | None = _INCLUDE,
+    limit: int = Parameter(default=DEFAULT_EVENT_LIMIT, ge=1, le=MAX_EVENT_LIMIT),
+    cursor: str | None = _cursor(EVENT_CURSOR_PATTERN),
+) -> EventFilter:
+    return _parse(
+        lambda: event_filter(
+            datetime.now(UTC),
+            recipient=recipient,
+            message_id=message_id,
+            provider=provider,
+            source=source,
+            event_type=event_type,
+            campaign=campaign,
+            tag=tag,
+            metadata=metadata,
+            since=since,
+            until=until,
+            include=include,
+            limit=limit,
+            cursor=cursor,
+        )
+    )
+
+
+def message_query_parameters(
+    provider: str | None = _one_of(PROVIDERS, "only this provider's events"),
+    include: str | None = _INCLUDE,
+    limit: int = Parameter(default=DEFAULT_MESSAGE_EVENTS, ge=1, le=MAX_MESSAGE_EVENTS),
+) -> MessageQuery:
+    return message_query(provider=provider, include=include, limit=limit)
+
+
+def recipient_query_parameters(
+    include: str | None = _INCLUDE,
+    limit: int = Parameter(default=DEFAULT_RECIPIENT_EVENTS, ge=1, le=MAX_EVENT_LIMIT),
+) -> RecipientQuery:
+    return recipient_query(include=include, limit=limit)
+
+
+def inactive_query_parameters(
+    inactive_days: int = Parameter(ge=1, le=MAX_INACTIVE_DAYS),
+    limit: int = Parameter(default=DEFAULT_INACTIVE_LIMIT, ge=1, le=MAX_EVENT_LIMIT),
+    cursor: str | None = _cursor(ADDRESS_CURSOR_PATTERN),
+) -> InactiveQuery:
+    return _parse(
+        lambda: inactive_query(
+            datetime.now(UTC), inactive_days=inactive_days, limit=limit, cursor=cursor
+        )
+    )
+
+
+def stats_query_parameters(
+    group_by: str = Parameter(
+        default="provider",
+        description="tag cannot be combined with campaign",
+        pattern=one_of_pattern(GROUP_BY),
+        schema_extra={"enum": list(GROUP_BY)},
+    ),
+    since: str | None = _time("default 30d; before until"),
+    until: str | None = _time("default now"),
+    provider: str | None = _one_of(PROVIDERS),
+    source: str | None = _text(),
+    campaign: str | None = _text("not with tag (tag rollups span campaigns)"),
+    tag: str | None = _text("not with campaign"),
+    limit: int = Parameter(default=DEFAULT_STATS_LIMIT, ge=1, le=MAX_STATS_LIMIT),
+) -> StatsQuery:
+    return _parse(
+        lambda: stats_query(
+            datetime.now(UTC),
+            group_by=group_by,
+            since=since,
+            until=until,
+            provider=provider,
+            source=source,
+            campaign=campaign,
+            tag=tag,
+            limit=limit,
+        )
+    )
+
+
+def _query(provider: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword arguments that hand ``provider``'s result to a handler as ``read_query`` and
+    let the input guard refuse every query name the provider does not declare."""
+    return {
+        "dependencies": {"read_query": Provide(provider, sync_to_thread=False)},
+        "opt": {QUERY_PARAMETERS: frozenset(inspect.signature(provider).parameters)},
+    }
+
+
+# -- the operations ------------------------------------------------------------------------
+
+
 @get(
     "/events",
     summary="Search events",
@@ -179,26 +298,12 @@ async def _read(call: Awaitable[T]) -> T:
     operation_id="searchEvents",
     tags=["query"],
     responses=_RESPONSES,
+    **_query(event_filter_query),
 )
 async def search_events(
-    request: Request[Any, Any, Any],
-    recipient: str | None = _text("recipient address, case-insensitive"),
-    message_id: str | None = _text("the ESP's message id"),
-    provider: str | None = _choices(PROVIDERS, "provider(s), comma-separated"),
-    source: str | None = _text("source name"),
-    event_type: str | None = _choices(EVENT_TYPES, "event type(s), comma-separated"),
-    campaign: str | None = _text(),
-    tag: list[str] | None = _TAG,
-    metadata: list[str] | None = _METADATA,
-    since: str | None = _time("occurred at or after; before until"),
-    until: str | None = _time("occurred before"),
-    include: str | None = _INCLUDE,
-    limit: int = Parameter(default=DEFAULT_EVENT_LIMIT, ge=1, le=MAX_EVENT_LIMIT),
-    cursor: str | None = _cursor(EVENT_CURSOR_PATTERN),
+    reads: NamedDependency[ReadService], read_query: NamedDependency[EventFilter]
 ) -> EventPage:
-    now = datetime.now(UTC)
-    query = _parse(lambda: parse_event_filter(_params(request), now))
-    return await _read(_service(request).search_events(query))
+    return await _read(reads.search_events(read_query))
 
 
 @get(
@@ -208,17 +313,14 @@ async def search_events(
     operation_id="getMessage",
     tags=["query"],
     responses=error_responses(s404="No event has this message id"),
+    **_query(message_query_parameters),
 )
 async def get_message(
-    request: Request[Any, Any, Any],
+    reads: NamedDependency[ReadService],
+    read_query: NamedDependency[MessageQuery],
     message_id: Annotated[str, _PATH_TEXT],
-    provider: str | None = _one_of(PROVIDERS, "only this provider's events"),
-    include: str | None = _INCLUDE,
-    limit: int = Parameter(default=1000, ge=1, le=MAX_MESSAGE_EVENTS),
 ) -> MessageTimeline:
-    message_id = _parse(lambda: check_value("message_id", message_id))
-    query = _parse(lambda: parse_message_query(_params(request)))
-    timeline = await _read(_service(request).message(message_id, query))
+    timeline = await _read(reads.message(message_id, read_query))
     if timeline is None:
         raise ProblemError(404, "Not Found", "no stored event has this message id")
     return timeline
@@ -232,16 +334,14 @@ async def get_message(
     operation_id="getRecipient",
     tags=["query"],
     responses=_RESPONSES,
+    **_query(recipient_query_parameters),
 )
 async def get_recipient(
-    request: Request[Any, Any, Any],
+    reads: NamedDependency[ReadService],
+    read_query: NamedDependency[RecipientQuery],
     address: Annotated[str, _PATH_TEXT],
-    include: str | None = _INCLUDE,
-    limit: int = Parameter(default=100, ge=1, le=MAX_EVENT_LIMIT),
 ) -> RecipientHistory:
-    address = _parse(lambda: check_value("address", address))
-    query = _parse(lambda: parse_recipient_query(_params(request)))
-    return await _read(_service(request).recipient(address, query))
+    return await _read(reads.recipient(address, read_query))
 
 
 @get(
@@ -252,16 +352,12 @@ async def get_recipient(
     operation_id="listInactiveRecipients",
     tags=["query"],
     responses=_RESPONSES,
+    **_query(inactive_query_parameters),
 )
 async def list_inactive_recipients(
-    request: Request[Any, Any, Any],
-    inactive_days: int = Parameter(ge=1, le=MAX_INACTIVE_DAYS),
-    limit: int = Parameter(default=100, ge=1, le=MAX_EVENT_LIMIT),
-    cursor: str | None = _cursor(ADDRESS_CURSOR_PATTERN),
+    reads: NamedDependency[ReadService], read_query: NamedDependency[InactiveQuery]
 ) -> InactivePage:
-    now = datetime.now(UTC)
-    query = _parse(lambda: parse_inactive_query(_params(request), now))
-    return await _read(_service(request).inactive(query))
+    return await _read(reads.inactive(read_query))
 
 
 @get(
@@ -272,25 +368,12 @@ async def list_inactive_recipients(
     operation_id="getStats",
     tags=["query"],
     responses=_RESPONSES,
+    **_query(stats_query_parameters),
 )
 async def get_stats(
-    request: Request[Any, Any, Any],
-    group_by: str = Parameter(
-        default="provider",
-        description="tag cannot be combined with campaign",
-        schema_extra={"enum": list(GROUP_BY)},
-    ),
-    since: str | None = _time("default 30d; before until"),
-    until: str | None = _time("default now"),
-    provider: str | None = _one_of(PROVIDERS),
-    source: str | None = _text(),
-    campaign: str | None = _text("not with tag (tag rollups span campaigns)"),
-    tag: str | None = _text("not with campaign"),
-    limit: int = Parameter(default=1000, ge=1, le=MAX_STATS_LIMIT),
+    reads: NamedDependency[ReadService], read_query: NamedDependency[StatsQuery]
 ) -> StatsReport:
-    now = datetime.now(UTC)
-    query = _parse(lambda: parse_stats_query(_params(request), now))
-    return await _read(_service(request).stats(query))
+    return await _read(reads.stats(read_query))
 
 
 query_router = Router(

@@ -12,22 +12,21 @@ Addresses are matched case-insensitively.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 import structlog
-from litestar import Request, Response, Router, delete, get, post
+from litestar import Response, Router, delete, get, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
-from gateway.delivery.clock import SystemClock
 from gateway.delivery.processors.suppressions import RANK
 from gateway.delivery.suppression_list import SuppressionEntry, SuppressionList
 from gateway.errors import ProblemError
 from gateway.routes.admin_auth import require_admin_token
 from gateway.routes.admin_input import require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, NO_NUL, error_responses
-from gateway.runtime import Runtime
 from gateway.server.body_deadline import body_deadline_middleware
 
 __all__ = ["suppressions_router"]
@@ -55,11 +54,6 @@ class NewSuppression(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     note: Annotated[str, msgspec.Meta(max_length=1000, pattern=NO_NUL)] | None = None
 
 
-def _list(request: Request[Any, Any, Any]) -> SuppressionList:
-    runtime: Runtime = request.app.state.runtime
-    return SuppressionList(runtime.database.pool, runtime.metrics, SystemClock())
-
-
 def _check_address(address: str) -> str:
     """An address as the OpenAPI document describes it (``_ADDRESS_PATTERN``), else 400."""
     if len(address) > _MAX_ADDRESS or not _ADDRESS.fullmatch(address):
@@ -74,7 +68,7 @@ def _check_address(address: str) -> str:
     responses=error_responses(),
 )
 async def list_suppressions(
-    request: Request[Any, Any, Any],
+    suppression_list: NamedDependency[SuppressionList],
     reason: str | None = Parameter(
         default=None, description="only this reason", schema_extra={"enum": sorted(RANK)}
     ),
@@ -91,7 +85,7 @@ async def list_suppressions(
     unsubscribe, soft_bounce, manual)."""
     if reason is not None and reason not in RANK:
         raise ProblemError(400, "Bad Request", f"reason: must be one of {', '.join(sorted(RANK))}")
-    items = await _list(request).list(reason=reason, after=cursor, limit=limit + 1)
+    items = await suppression_list.list(reason=reason, after=cursor, limit=limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return SuppressionPage(items=items, next_cursor=items[-1].key if more and items else None)
@@ -103,8 +97,10 @@ async def list_suppressions(
     tags=["suppressions"],
     responses=error_responses(s404=_NOT_SUPPRESSED),
 )
-async def get_suppression(request: Request[Any, Any, Any], address: Address) -> SuppressionEntry:
-    entry = await _list(request).get(_check_address(address))
+async def get_suppression(
+    suppression_list: NamedDependency[SuppressionList], address: Address
+) -> SuppressionEntry:
+    entry = await suppression_list.get(_check_address(address))
     if entry is None:
         raise ProblemError(404, "Not Found", "address is not suppressed")
     return entry
@@ -123,10 +119,10 @@ async def get_suppression(request: Request[Any, Any, Any], address: Address) -> 
     },
 )
 async def add_suppression(
-    request: Request[Any, Any, Any], data: JSONBody[NewSuppression]
+    suppression_list: NamedDependency[SuppressionList], data: JSONBody[NewSuppression]
 ) -> Response[SuppressionEntry]:
     address = _check_address(data.address)
-    entry, created = await _list(request).add(address, data.note)
+    entry, created = await suppression_list.add(address, data.note)
     if created:
         log.info("suppressions.added_manually")
     return Response(entry, status_code=201 if created else 200)
@@ -139,8 +135,10 @@ async def add_suppression(
     tags=["suppressions"],
     responses=error_responses(s404=_NOT_SUPPRESSED),
 )
-async def delete_suppression(request: Request[Any, Any, Any], address: Address) -> None:
-    if not await _list(request).remove(_check_address(address)):
+async def delete_suppression(
+    suppression_list: NamedDependency[SuppressionList], address: Address
+) -> None:
+    if not await suppression_list.remove(_check_address(address)):
         raise ProblemError(404, "Not Found", "address is not suppressed")
     log.info("suppressions.removed")
 

@@ -280,7 +280,7 @@ async def _handle(
             await entry.adapter.verify(
                 webhook,
                 entry.spec,
-                VerifyContext(now=received_at, fetch_certificate=runtime.fetch_certificate),
+                VerifyContext(now=received_at, fetch_certificate=runtime.certificates.fetch),
             )
         except AuthError as exc:
             raise _auth_failure(runtime, provider, exc, entry.challenges) from None
@@ -312,7 +312,7 @@ async def _handle(
     if result.nonce is not None:
         await _check_nonce(runtime, provider, entry, result)
     if result.control is not None:
-        await runtime.handle_control_message(provider, name, result.control)
+        await runtime.control_messages.handle(provider, name, result.control)
         if not result.events:
             return _ack(0, 0), "control", 0
     rejected = _rejected(provider, name, received_at, result)

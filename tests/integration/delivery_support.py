@@ -17,8 +17,8 @@ import httpx
 import msgspec
 import uvicorn
 
-from gateway.delivery import DeliveryService, SystemClock
-from gateway.delivery.clock import Clock
+from gateway.clock import Clock, SystemClock
+from gateway.delivery import DeliveryService
 from gateway.settings import Settings
 from gateway.storage.pool import create_pool
 from gateway.storage.store import EventStore

@@ -28,7 +28,8 @@ import msgspec
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from gateway.delivery import ManualClock, webhook_id
+from gateway.clock import ManualClock
+from gateway.delivery import webhook_id
 from handlers.events import EventType
 from hookline_testing import samples_for
 from tests.integration._gateway_process import ROOT, clean_environment, run_gateway

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from gateway.delivery import ManualClock, webhook_id
+from gateway.clock import ManualClock
+from gateway.delivery import webhook_id
 from handlers.events import BounceClass, EventType
 from tests.integration.delivery_support import (
     Reply,

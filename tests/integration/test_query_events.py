@@ -259,6 +259,13 @@ async def test_bad_input_is_400_naming_the_reason(gateway_factory: Any) -> None:
             ("/v1/recipients", {"inactive_days": "abc"}),
             ("/v1/recipients/a@example.com", {"limit": "100000"}),
             ("/v1/messages/m1", {"provider": "nope"}),
+            ("/v1/messages/m1", {"colour": "red"}),
+            ("/v1/recipients/a@example.com", {"colour": "red"}),
+            ("/v1/recipients", {"inactive_days": "30", "colour": "red"}),
+            ("/v1/stats", {"colour": "red"}),
+            ("/v1/stats", {"provider": "nope"}),
+            ("/v1/stats", {"group_by": "day,hour"}),
+            ("/v1/stats", {"group_by": "tag", "campaign": "spring"}),
         ]:
             response = await gw.client.get(path, params=params, headers=AUTH)
             assert response.status_code == 400, (path, params, response.text)

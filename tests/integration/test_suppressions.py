@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway.delivery import ManualClock
+from gateway.clock import ManualClock
 from handlers.events import BounceClass, EventType
 from tests.integration.delivery_support import delivery_stack, event
 

@@ -1,6 +1,7 @@
-"""``hookline worker`` runs the outbox workers but not the spool drainer: the spool belongs to
-the gateway process that acknowledged the events (it is on that pod's volume), and that
-process drains it whether or not it runs the outbox workers itself."""
+"""``hookline worker`` runs the background workers, the spool drainer included: it drains a
+spool directory it finds (left by a gateway that is gone) unless a running gateway holds that
+directory's lock (``gateway/ingest/spool_lock.py``); a gateway drains its own spool whether or
+not it runs the outbox workers itself."""
 
 from __future__ import annotations
 
@@ -40,29 +41,49 @@ async def stored_keys(url: str) -> set[str]:
         await conn.close()
 
 
-async def test_the_worker_leaves_the_spool_to_the_gateway_which_drains_it_without_workers(
+async def wait_stored(url: str, keys: set[str]) -> set[str]:
+    deadline = time.monotonic() + 30
+    while (stored := await stored_keys(url)) != keys and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return stored
+
+
+async def test_the_worker_drains_a_spool_no_gateway_holds(
     fresh_db_url: str, tmp_path: Path
 ) -> None:
-    """A worker started on a data directory holding a spool segment reports its spool as
-    disabled and leaves the segment alone; a gateway with ``[server] workers = false`` on
-    that directory drains it into PostgreSQL."""
+    """``hookline worker`` started on a data directory holding a spool segment left by a
+    gateway that is gone runs the spool drainer: the events reach PostgreSQL and the
+    segment is deleted."""
     keys = spooled_segment(tmp_path / "data", seed=77)
     segment = tmp_path / "data" / "spool" / "seg-000000000001.log"
     settings: Any = build_settings(fresh_db_url, tmp_path, sources=SOURCES)
     async with serve(settings, role="worker") as worker:
-        ready = await worker.client.get("/readyz")
-        assert ready.json()["spool"] == "disabled"
-        assert worker.runtime.ingestor.spool is None
-        assert "spool-drainer" not in {name for name, _ in worker.runtime.background}
-        await asyncio.sleep(1.5)  # three drain intervals, had it had a drainer
-        assert segment.exists()
-        assert await stored_keys(fresh_db_url) == set()
-
-    settings = build_settings(fresh_db_url, tmp_path, sources=SOURCES, server={"workers": False})
-    async with serve(settings) as gateway:
+        assert "spool-drainer" in {name for name, _ in worker.runtime.background}
+        assert await wait_stored(fresh_db_url, keys) == keys
         deadline = time.monotonic() + 30
-        while await stored_keys(fresh_db_url) != keys and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        assert await stored_keys(fresh_db_url) == keys
+        while segment.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert not segment.exists()
+        assert worker.metric("hookline_spool_events") == 0
+
+
+async def test_the_worker_leaves_a_running_gateways_spool_to_that_gateway(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
+    """A worker started on the data directory of a running gateway (which holds the spool
+    lock) runs no spool drainer and reports its spool disabled; the gateway, with
+    ``[server] workers = false``, drains the segment into PostgreSQL itself."""
+    keys = spooled_segment(tmp_path / "data", seed=78)
+    segment = tmp_path / "data" / "spool" / "seg-000000000001.log"
+    settings: Any = build_settings(
+        fresh_db_url, tmp_path, sources=SOURCES, server={"workers": False}
+    )
+    async with serve(settings) as gateway:
+        async with serve(settings, role="worker") as worker:
+            ready = await worker.client.get("/readyz")
+            assert ready.json()["spool"] == "disabled"
+            assert worker.runtime.ingestor.spool is None
+            assert "spool-drainer" not in {name for name, _ in worker.runtime.background}
+        assert await wait_stored(fresh_db_url, keys) == keys
         assert gateway.metric("hookline_spool_events") == 0
     assert not segment.exists()

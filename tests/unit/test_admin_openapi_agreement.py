@@ -1,7 +1,8 @@
-"""The admin API's two views of its read parameters agree: the OpenAPI document Litestar
-serves (from the handlers' declarations) names exactly the query parameters that
-``gateway.query.filters`` accepts, so no documented parameter is refused as unknown and no
-accepted one is undocumented."""
+"""The admin API's read parameters are declared once and both views of them agree: the
+OpenAPI document Litestar serves (from each operation's query provider) names exactly the
+query parameters the input guard lets through (``opt[QUERY_PARAMETERS]``, taken from the same
+provider), so no documented parameter is refused as unknown and no accepted one is
+undocumented."""
 
 from __future__ import annotations
 
@@ -9,22 +10,24 @@ from typing import Any
 
 from litestar import Litestar
 
-from gateway.query.filters import (
-    EVENT_PARAMETERS,
-    INACTIVE_PARAMETERS,
-    MESSAGE_PARAMETERS,
-    RECIPIENT_PARAMETERS,
-    STATS_PARAMETERS,
-)
+from gateway.routes.admin_dependencies import admin_dependencies
+from gateway.routes.admin_input import QUERY_PARAMETERS
 from gateway.routes.admin_openapi import StrictStructSchemaPlugin
-from gateway.routes.admin_query import query_router
+from gateway.routes.admin_query import (
+    get_message,
+    get_recipient,
+    get_stats,
+    list_inactive_recipients,
+    query_router,
+    search_events,
+)
 
 ACCEPTED = {
-    "/v1/events": EVENT_PARAMETERS,
-    "/v1/messages/{message_id}": MESSAGE_PARAMETERS,
-    "/v1/recipients/{address}": RECIPIENT_PARAMETERS,
-    "/v1/recipients": INACTIVE_PARAMETERS,
-    "/v1/stats": STATS_PARAMETERS,
+    "/v1/events": search_events.opt[QUERY_PARAMETERS],
+    "/v1/messages/{message_id}": get_message.opt[QUERY_PARAMETERS],
+    "/v1/recipients/{address}": get_recipient.opt[QUERY_PARAMETERS],
+    "/v1/recipients": list_inactive_recipients.opt[QUERY_PARAMETERS],
+    "/v1/stats": get_stats.opt[QUERY_PARAMETERS],
 }
 
 
@@ -34,9 +37,16 @@ def _query_parameters(document: dict[str, Any], path: str) -> set[str]:
 
 
 def test_documented_query_parameters_are_the_accepted_ones() -> None:
-    """For every read operation, documented query names == the parser's allowed names."""
-    app = Litestar(route_handlers=[query_router], plugins=[StrictStructSchemaPlugin()])
+    """For every read operation, documented query names == the names the guard accepts,
+    and neither is empty or a dependency's name."""
+    app = Litestar(
+        route_handlers=[query_router],
+        dependencies=admin_dependencies(),  # as gateway/app.py registers them
+        plugins=[StrictStructSchemaPlugin()],
+    )
     document = app.openapi_schema.to_schema()
     assert {path: _query_parameters(document, path) for path in ACCEPTED} == {
         path: set(names) for path, names in ACCEPTED.items()
     }
+    assert ACCEPTED["/v1/events"] >= {"recipient", "tag", "metadata", "since", "cursor"}
+    assert all(names and not names & {"reads", "read_query"} for names in ACCEPTED.values())

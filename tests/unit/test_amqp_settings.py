@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.delivery.amqp_target import RoutingKey, broker_url
+from gateway.amqp_target import RoutingKey, broker_url
 from gateway.settings import ConfigError, Settings, load_settings
 from observability.redact import redact_url
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.clock import ManualClock
 from gateway.delivery.breaker import ProbeGate, sink_breaker
-from gateway.delivery.clock import ManualClock
 from gateway.resilience import AsyncCircuitBreaker, CircuitOpenError
 from observability.metrics import Metrics
 

@@ -37,8 +37,8 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from gateway.delivery.amqp_target import RoutingKey, broker_url
-from gateway.delivery.clock import Clock
+from gateway.amqp_target import RoutingKey, broker_url
+from gateway.clock import Clock
 from gateway.delivery.models import ClaimedRow, RowResult
 from gateway.delivery.payload import envelope_type
 from gateway.delivery.processors.base import AttemptGuard, Observed

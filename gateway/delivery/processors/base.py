@@ -26,8 +26,8 @@ from typing import Protocol
 
 import structlog
 
+from gateway.clock import Clock
 from gateway.delivery.breaker import ProbeGate
-from gateway.delivery.clock import Clock
 from gateway.delivery.models import Attempt, ClaimedRow, Outcome, RowResult
 from gateway.delivery.retry import RetryPolicy, Verdict
 from gateway.resilience import AsyncCircuitBreaker, CircuitOpenError

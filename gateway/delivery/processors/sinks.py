@@ -19,7 +19,7 @@ import httpx
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
-from gateway.delivery.clock import Clock
+from gateway.clock import Clock
 from gateway.delivery.models import ClaimedRow, RowResult
 from gateway.delivery.processors.base import AttemptGuard, Observed
 from gateway.delivery.retry import RetryPolicy, Verdict, classify_status, parse_retry_after

@@ -26,7 +26,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from gateway.delivery.clock import Clock
+from gateway.clock import Clock
 from gateway.delivery.models import ClaimedRow
 from gateway.delivery.payload import SuppressionSignal, decode_signal
 from gateway.settings import SuppressionSettings

@@ -1,4 +1,5 @@
-"""Time for the delivery workers, injectable so tests drive retries without sleeping.
+"""Time, injectable so tests drive retries, leases and expiries without sleeping (shared core:
+delivery and the admin API use it).
 
 Every time comparison in delivery (due rows, leases, backoff, breaker reset) uses the
 dispatcher's clock and passes it to SQL as a parameter, never the database's ``now()``.
