@@ -1,13 +1,14 @@
 """The admin API's guard against input no handler can use: a path or query string whose
 percent-encoding is not UTF-8 (a lone surrogate, stray bytes: decoded leniently they would
 silently become U+FFFD and be searched for), a query parameter the operation does not
-declare (when it lists its names in ``opt[QUERY_PARAMETERS]``, as the read operations of
-``admin_query.py`` do), and a JSON body nested so deeply that decoding it overflows the
-stack. All are 400 problem+json; the guard runs after the token check,
-so unauthenticated requests never get this far."""
+declare (listed in ``opt[QUERY_PARAMETERS]``, as the read operations of ``admin_query.py``
+do, or read from the handler's signature), and a JSON body nested so deeply that decoding
+it overflows the stack. All are 400 problem+json; the guard runs after the token check, so
+unauthenticated requests never get this far."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -15,10 +16,11 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 import msgspec
 from litestar.connection import ASGIConnection, Request
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import ParameterKwarg
 
 from gateway.errors import ProblemError
 
-__all__ = ["QUERY_PARAMETERS", "require_readable_input"]
+__all__ = ["QUERY_PARAMETERS", "declared_query_parameters", "require_readable_input"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: the query parameters an operation declares as arrays (``tag=a&tag=b``); any other name
@@ -26,6 +28,12 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 REPEATABLE = frozenset({"tag", "metadata"})
 #: the ``opt`` key of a handler that lists every query parameter it accepts: others are 400
 QUERY_PARAMETERS = "query_parameters"
+#: the names Litestar injects itself rather than reading from the query string
+_RESERVED = frozenset(
+    {"data", "request", "state", "headers", "cookies", "query", "scope", "socket", "body"}
+)
+#: ``{name}`` or ``{name:type}`` in a route's path template
+_PATH_PARAMETER = re.compile(r"{(\w+)(?::[^}]*)?}")
 
 
 def _utf8(raw: bytes) -> bool:
@@ -34,6 +42,31 @@ def _utf8(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def declared_query_parameters(handler: BaseRouteHandler) -> frozenset[str]:
+    """The query parameter names an operation accepts: its ``opt[QUERY_PARAMETERS]`` when it
+    lists them, otherwise read once from its signature (every parameter that is not a path
+    parameter, a dependency, a header, a cookie or one of Litestar's reserved names such as
+    ``data``) and kept in ``opt``."""
+    declared: frozenset[str] | None = handler.opt.get(QUERY_PARAMETERS)
+    if declared is None:
+        path = {name for template in handler.paths for name in _PATH_PARAMETER.findall(template)}
+        provided = handler.resolve_dependencies().keys()
+        names: set[str] = set()
+        for name, field in handler.parsed_fn_signature.parameters.items():
+            if name in path or name in provided or name in _RESERVED:
+                continue
+            kwarg = field.kwarg_definition
+            if isinstance(kwarg, ParameterKwarg):
+                if kwarg.header or kwarg.cookie:
+                    continue
+                names.add(kwarg.query or name)
+            elif kwarg is None:
+                names.add(name)
+        declared = frozenset(names)
+        handler.opt[QUERY_PARAMETERS] = declared
+    return declared
 
 
 async def require_readable_input(
@@ -52,10 +85,10 @@ async def require_readable_input(
     repeated = sorted(name for name, count in names.items() if count > 1 and name not in REPEATABLE)
     if repeated:
         raise ProblemError(400, "Bad Request", f"{repeated[0]}: given more than once")
-    declared: frozenset[str] | None = handler.opt.get(QUERY_PARAMETERS)
-    if declared is not None and not names.keys() <= declared:
-        unknown = min(names.keys() - declared)
-        allowed = ", ".join(sorted(declared))
+    declared = declared_query_parameters(handler)
+    if not names.keys() <= declared:
+        unknown = min(names.keys() - declared) or "(a parameter without a name)"
+        allowed = ", ".join(sorted(declared)) or "none"
         raise ProblemError(400, "Bad Request", f"{unknown}: unknown parameter (allowed: {allowed})")
     if isinstance(connection, Request) and connection.method in _BODY_METHODS:
         body = await connection.body()

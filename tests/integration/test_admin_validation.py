@@ -87,3 +87,28 @@ async def test_hostile_admin_input_is_a_4xx_problem_never_a_5xx(gateway: Any) ->
     bad = [a for a in answers if a[2] != 400 or a[3] != "application/problem+json"]
     assert bad == [], "\n".join(map(str, bad))
     assert (await gateway.client.get("/v1/dlq", headers=AUTH)).status_code == 200
+
+
+UNDECLARED = [
+    ("/v1/dlq?=", "(a parameter without a name)"),
+    ("/v1/dlq?cursor=00&=", "(a parameter without a name)"),
+    ("/v1/dlq?page=2", "page"),
+    ("/v1/suppressions?address=a%40example.com", "address"),
+    ("/v1/quarantine?kind=parse", "kind"),
+    ("/v1/control-messages?offset=10", "offset"),
+    ("/v1/dlq/1?verbose=1", "verbose"),
+    ("/v1/events?limt=5", "limt"),
+]
+
+
+@pytest.mark.parametrize(("path", "named"), UNDECLARED)
+async def test_a_query_parameter_the_operation_does_not_declare_is_400(
+    gateway: Any, path: str, named: str
+) -> None:
+    """Every admin operation, not only the read API, refuses a query parameter it does not
+    declare (a typo would otherwise be silently ignored and answer as if unfiltered), and
+    the problem names it and what is allowed."""
+    response = await gateway.client.get(path, headers=AUTH)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith(f"{named}: unknown parameter (allowed: ")
