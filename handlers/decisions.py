@@ -196,6 +196,11 @@ def _postmark() -> Iterator[Decision]:
             why = "not a delivery outcome (address change, relay test, inbound error)"
         elif event_type is EventType.DEFERRED:
             why = "Postmark keeps retrying"
+        elif kind == "SpamNotification":
+            why = (
+                "the receiving server filtered it as spam, not the recipient: counts to a "
+                "quarantine, never a complaint"
+            )
         yield _row(
             "postmark",
             "Bounce",

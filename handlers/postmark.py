@@ -13,8 +13,9 @@ Postmark's list hygiene echoing a Bounce / SpamComplaint record it sends anyway:
 
 ``Bounce`` depends on its ``Type`` (see ``BOUNCE_TYPES``): HardBounce / BadEmailAddress /
 ManuallyDeactivated are hard bounces; SoftBounce / Blocked / VirusNotification / DMARCPolicy
+and SpamNotification (the receiving server's filter, not the recipient, called it spam)
 soft; Unknown undetermined; Transient and DnsError deferred (Postmark keeps retrying);
-SpamNotification complained; Unsubscribe / Subscribe (list replies) unsubscribed /
+Unsubscribe / Subscribe (list replies) unsubscribed /
 resubscribed; Unconfirmed, SMTPApiError and TemplateRenderingFailed dropped (Postmark never
 sent the message); AutoResponder and ChallengeVerification are a mailbox answering (vacation
 responder, challenge-response), so auto_replied, never a bounce; AddressChange,
@@ -88,7 +89,9 @@ BOUNCE_TYPES: dict[str, tuple[EventType, BounceClass | None]] = {
     "Unknown": (EventType.BOUNCED, BounceClass.UNDETERMINED),
     "Transient": (EventType.DEFERRED, None),
     "DnsError": (EventType.DEFERRED, None),
-    "SpamNotification": (EventType.COMPLAINED, None),
+    # TypeCode 512: the receiving server or its filter blocked the message or classed it as
+    # spam; the recipient did not complain (that is SpamComplaint, 100001)
+    "SpamNotification": (EventType.BOUNCED, BounceClass.SOFT),
     "SpamComplaint": (EventType.COMPLAINED, None),
     "Unsubscribe": (EventType.UNSUBSCRIBED, None),
     "Subscribe": (EventType.RESUBSCRIBED, None),

@@ -54,7 +54,7 @@ def parse_one(body: bytes) -> EmailEvent:
         ("bounce_transient", EventType.DEFERRED, None),
         ("bounce_dns_error", EventType.DEFERRED, None),
         ("bounce_blocked", EventType.BOUNCED, BounceClass.SOFT),
-        ("bounce_spam_notification", EventType.COMPLAINED, None),
+        ("bounce_spam_notification", EventType.BOUNCED, BounceClass.SOFT),
         ("bounce_auto_responder", EventType.AUTO_REPLIED, None),
         ("spam_complaint", EventType.COMPLAINED, None),
         ("open", EventType.OPENED, None),
@@ -88,7 +88,7 @@ def test_every_record_type_maps_to_its_normalized_type(
         ("Unknown", EventType.BOUNCED, BounceClass.UNDETERMINED),
         ("Transient", EventType.DEFERRED, None),
         ("DnsError", EventType.DEFERRED, None),
-        ("SpamNotification", EventType.COMPLAINED, None),
+        ("SpamNotification", EventType.BOUNCED, BounceClass.SOFT),
         ("SpamComplaint", EventType.COMPLAINED, None),
         ("Unsubscribe", EventType.UNSUBSCRIBED, None),
         ("Subscribe", EventType.RESUBSCRIBED, None),
@@ -359,3 +359,13 @@ def test_subscription_change_reasons(
     event = parse_one(json.dumps(raw).encode())
     assert event.event_type is event_type
     assert event.reason == reason
+
+
+def test_a_spam_notification_is_the_receiving_filter_not_a_complaint() -> None:
+    """TypeCode 512 means a receiving server or its filter blocked the message as spam; the
+    recipient complained of nothing, so it is a soft bounce (counted towards a quarantine)
+    and never ``complained`` (which would suppress a working address at once). Only
+    ``SpamComplaint`` (100001) is the recipient's complaint."""
+    notification = parse_one(fixture("bounce_spam_notification"))
+    assert notification.event_type is EventType.BOUNCED
+    assert notification.bounce_class is BounceClass.SOFT
