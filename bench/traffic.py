@@ -1,0 +1,124 @@
+"""Signed webhook traffic for the benches: one signing scheme per ESP, written as raw HTTP
+requests that ``bench/wrk_replay.lua`` replays byte for byte.
+
+This is the one module in ``bench/`` that imports the adapters' test helpers
+(``make_test_source``, ``example_body``, ``signed_request``): when they move, only the
+imports below change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from handlers import _signing_ses as ses_signing
+from handlers import mailgun, postmark, sendgrid
+from handlers.base import SourceSpec
+
+__all__ = [
+    "SCHEMES",
+    "Scheme",
+    "make_source",
+    "sendgrid",
+    "source_toml",
+    "spec_from_json",
+    "spec_to_json",
+    "write_requests",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Scheme:
+    """How one ESP authenticates its webhooks, and what that costs the receiver."""
+
+    name: str  # the signing scheme, as the tables print it
+    provider: str
+    helpers: ModuleType  # make_test_source, example_body, signed_request
+    batches: bool  # the ESP sends several events per request
+
+
+#: one provider per signing scheme that costs CPU
+SCHEMES: dict[str, Scheme] = {
+    s.provider: s
+    for s in (
+        Scheme("ECDSA P-256", "sendgrid", sendgrid, batches=True),
+        Scheme("RSA-SHA1 (SNS)", "ses", ses_signing, batches=False),
+        Scheme("HMAC-SHA256", "mailgun", mailgun, batches=False),
+        Scheme("basic auth", "postmark", postmark, batches=False),
+    )
+}
+
+
+def make_source(provider: str, name: str = "main") -> tuple[SourceSpec, Any]:
+    """A source with fresh credentials, and the material that signs its traffic."""
+    spec, material = SCHEMES[provider].helpers.make_test_source(name)
+    return spec, material
+
+
+def spec_to_json(spec: SourceSpec) -> str:
+    """A SourceSpec for a receiver process's environment (secrets included: bench only)."""
+    return json.dumps(
+        {
+            "provider": spec.provider,
+            "name": spec.name,
+            "signing_key": spec.signing_key,
+            "basic_auth": spec.basic_auth,
+            "topic_arns": list(spec.topic_arns),
+            "sns_certificates": dict(spec.sns_certificates),
+        }
+    )
+
+
+def spec_from_json(text: str) -> SourceSpec:
+    fields = json.loads(text)
+    fields["topic_arns"] = tuple(fields["topic_arns"])
+    return SourceSpec(**fields)
+
+
+def source_toml(spec: SourceSpec) -> str:
+    """The ``[[sources]]`` entry of Hookline's configuration for ``spec`` (JSON strings are
+    TOML basic strings)."""
+    lines = [
+        "[[sources]]",
+        f"provider = {json.dumps(spec.provider)}",
+        f"name = {json.dumps(spec.name)}",
+    ]
+    for key in ("signing_key", "basic_auth"):
+        value = getattr(spec, key)
+        if value is not None:
+            lines.append(f"{key} = {json.dumps(value)}")
+    if spec.topic_arns:
+        lines.append(f"topic_arns = {json.dumps(list(spec.topic_arns))}")
+    if spec.sns_certificates:
+        pairs = ", ".join(
+            f"{json.dumps(k)} = {json.dumps(v)}" for k, v in spec.sns_certificates.items()
+        )
+        lines.append(f"sns_certificates = {{ {pairs} }}")
+    return "\n".join(lines) + "\n"
+
+
+def _raw_request(path: str, headers: dict[str, str], body: bytes) -> bytes:
+    head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    head.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def write_requests(
+    path: Path, spec: SourceSpec, material: Any, *, count: int, batch: int = 1, seed: int = 0
+) -> None:
+    """Sign ``count`` requests of ``batch`` events into ``path``, every event unique (seeds
+    ``seed`` to ``seed + count - 1``), each as ``<length>\\n<raw HTTP request>``."""
+    helpers = SCHEMES[spec.provider].helpers
+    target = f"/webhooks/{spec.provider}/{spec.name}"
+    now = datetime.now(UTC)
+    with open(path, "wb") as handle:
+        for n in range(count):
+            body = helpers.example_body(batch, seed=seed + n, now=now)
+            request = helpers.signed_request(spec, material, body, now=now)
+            raw = _raw_request(target, dict(request.headers), request.body)
+            handle.write(b"%d\n" % len(raw) + raw)
