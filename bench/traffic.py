@@ -9,6 +9,7 @@ imports below change.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,13 +18,14 @@ from typing import Any
 
 from handlers import _signing_ses as ses_signing
 from handlers import mailgun, postmark, sendgrid
-from handlers.base import SourceSpec
+from handlers.base import SourceSpec, WebhookRequest
 
 __all__ = [
     "SCHEMES",
     "Scheme",
     "make_source",
     "sendgrid",
+    "signed_requests",
     "source_toml",
     "spec_from_json",
     "spec_to_json",
@@ -108,17 +110,24 @@ def _raw_request(path: str, headers: dict[str, str], body: bytes) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
+def signed_requests(
+    spec: SourceSpec, material: Any, *, count: int, batch: int = 1, seed: int = 0
+) -> Iterator[WebhookRequest]:
+    """``count`` signed requests of ``batch`` events, every event unique (seeds ``seed`` to
+    ``seed + count - 1``), as the ESP would send them now."""
+    helpers = SCHEMES[spec.provider].helpers
+    now = datetime.now(UTC)
+    for n in range(count):
+        body = helpers.example_body(batch, seed=seed + n, now=now)
+        yield helpers.signed_request(spec, material, body, now=now)
+
+
 def write_requests(
     path: Path, spec: SourceSpec, material: Any, *, count: int, batch: int = 1, seed: int = 0
 ) -> None:
-    """Sign ``count`` requests of ``batch`` events into ``path``, every event unique (seeds
-    ``seed`` to ``seed + count - 1``), each as ``<length>\\n<raw HTTP request>``."""
-    helpers = SCHEMES[spec.provider].helpers
+    """``signed_requests`` into ``path`` as raw HTTP, each ``<length>\\n<request>``."""
     target = f"/webhooks/{spec.provider}/{spec.name}"
-    now = datetime.now(UTC)
     with open(path, "wb") as handle:
-        for n in range(count):
-            body = helpers.example_body(batch, seed=seed + n, now=now)
-            request = helpers.signed_request(spec, material, body, now=now)
+        for request in signed_requests(spec, material, count=count, batch=batch, seed=seed):
             raw = _raw_request(target, dict(request.headers), request.body)
             handle.write(b"%d\n" % len(raw) + raw)
