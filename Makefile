@@ -7,7 +7,7 @@ UV         := .uv/bin/uv
 VENV       := .venv
 STAMP      := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test test-unit lint format system-deps system-packages bench clean help slo image schema
+.PHONY: run demo test test-unit lint format system-deps system-packages bench bench-peers clean help slo image schema
 
 help:
 	@echo "make run     start the gateway on 127.0.0.1:8000 (HOOKLINE_CONFIG/HOST/PORT honoured)"
@@ -16,7 +16,8 @@ help:
 	@echo "make test-unit  the fast suite alone (no servers or external tools)"
 	@echo "make lint    ruff + mypy + import contracts (lint-imports) + hadolint only"
 	@echo "make image   build the OCI image with podman (scripts/build-image.sh; root on Debian)"
-	@echo "make bench   ingest benchmark (bench/ingest_bench.py)"
+	@echo "make bench   ingest benchmark against fair baselines (bench/ingest_bench.py)"
+	@echo "make bench-peers  the same plus the Django + django-anymail peer"
 	@echo "make slo     regenerate the SLO rules and dashboard from grafana/slo/slos.yml"
 	@echo "make schema  regenerate gateway/storage/schema.sql (the migrated schema) after a migration"
 	@echo "the CLI:     .venv/bin/hookline --help   (make run / make test create .venv)"
@@ -81,8 +82,15 @@ schema: $(STAMP)
 image:
 	bash scripts/build-image.sh
 
+# Hookline against the floor and the naive receiver of every signing scheme, one process
+# each, same run (bench/ingest_bench.py; docs/benchmarks.md); needs wrk
 bench: $(STAMP)
-	$(VENV)/bin/python bench/ingest_bench.py
+	$(VENV)/bin/python bench/ingest_bench.py $(BENCH_ARGS)
+
+# the same plus the Django + django-anymail peer (the optional `bench` dependency group)
+bench-peers: $(STAMP)
+	$(UV) sync --frozen --group bench --python $(PYTHON)
+	$(VENV)/bin/python bench/ingest_bench.py --peers $(BENCH_ARGS)
 
 # The adapter fuzzers of `make test` with the deep hypothesis profile (60 times the
 # examples: thousands per property and provider; no per-test timeout)

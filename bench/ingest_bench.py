@@ -1,30 +1,48 @@
-"""Ingest benchmark: the bare-ASGI ceiling, a naive per-request-INSERT handler and Hookline,
-measured in one invocation on this machine, with ratios.
+"""Ingest benchmark: Hookline against fair baselines, in one invocation, one process each.
 
-    .venv/bin/python bench/ingest_bench.py [--duration 15] [--connections 64] [--soak 0]
+    .venv/bin/python bench/ingest_bench.py [--duration 10] [--rounds 3] [--connections 64]
+        [--schemes sendgrid,ses,mailgun,postmark] [--batch 100] [--peers] [--soak 0]
 
-Every case runs under uvicorn (uvloop + httptools) in its own process and is driven by wrk
-replaying pre-signed SendGrid requests whose events are all unique (bench/wrk_replay.lua).
-Hookline runs as shipped: signature verification, metrics, JSON logs (to /dev/null) and
-tracing (no exporter) enabled, group commit into a durable PostgreSQL (fsync on,
-synchronous_commit on). Needs `wrk` (Debian package). Only 127.0.0.1 is ever contacted.
+For every signing scheme that costs CPU (bench/traffic.py: ECDSA = SendGrid, RSA = SES via
+SNS, HMAC = Mailgun, basic auth = Postmark), each under uvicorn (uvloop + httptools) in its
+own single process, driven by wrk replaying pre-signed single-event requests whose events
+are all unique (bench/wrk_replay.lua):
+
+* the **floor**: Litestar + the provider's own verification, storing nothing;
+* **naive with signature**: the same + one INSERT per request through an asyncpg pool;
+* **Hookline as shipped**: verification, parsing, metrics, JSON logs (to /dev/null), tracing
+  (default sampler, no exporter), group commit into a durable PostgreSQL (fsync and
+  synchronous_commit on), outbox workers in the same process.
+
+``--peers`` (``make bench-peers``, needs the ``bench`` dependency group) adds the peer a
+Python team would deploy instead: Django + django-anymail's Postmark tracking view and a
+``get_or_create`` receiver under gunicorn with one sync worker (bench/apps/django_peer).
+
+Every case runs against a fresh database; CPU per request is read from /proc for the
+server's whole process tree (far steadier than req/s on a shared machine). With several
+rounds, each figure is the median and the ratios' spread is printed. Every storing case is
+checked for loss: the rows in PostgreSQL must cover every acknowledged event. Needs `wrk`
+(Debian package). Only 127.0.0.1 is ever contacted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
+import multiprocessing
 import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,46 +50,38 @@ from typing import Any
 import asyncpg
 import httpx
 import msgspec
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.proc_stats import cpu_seconds  # noqa: E402
+from bench.traffic import (  # noqa: E402
+    SCHEMES,
+    make_source,
+    sendgrid,
+    source_toml,
+    spec_to_json,
+    write_requests,
+)
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
+from gateway.storage.migrate import apply_migrations  # noqa: E402
 from gateway.storage.pool import create_pool  # noqa: E402
 from gateway.storage.store import EventStore  # noqa: E402
-from handlers import sendgrid  # noqa: E402
 from handlers.base import WebhookRequest  # noqa: E402
 from hookline_testing import samples_for  # noqa: E402
 
 PYTHON = sys.executable
+#: request rates no case here reaches on a 2-core machine: files are sized from them, so
+#: that no replay wraps around (a wrap would send duplicates)
+MAX_RATE = {"sendgrid": 7000, "ses": 4000, "mailgun": 9000, "postmark": 9000}
+WARM_UP_SECONDS = 2
+TEMPLATE_DB = "hookline_template"
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def write_requests(
-    directory: Path, key: ec.EllipticCurvePrivateKey, count: int, batch: int, threads: int, tag: str
-) -> None:
-    """Pre-sign ``count`` requests of ``batch`` unique events, split over per-thread files."""
-    directory.mkdir(parents=True, exist_ok=True)
-    files = [open(directory / f"requests-{i}.txt", "w") for i in range(threads)]  # noqa: SIM115
-    timestamp = str(int(datetime.now(UTC).timestamp()))
-    try:
-        for n in range(count):
-            body = samples_for("sendgrid").example_body(batch, seed=hash((tag, n)) & 0x7FFFFFFF)
-            body = body.rstrip(b"\r\n")
-            signature = key.sign(timestamp.encode() + body + b"\r\n", ec.ECDSA(hashes.SHA256()))
-            line = f"{base64.b64encode(signature).decode()}\t{timestamp}\t{body.decode()}\n"
-            files[n % threads].write(line)
-    finally:
-        for handle in files:
-            handle.close()
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
@@ -110,8 +120,23 @@ def run_wrk(url: str, requests_dir: Path, duration: int, connections: int) -> di
         if line.startswith("BENCH_JSON "):
             data: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
             data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+            data["acked"] = data["requests"] - data["errors_status"]
             return data
     raise RuntimeError(f"wrk printed no result:\n{result.stdout}\n{result.stderr}")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (gunicorn's workers, the gateway's helpers)."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue
+    return pids
 
 
 def rss_mb(pid: int) -> float:
@@ -136,22 +161,40 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-async def count_rows(url: str, table: str) -> int:
-    conn = await asyncpg.connect(url)
+def with_db(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+async def build_template(admin_url: str) -> None:
+    """A migrated database that every Hookline case copies (CREATE DATABASE ... TEMPLATE)."""
+    admin = await asyncpg.connect(admin_url)
     try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+        await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(with_db(admin_url, TEMPLATE_DB))
+    try:
+        await apply_migrations(conn)
     finally:
         await conn.close()
 
 
-async def reset_database(url: str) -> None:
+async def fresh_database(admin_url: str, name: str, template: str | None = None) -> str:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(
+            f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else "")
+        )
+    finally:
+        await admin.close()
+    return with_db(admin_url, name)
+
+
+async def count_rows(url: str, table: str) -> int:
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(
-            "DROP TABLE IF EXISTS naive_events; "
-            "DO $$ BEGIN IF to_regclass('events') IS NOT NULL THEN "
-            "TRUNCATE events, event_keys; END IF; END $$;"
-        )
+        return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
     finally:
         await conn.close()
 
@@ -212,162 +255,429 @@ def uvicorn_cmd(app: str, port: int) -> list[str]:
     ]
 
 
+# -- the traffic ---------------------------------------------------------------------------
+
+_SIGNING: dict[str, tuple[Any, Any]] = {}  # provider -> (spec, material), for forked signers
+
+
+def _sign_file(job: tuple[str, str, int, int, int]) -> None:
+    provider, path, count, batch, seed = job
+    spec, material = _SIGNING[provider]
+    write_requests(Path(path), spec, material, count=count, batch=batch, seed=seed)
+
+
+def sign_traffic(work: Path, providers: list[str], duration: int, batch: int) -> None:
+    """Per provider, a warm-up set and a measured set of single-event requests (and the
+    SendGrid batches), one file per wrk thread, signed on both cores."""
+    jobs = []
+    for provider in providers:
+        singles = [("warm", MAX_RATE[provider] * WARM_UP_SECONDS + 2000, 1, 10**7)]
+        singles.append(("run", MAX_RATE[provider] * duration + 2000, 1, 0))
+        if provider == "sendgrid" and batch > 1:
+            batches = 400 * duration + 500  # well above what 100-event batches reach
+            singles += [
+                ("batch-warm", 1000, batch, 3 * 10**7),
+                ("batch-run", batches, batch, 2 * 10**7),
+            ]
+        for kind, count, size, seed in singles:
+            directory = work / f"{provider}-{kind}"
+            directory.mkdir(parents=True, exist_ok=True)
+            for thread in range(2):
+                path = str(directory / f"requests-{thread}.txt")
+                jobs.append((provider, path, count // 2, size, seed + thread * 10**6))
+    started = time.monotonic()
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        list(pool.map(_sign_file, jobs))
+    print(f"signed {len(jobs)} request files in {time.monotonic() - started:.0f}s", flush=True)
+
+
+# -- the cases -----------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """One server under test: how to start it on a port with a database URL, and which
+    table holds what it acknowledged (None: it stores nothing)."""
+
+    kind: str  # floor | naive | hookline | batch | peer
+    provider: str
+    label: str
+    command: Callable[[int], list[str]]
+    environment: Callable[[str], dict[str, str]]
+    table: str | None = None
+    template: str | None = None
+    traffic: str = "run"  # which signed set (bench/traffic.py) drives it
+    events_per_request: int = 1
+    prepare: Callable[[dict[str, str]], None] | None = None
+
+
+@dataclass
+class Measurement:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_ms: float
+    pg_cpu_ms: float
+    acked_events: int
+    stored: int | None
+    wraps: int
+    rss_mb: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int | None:
+        return None if self.stored is None else max(0, self.acked_events - self.stored)
+
+
+def postgres_pid(pg: EmbeddedPostgres) -> int:
+    return int((pg.cluster_dir / "postmaster.pid").read_text().split()[0])
+
+
+def measure(
+    target: Target, work: Path, admin_url: str, duration: int, connections: int, pg_pid: int
+) -> Measurement:
+    url = admin_url
+    if target.table is not None:
+        url = asyncio.run(fresh_database(admin_url, "bench_case", target.template))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env |= {"PYTHONPATH": str(ROOT), "BENCH_DATABASE_URL": url, **target.environment(url)}
+    if target.prepare is not None:
+        target.prepare(env)
+    port = free_port()
+    process = start(target.command(port), env)
+    base = f"http://127.0.0.1:{port}"
+    path = f"/webhooks/{target.provider}/main"
+    try:
+        wait_http(f"{base}/healthz", process)
+        warm = run_wrk(
+            base + path,
+            work / f"{target.provider}-{target.traffic.replace('run', 'warm')}",
+            WARM_UP_SECONDS,
+            connections,
+        )
+        pids = process_tree(process.pid)
+        cpu_before = cpu_seconds(pids)
+        pg_pids = process_tree(pg_pid)
+        pg_before = cpu_seconds(pg_pids)
+        run = run_wrk(
+            base + path, work / f"{target.provider}-{target.traffic}", duration, connections
+        )
+        cpu = cpu_seconds(pids) - cpu_before
+        # backends that started during the run count whole (they are the pool's: few)
+        pg_cpu = cpu_seconds(set(process_tree(pg_pid)) | set(pg_pids)) - pg_before
+        rss = sum(rss_mb(pid) for pid in pids if Path(f"/proc/{pid}").exists())
+    finally:
+        stop(process)
+    stored = asyncio.run(count_rows(url, target.table)) if target.table else None
+    return Measurement(
+        rps=run["rps"],
+        p50_ms=run["p50_us"] / 1000,
+        p99_ms=run["p99_us"] / 1000,
+        errors=run["errors_status"] + run["errors_connect"] + run["errors_timeout"],
+        cpu_ms=cpu * 1000 / max(1, run["requests"]),
+        pg_cpu_ms=pg_cpu * 1000 / max(1, run["requests"]),
+        acked_events=(warm["acked"] + run["acked"]) * target.events_per_request,
+        stored=stored,
+        wraps=warm["wraps"] + run["wraps"],
+        rss_mb=rss,
+    )
+
+
+def hookline_target(
+    work: Path, specs: dict[str, Any], kind: str = "hookline", batch: int = 1
+) -> Target:
+    def environment(url: str) -> dict[str, str]:
+        config = work / "hookline.toml"
+        config.write_text(
+            f'[database]\nurl = "{url}"\npool_max_size = 10\n'
+            f'[storage]\ndata_dir = "{work / "data"}"\n'
+            '[logging]\nformat = "json"\n' + "".join(source_toml(spec) for spec in specs.values())
+        )
+        return {"HOOKLINE_CONFIG": str(config)}
+
+    return Target(
+        kind=kind,
+        provider="sendgrid" if kind == "batch" else "",
+        label="",
+        command=lambda port: [PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)],
+        environment=environment,
+        table="events",
+        template=TEMPLATE_DB,
+        traffic="batch-run" if kind == "batch" else "run",
+        events_per_request=batch,
+    )
+
+
+def targets_for(provider: str, spec: Any, work: Path, specs: dict[str, Any]) -> list[Target]:
+    source = {"BENCH_SOURCE": spec_to_json(spec)}
+    receiver = lambda port: uvicorn_cmd("bench.apps.receiver:app", port)  # noqa: E731
+    hookline = hookline_target(work, specs)
+    hookline.provider, hookline.label = provider, "Hookline"
+    return [
+        Target(
+            "floor",
+            provider,
+            "floor (verify only)",
+            receiver,
+            lambda _: {**source, "BENCH_STORE": "none"},
+        ),
+        Target(
+            "naive",
+            provider,
+            "naive with signature",
+            receiver,
+            lambda _: {**source, "BENCH_STORE": "insert"},
+            table="naive_events",
+        ),
+        hookline,
+    ]
+
+
+def peer_target(spec: Any) -> Target:
+    """Django + django-anymail (Postmark) under gunicorn, one sync worker."""
+
+    def environment(_: str) -> dict[str, str]:
+        return {
+            "DJANGO_SETTINGS_MODULE": "bench.apps.django_peer.settings",
+            "BENCH_BASIC_AUTH": spec.basic_auth or "",
+        }
+
+    def prepare(env: dict[str, str]) -> None:
+        subprocess.run(
+            [PYTHON, "-m", "django", "migrate", "--run-syncdb", "-v", "0"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+        )
+
+    return Target(
+        "peer",
+        "postmark",
+        "Django + anymail, gunicorn 1 worker",
+        lambda port: [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "bench.apps.django_peer.wsgi:application",
+        ],
+        environment,
+        table="peer_events",
+        prepare=prepare,
+    )
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values: list[float]) -> str:
+    if len(values) < 2:
+        return ""
+    return f" ({min(values):.2f}-{max(values):.2f} over {len(values)} rounds)"
+
+
+Results = dict[tuple[str, str], list[Measurement]]
+
+
+def ratios(
+    results: Results, provider: str, numerator: str, denominator: str, attribute: str
+) -> list[float]:
+    """Per round, ``numerator``'s figure over ``denominator``'s (measured in the same round)."""
+    pairs = zip(
+        results.get((provider, numerator), []),
+        results.get((provider, denominator), []),
+        strict=False,
+    )
+    return [
+        getattr(a, attribute) / getattr(b, attribute) for a, b in pairs if getattr(b, attribute)
+    ]
+
+
+def report(results: Results, providers: list[str], batch: int) -> bool:
+    """Print the tables, the ratios, the loss check and the targets; True when nothing
+    acknowledged is missing."""
+    print()
+    print(
+        f"{'scheme':<16}{'case':<38}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
+        f"{'CPU ms/req':>11}{'PG ms/req':>10}{'x floor':>9}{'x naive':>9}"
+    )
+    labels = {
+        "floor": "floor (verify only)",
+        "naive": "naive with signature",
+        "hookline": "Hookline, 1 event/request",
+        "peer": "Django + anymail (gunicorn, 1 worker)",
+        "batch": f"Hookline, {batch} events/request",
+    }
+    peer_only = ("postmark", "peer") in results and "postmark" not in providers
+    for provider in providers + (["postmark"] if peer_only else []):
+        for kind in ("floor", "naive", "hookline", "peer", "batch"):
+            runs = results.get((provider, kind))
+            if not runs:
+                continue
+            rps = median([m.rps for m in runs])
+            floor = median([m.rps for m in results.get((provider, "floor"), [])])
+            naive = median([m.rps for m in results.get((provider, "naive"), [])])
+            print(
+                f"{SCHEMES[provider].name:<16}{labels[kind]:<38}{rps:>8,.0f}"
+                f"{median([m.p50_ms for m in runs]):>8.1f}{median([m.p99_ms for m in runs]):>8.1f}"
+                f"{sum(m.errors for m in runs):>7}{median([m.cpu_ms for m in runs]):>11.3f}"
+                f"{median([m.pg_cpu_ms for m in runs]):>10.3f}"
+                f"{rps / floor:>9.2f}{rps / naive:>9.2f}"
+            )
+    print()
+    print("Ratios, per round in the same run (median, and the spread over rounds):")
+    for provider in providers:
+        for label, num, den, attr in (
+            ("Hookline / floor, req/s", "hookline", "floor", "rps"),
+            ("Hookline / floor, CPU per request", "hookline", "floor", "cpu_ms"),
+            ("Hookline / naive with signature, req/s", "hookline", "naive", "rps"),
+        ):
+            values = ratios(results, provider, num, den, attr)
+            if values:
+                print(f"  {provider:<9}{label:<42}{median(values):>6.2f}{spread(values)}")
+    peer = ratios(results, "postmark", "hookline", "peer", "rps")
+    if peer:
+        print(
+            f"  {'postmark':<9}{'Hookline / Django peer (1 worker), req/s':<42}{median(peer):>6.2f}{spread(peer)}"
+        )
+    print()
+    print("Loss check (rows in PostgreSQL after the server stopped vs events acknowledged):")
+    whole = True
+    for (provider, kind), runs in sorted(results.items()):
+        for number, m in enumerate(runs, 1):
+            if m.stored is None:
+                continue
+            verdict = "ok" if m.lost == 0 else f"MISSING {m.lost}"
+            whole = whole and m.lost == 0
+            wraps = f", {m.wraps} replay wrap-arounds (duplicates sent)" if m.wraps else ""
+            print(
+                f"  {provider:<9}{kind:<9}round {number}: acknowledged {m.acked_events:,}, stored {m.stored:,}: {verdict}{wraps}"
+            )
+    sendgrid_hook = results.get(("sendgrid", "hookline"))
+    if sendgrid_hook:
+        print()
+        print("Targets (issue #21), SendGrid single events:")
+        checks = [
+            (
+                "req/s >= 0.80x the floor",
+                median(ratios(results, "sendgrid", "hookline", "floor", "rps")),
+                0.80,
+                True,
+            ),
+            (
+                "CPU per request <= 1.25x the floor",
+                median(ratios(results, "sendgrid", "hookline", "floor", "cpu_ms")),
+                1.25,
+                False,
+            ),
+            (
+                "req/s >= 1.5x naive with signature",
+                median(ratios(results, "sendgrid", "hookline", "naive", "rps")),
+                1.5,
+                True,
+            ),
+            ("p99 <= 25 ms", median([m.p99_ms for m in sendgrid_hook]), 25.0, False),
+        ]
+        if peer:
+            checks.append(("Postmark req/s >= 10x the Django peer", median(peer), 10.0, True))
+        for name, value, bound, at_least in checks:
+            met = value >= bound if at_least else value <= bound
+            print(f"  {name:<40}{value:>8.2f}  {'met' if met else 'NOT met'}")
+    return whole
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=15, help="seconds per case")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per case")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every case (median, spread)")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=100, help="events per batch request")
-    parser.add_argument("--soak", type=int, default=0, help="seconds of memory soak (0: skip)")
+    parser.add_argument("--schemes", default=",".join(SCHEMES), help="providers, comma-separated")
+    parser.add_argument("--kinds", default="floor,naive,hookline", help="cases per scheme")
+    parser.add_argument(
+        "--batch", type=int, default=100, help="events per SendGrid batch (0: skip)"
+    )
+    parser.add_argument("--peers", action="store_true", help="add the Django peer (Postmark)")
+    parser.add_argument("--storage-alone", action="store_true", help="add PostgreSQL alone")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is required: apt-get install wrk", file=sys.stderr)
         return 2
+    providers = [p for p in args.schemes.split(",") if p]
+    kinds = args.kinds.split(",")
+    traffic_providers = sorted(set(providers) | ({"postmark"} if args.peers else set()))
 
     work = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
     os.chmod(work, 0o755)
     pg = EmbeddedPostgres(work / "pg", durable=True)
-    db_url = pg.start()
-    spec, key = samples_for("sendgrid").make_source("main")
-    results: dict[str, dict[str, Any]] = {}
-    env = {**os.environ, "BENCH_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT)}
-    env = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+    admin_url = pg.start()
+    results: Results = {}
+    storage_rate = None
     try:
-        single_count = 9000 * args.duration + 20000
-        print(f"signing {single_count} single-event requests ...", flush=True)
-        write_requests(work / "single", key, single_count, 1, 2, "single")
-        batch_count = 700 * args.duration + 2000
-        print(f"signing {batch_count} requests of {args.batch} events ...", flush=True)
-        write_requests(work / "batch", key, batch_count, args.batch, 2, "batch")
-
-        def case(
-            name: str,
-            cmd_for: Callable[[int], list[str]],
-            path: str,
-            requests: str,
-            extra_env: dict[str, str],
-        ) -> None:
-            port = free_port()
-            process = start(cmd_for(port), {**env, **extra_env})
-            try:
-                wait_http(f"http://127.0.0.1:{port}/healthz", process)
-                # warm up, then measure
-                run_wrk(f"http://127.0.0.1:{port}{path}", work / requests, 2, args.connections)
-                rss_before = rss_mb(process.pid)
-                cpu_before = cpu_seconds([process.pid])
-                results[name] = run_wrk(
-                    f"http://127.0.0.1:{port}{path}",
-                    work / requests,
-                    args.duration,
-                    args.connections,
-                )
-                results[name]["cpu_ms"] = (
-                    (cpu_seconds([process.pid]) - cpu_before) * 1000 / results[name]["requests"]
-                )
-                results[name]["rss_mb"] = rss_mb(process.pid)
-                results[name]["rss_before_mb"] = rss_before
-            finally:
-                stop(process)
-
-        path = "/webhooks/sendgrid/main"
-        print("case: bare ASGI ceiling", flush=True)
-        case("bare", lambda port: uvicorn_cmd("bench.apps.bare:app", port), path, "single", {})
-        print("case: Litestar + signature check only (a floor)", flush=True)
-        case(
-            "verify",
-            lambda port: uvicorn_cmd("bench.apps.verify_only:app", port),
-            path,
-            "single",
-            {"BENCH_SIGNING_KEY": spec.signing_key or ""},
+        asyncio.run(build_template(admin_url))
+        specs: dict[str, Any] = {}
+        for provider in traffic_providers:
+            _SIGNING[provider] = make_source(provider)
+            specs[provider] = _SIGNING[provider][0]
+        sign_traffic(
+            work, traffic_providers, args.duration, args.batch if "sendgrid" in providers else 0
         )
-        print("case: naive per-request INSERT", flush=True)
-        asyncio.run(reset_database(db_url))
-        case("naive", lambda port: uvicorn_cmd("bench.apps.naive:app", port), path, "single", {})
-        naive_rows = asyncio.run(count_rows(db_url, "naive_events"))
-
-        config = work / "hookline.toml"
-        config.write_text(
-            f'[database]\nurl = "{db_url}"\npool_max_size = 10\n'
-            f'[storage]\ndata_dir = "{work / "data"}"\n'
-            '[logging]\nformat = "json"\n'
-            f'[[sources]]\nprovider = "sendgrid"\nname = "main"\nsigning_key = "{spec.signing_key}"\n'
-        )
-        hookline_env = {"HOOKLINE_CONFIG": str(config)}
-
-        def hookline_cmd(port: int) -> list[str]:
-            return [PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)]
-
-        asyncio.run(reset_database(db_url))
-        print("case: Hookline, single-event requests", flush=True)
-        case("hookline", hookline_cmd, path, "single", hookline_env)
-        stored_single = asyncio.run(count_rows(db_url, "events"))
-        asyncio.run(reset_database(db_url))
-        print(f"case: Hookline, {args.batch}-event batches", flush=True)
-        case("hookline_batch", hookline_cmd, path, "batch", hookline_env)
-        stored_batch = asyncio.run(count_rows(db_url, "events"))
-        asyncio.run(reset_database(db_url))
-        print("case: PostgreSQL alone (EventStore.write_events, no HTTP)", flush=True)
-        storage_rate = asyncio.run(storage_alone(db_url, spec, args.duration))
-
-        soak: tuple[float, float] | None = None
-        if args.soak:
-            print(f"soak: Hookline for {args.soak}s, sampling RSS", flush=True)
-            asyncio.run(reset_database(db_url))
-            port = free_port()
-            process = start(
-                [PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)], {**env, **hookline_env}
+        plan: list[Target] = []
+        for provider in providers:
+            plan += [
+                t for t in targets_for(provider, specs[provider], work, specs) if t.kind in kinds
+            ]
+        if args.peers:
+            hookline = hookline_target(work, specs)
+            hookline.provider = "postmark"
+            plan += [peer_target(specs["postmark"])] + (
+                [] if "postmark" in providers else [hookline]
             )
-            try:
-                wait_http(f"http://127.0.0.1:{port}/healthz", process)
-                run_wrk(f"http://127.0.0.1:{port}{path}", work / "single", 10, args.connections)
-                first = rss_mb(process.pid)
-                run_wrk(
-                    f"http://127.0.0.1:{port}{path}", work / "single", args.soak, args.connections
+        if args.batch > 1 and "sendgrid" in providers:
+            plan.append(hookline_target(work, specs, "batch", args.batch))
+        for round_number in range(1, args.rounds + 1):
+            for target in plan:
+                print(f"round {round_number}: {target.provider} {target.kind}", flush=True)
+                m = measure(
+                    target, work, admin_url, args.duration, args.connections, postgres_pid(pg)
                 )
-                soak = (first, rss_mb(process.pid))
-            finally:
-                stop(process)
+                results.setdefault((target.provider, target.kind), []).append(m)
+                print(
+                    f"  {m.rps:,.0f} req/s, p99 {m.p99_ms:.1f} ms, {m.cpu_ms:.3f} ms CPU/req "
+                    f"(PostgreSQL {m.pg_cpu_ms:.3f})",
+                    flush=True,
+                )
+        if args.storage_alone:
+            url = asyncio.run(fresh_database(admin_url, "bench_case", TEMPLATE_DB))
+            storage_rate = asyncio.run(
+                storage_alone(
+                    url, specs.get("sendgrid") or make_source("sendgrid")[0], args.duration
+                )
+            )
     finally:
         pg.stop()
-
-    bare, verify, naive, hook, batch = (
-        results[k] for k in ("bare", "verify", "naive", "hookline", "hookline_batch")
-    )
-    print()
-    print(
-        f"{'case':<34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'x ceiling':>11}"
-        f"{'x naive':>9}{'CPU ms/req':>12}"
-    )
-    for label, data in (
-        ("bare ASGI (ceiling)", bare),
-        ("Litestar + signature only (floor)", verify),
-        ("naive per-request INSERT", naive),
-        ("Hookline, 1 event/request", hook),
-        (f"Hookline, {args.batch} events/request", batch),
-    ):
-        errors = data["errors_status"] + data["errors_connect"] + data["errors_timeout"]
+        shutil.rmtree(work, ignore_errors=True)
+    whole = report(results, providers, args.batch)
+    batch = results.get(("sendgrid", "batch"))
+    if batch:
         print(
-            f"{label:<34}{data['rps']:>10.0f}{data['p50_us'] / 1000:>9.1f}{data['p99_us'] / 1000:>9.1f}"
-            f"{errors:>8}{data['rps'] / bare['rps']:>11.2f}{data['rps'] / naive['rps']:>9.2f}"
-            f"{data['cpu_ms']:>12.3f}"
+            f"\nHookline, {args.batch}-event batches: {median([m.rps for m in batch]) * args.batch:,.0f} events/s"
         )
-    print()
-    print(f"naive rows stored: {naive_rows}; Hookline single-event rows stored: {stored_single}")
-    print(
-        f"Hookline, {args.batch}-event batches: {batch['rps'] * args.batch:,.0f} events/s "
-        f"acknowledged (= committed); {stored_batch} rows in PostgreSQL after warm-up + run; "
-        f"replay wrap-arounds: {batch['wraps']} (0 means every event was unique)"
-    )
-    print(
-        f"PostgreSQL alone (EventStore.write_events, batches of 2000, 2 writers, events "
-        f"parsed beforehand): {storage_rate:,.0f} events/s; Hookline "
-        f"stored {batch['rps'] * args.batch / storage_rate:.2f}x of that"
-    )
-    print(
-        f"Hookline RSS: {hook['rss_before_mb']:.0f} MB -> {hook['rss_mb']:.0f} MB over the single-event run"
-    )
-    if soak:
-        print(f"soak RSS: {soak[0]:.0f} MB after warm-up -> {soak[1]:.0f} MB after {args.soak}s")
-    return 0
+    if storage_rate:
+        print(
+            f"PostgreSQL alone (EventStore.write_events, batches of 2000, 2 writers): {storage_rate:,.0f} events/s"
+        )
+    print(f"\n{'nothing acknowledged is missing' if whole else 'ACKNOWLEDGED EVENTS ARE MISSING'}")
+    return 0 if whole else 1
 
 
 if __name__ == "__main__":

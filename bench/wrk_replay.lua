@@ -1,6 +1,6 @@
--- Replays pre-signed requests from per-thread files (one request per line:
--- signature \t timestamp \t body). Each request carries unique events; a thread that runs
--- out of lines wraps around (then its events are duplicates, and the script reports it).
+-- Replays pre-built raw HTTP requests (bench/traffic.py), one file per wrk thread, each
+-- record "<length>\n<raw request>". Every request carries unique events; a thread that runs
+-- out of records wraps around (its events are then duplicates, and the script reports it).
 local threads = {}
 local counter = 0
 
@@ -12,28 +12,19 @@ end
 
 function init(args)
   path = args[1] .. "/requests-" .. id .. ".txt"
-  file = assert(io.open(path, "r"))
+  file = assert(io.open(path, "rb"))
   wrapped = 0
 end
 
-local function next_line()
-  local line = file:read("*l")
-  if line == nil then
+function request()
+  local size = file:read("*n")
+  if size == nil then
     file:seek("set", 0)
     wrapped = wrapped + 1
-    line = file:read("*l")
+    size = file:read("*n")
   end
-  return line
-end
-
-function request()
-  local line = next_line()
-  local sig, ts, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
-  local headers = {}
-  headers["Content-Type"] = "application/json"
-  headers["X-Twilio-Email-Event-Webhook-Signature"] = sig
-  headers["X-Twilio-Email-Event-Webhook-Timestamp"] = ts
-  return wrk.format("POST", wrk.path, headers, body .. "\r\n")
+  file:read(1) -- the newline after the length
+  return file:read(size)
 end
 
 function done(summary, latency, requests)

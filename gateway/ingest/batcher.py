@@ -99,7 +99,9 @@ class Batcher:
         self._queued_events += len(events)
         self._metrics.ingest_queue_events.set(self._queued_events)
         self._wakeup.set()
-        return await asyncio.shield(future)
+        # not shielded: a cancelled request cancels only its own future, which the flush
+        # then skips (its events, handed over, are written all the same)
+        return await future
 
     async def _run(self) -> None:
         while True:

@@ -10,7 +10,6 @@ rejected are quarantined the same way: in PostgreSQL, or in the spool when it ca
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -162,15 +161,18 @@ def count_stored(metrics: Metrics, new: Sequence[EmailEvent]) -> None:
     """Count distinct stored events (at write time, or when drained from the spool).
 
     Counts are aggregated per label set first: a 100-event batch costs a handful of metric
-    updates, not a hundred label lookups."""
-    by_type: Counter[tuple[str, str, str]] = Counter()
-    by_bounce: Counter[tuple[str, str, str]] = Counter()
+    updates, not a hundred label lookups. Plain dicts, not ``collections.Counter``: this
+    runs for every request, and a single event is the most common batch."""
+    by_type: dict[tuple[str, str, str], int] = {}
+    by_bounce: dict[tuple[str, str, str], int] = {}
     delays: dict[str, list[float]] = {}
     for event in new:
         # event.source is the configured source's name (set by the route, never by the sender)
-        by_type[(event.provider, event.source, event.event_type)] += 1  # a StrEnum is its value
+        key = (event.provider, event.source, event.event_type)  # a StrEnum is its value
+        by_type[key] = by_type.get(key, 0) + 1
         if event.bounce_class is not None:
-            by_bounce[(event.provider, event.source, event.bounce_class)] += 1
+            bounce = (event.provider, event.source, event.bounce_class)
+            by_bounce[bounce] = by_bounce.get(bounce, 0) + 1
         delay = (event.received_at - event.occurred_at).total_seconds()
         if delay >= 0:
             delays.setdefault(event.provider, []).append(delay)
