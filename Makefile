@@ -77,6 +77,7 @@ image:
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest_bench.py
+	$(VENV)/bin/python bench/batch_bench.py
 
 # The adapter fuzzers of `make test` with the deep hypothesis profile (60 times the
 # examples: thousands per property and provider; no per-test timeout)

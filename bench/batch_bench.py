@@ -1,0 +1,328 @@
+"""Batch benchmark: PostgreSQL alone with the full schema against Hookline fed batches, in one
+run on this machine, with the ratio and a loss check.
+
+    .venv/bin/python bench/batch_bench.py [--duration 15] [--batch 100] [--writers 4]
+
+* PostgreSQL alone: pre-normalized batches of ``--batch`` events written by ``--writers``
+  connections into a fresh migrated database (durable: fsync and synchronous_commit on),
+  each batch in one transaction with the statements ``EventStore.write_events`` runs
+  (claim the dedup keys in ``event_keys``, COPY the events), so every index and the
+  rollup trigger do their work. The rows are encoded once beforehand (COPY text, a key
+  placeholder substituted per batch): the client costs next to nothing, and the figure is
+  what PostgreSQL itself sustains.
+* Hookline: ``hookline serve`` as shipped, driven by wrk replaying pre-signed SendGrid
+  requests of ``--batch`` unique events (bench/ingest_bench.py's plumbing).
+
+Both stores are counted afterwards: every acknowledged event must be in ``events``.
+Needs ``wrk`` (Debian package). Only 127.0.0.1 is ever contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest_bench import (  # noqa: E402
+    count_rows,
+    free_port,
+    reset_database,
+    run_wrk,
+    start,
+    stop,
+    wait_http,
+    write_requests,
+)
+from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
+from gateway.storage.migrate import apply_migrations  # noqa: E402
+from gateway.storage.pool import create_pool  # noqa: E402
+from gateway.storage.store import EVENT_COLUMNS, EventStore, event_record  # noqa: E402
+from handlers import sendgrid  # noqa: E402
+from handlers.base import SourceSpec, WebhookRequest  # noqa: E402
+
+PYTHON = sys.executable
+#: substituted by the batch number in every dedup key, message id and recipient
+PLACEHOLDER = "@N@"
+#: distinct template batches (different seeds) the writers rotate through
+TEMPLATES = 16
+
+
+@dataclass(frozen=True)
+class Template:
+    """One pre-normalized batch: its COPY text and dedup keys, each with ``PLACEHOLDER``."""
+
+    copy_text: bytes
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AloneResult:
+    events_per_s: float
+    written: int
+    stored: int
+
+
+@dataclass(frozen=True)
+class HooklineResult:
+    events_per_s: float
+    acknowledged: int
+    stored: int
+    wraps: int
+    errors: int
+    p99_ms: float
+
+
+# -- PostgreSQL alone ----------------------------------------------------------------------
+
+
+async def migrate(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+async def build_templates(url: str, spec: SourceSpec, batch: int) -> list[Template]:
+    """Parse ``TEMPLATES`` SendGrid batches as the gateway would and encode each as the COPY
+    text PostgreSQL itself produces for those rows (through a scratch table)."""
+    received = datetime.now(UTC)
+    pool = await create_pool(url, min_size=1, max_size=1)
+    templates: list[Template] = []
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "DROP TABLE IF EXISTS bench_template; "
+                "CREATE UNLOGGED TABLE bench_template (LIKE events INCLUDING DEFAULTS); "
+                "ALTER TABLE bench_template DROP COLUMN id"
+            )
+            for seed in range(TEMPLATES):
+                body = sendgrid.example_body(batch, seed=7_000_000 + seed)
+                request = WebhookRequest("POST", "", {}, body)
+                events = sendgrid.ADAPTER.parse(request, spec, received).events
+                records = []
+                for event in events:
+                    row = list(event_record(event))
+                    row[0] = f"{row[0]}:{PLACEHOLDER}"  # dedup_key
+                    row[7] = f"{PLACEHOLDER}{row[7]}"  # recipient
+                    row[8] = f"{row[8]}{PLACEHOLDER}"  # message_id
+                    records.append(tuple(row))
+                await conn.execute("TRUNCATE bench_template")
+                await conn.copy_records_to_table(
+                    "bench_template", records=records, columns=EVENT_COLUMNS
+                )
+                out = io.BytesIO()
+                await conn.copy_from_query(
+                    f"SELECT {', '.join(EVENT_COLUMNS)} FROM bench_template",
+                    output=out,
+                    format="text",
+                )
+                keys = tuple(str(r[0]) for r in records)
+                templates.append(Template(out.getvalue(), keys))
+            await conn.execute("DROP TABLE bench_template")
+    finally:
+        await pool.close()
+    return templates
+
+
+async def postgres_alone(
+    url: str, templates: list[Template], duration: float, writers: int
+) -> AloneResult:
+    """Events/s ``writers`` connections store from pre-normalized batches (see the module)."""
+    counter = iter(range(10**9))
+    written = 0
+    deadline = time.monotonic() + duration
+    received = datetime.now(UTC)
+
+    async def writer() -> None:
+        nonlocal written
+        conn = await asyncpg.connect(url)
+        try:
+            while time.monotonic() < deadline:
+                n = next(counter)
+                template = templates[n % len(templates)]
+                tag = str(n)
+                keys = [key.replace(PLACEHOLDER, tag) for key in template.keys]
+                async with conn.transaction():
+                    rows = await conn.fetch(
+                        """INSERT INTO event_keys (dedup_key, received_at)
+                           SELECT k, $2 FROM unnest($1::text[]) AS k
+                           ON CONFLICT DO NOTHING
+                           RETURNING dedup_key""",
+                        keys,
+                        received,
+                    )
+                    if len(rows) != len(keys):
+                        raise RuntimeError("a bench key was not new: the bench is broken")
+                    await conn.copy_to_table(
+                        "events",
+                        source=io.BytesIO(template.copy_text.replace(b"@N@", tag.encode())),
+                        columns=EVENT_COLUMNS,
+                        format="text",
+                    )
+                written += len(keys)
+        finally:
+            await conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    elapsed = time.perf_counter() - started
+    return AloneResult(written / elapsed, written, await count_rows(url, "events"))
+
+
+# -- Hookline --------------------------------------------------------------------------------
+
+
+def hookline_config(work: Path, db_url: str, spec: SourceSpec, name: str = "hookline") -> Path:
+    """A config for ``hookline serve`` on ``db_url`` with the bench's SendGrid source."""
+    config = work / f"{name}.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\npool_max_size = 10\n'
+        f'[storage]\ndata_dir = "{work / name}-data"\n'
+        '[logging]\nformat = "json"\n'
+        f'[[sources]]\nprovider = "sendgrid"\nname = "main"\nsigning_key = "{spec.signing_key}"\n'
+    )
+    return config
+
+
+def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without HOOKLINE_* / OTEL_* (the bench's config decides), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "HOOKLINE_"))} | {
+        "PYTHONPATH": str(ROOT)
+    }
+    return env | (extra or {})
+
+
+@contextmanager
+def serving(cmd: list[str], env: dict[str, str], health: str) -> Iterator[None]:
+    """A process started with ``cmd``, answering ``health``; stopped (SIGINT) on exit."""
+    process = start(cmd, env)
+    try:
+        wait_http(health, process)
+        yield
+    finally:
+        stop(process)
+
+
+def serve_cmd(port: int) -> list[str]:
+    return [PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)]
+
+
+def acknowledged(result: dict[str, Any], batch: int) -> int:
+    """Events in the 2xx answers wrk counted (its status errors are the non-2xx/3xx ones)."""
+    return int(result["requests"] - result["errors_status"]) * batch
+
+
+def hookline_batches(
+    work: Path, db_url: str, spec: SourceSpec, requests: Path, args: argparse.Namespace
+) -> HooklineResult:
+    """Hookline fed ``requests`` (a warm-up from ``requests``/warm, then the run from
+    ``requests``/run: wrk replays each from its start, so the two must not share events)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/webhooks/sendgrid/main"
+    config = hookline_config(work, db_url, spec)
+    health = f"http://127.0.0.1:{port}/healthz"
+    with serving(serve_cmd(port), bench_env({"HOOKLINE_CONFIG": str(config)}), health):
+        warm = run_wrk(url, requests / "warm", 2, args.connections)
+        run = run_wrk(url, requests / "run", args.duration, args.connections)
+    # stopped: whatever was acknowledged has been committed (or spooled and drained on exit)
+    stored = asyncio.run(count_rows(db_url, "events"))
+    return HooklineResult(
+        events_per_s=run["rps"] * args.batch,
+        acknowledged=acknowledged(warm, args.batch) + acknowledged(run, args.batch),
+        stored=stored,
+        wraps=int(warm["wraps"]) + int(run["wraps"]),
+        errors=sum(int(run[k]) for k in ("errors_status", "errors_connect", "errors_timeout")),
+        p99_ms=run["p99_us"] / 1000,
+    )
+
+
+def loss_line(name: str, acked: int, stored: int) -> str:
+    verdict = "OK" if stored >= acked else f"LOST {acked - stored}"
+    return f"{name}: {acked:,} acknowledged, {stored:,} stored: {verdict}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per case")
+    parser.add_argument("--batch", type=int, default=100, help="events per batch")
+    parser.add_argument("--writers", type=int, default=4, help="PostgreSQL-alone connections")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument("--skip-hookline", action="store_true", help="PostgreSQL alone only")
+    args = parser.parse_args()
+    if not args.skip_hookline and shutil.which("wrk") is None:
+        print("wrk is required: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix="hookline-batch-bench-"))
+    os.chmod(work, 0o755)
+    pg = EmbeddedPostgres(work / "pg", durable=True)
+    db_url = pg.start()
+    spec, key = sendgrid.make_test_source("main")
+    try:
+        asyncio.run(migrate(db_url))
+        asyncio.run(_partitions(db_url))
+        templates = asyncio.run(build_templates(db_url, spec, args.batch))
+        print(f"PostgreSQL alone: {args.writers} writers, {args.duration}s ...", flush=True)
+        alone = asyncio.run(postgres_alone(db_url, templates, args.duration, args.writers))
+        hook: HooklineResult | None = None
+        if not args.skip_hookline:
+            count = 700 * args.duration + 2000
+            print(f"signing {count} requests of {args.batch} events ...", flush=True)
+            write_requests(work / "batch" / "warm", key, 1000, args.batch, 2, "warm")
+            write_requests(work / "batch" / "run", key, count, args.batch, 2, "run")
+            asyncio.run(reset_database(db_url))
+            print(
+                f"Hookline: {args.batch}-event SendGrid batches, {args.duration}s ...", flush=True
+            )
+            hook = hookline_batches(work, db_url, spec, work / "batch", args)
+    finally:
+        pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(
+        f"PostgreSQL alone, full schema, {args.batch}-event batches, {args.writers} writers: "
+        f"{alone.events_per_s:,.0f} events/s"
+    )
+    print(loss_line("  loss check", alone.written, alone.stored))
+    ok = alone.stored >= alone.written
+    if hook is not None:
+        print(
+            f"Hookline, {args.batch}-event SendGrid batches, {args.connections} connections: "
+            f"{hook.events_per_s:,.0f} events/s (p99 {hook.p99_ms:.1f} ms, {hook.errors} errors), "
+            f"{hook.events_per_s / alone.events_per_s:.2f}x PostgreSQL alone"
+        )
+        print(loss_line("  loss check", hook.acknowledged, hook.stored))
+        if hook.wraps:
+            print(f"  replay wrapped {hook.wraps} times: duplicates were sent (raise the count)")
+        ok = ok and hook.stored >= hook.acknowledged
+    return 0 if ok else 1
+
+
+async def _partitions(url: str) -> None:
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        await EventStore(pool).ensure_partitions()
+    finally:
+        await pool.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
