@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import itertools
 import os
 import shutil
 import sys
@@ -49,6 +50,7 @@ from bench.ingest_bench import (  # noqa: E402
     wait_http,
     write_requests,
 )
+from bench.proc_stats import cpu_seconds  # noqa: E402
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
 from gateway.storage.migrate import apply_migrations  # noqa: E402
 from gateway.storage.pool import create_pool  # noqa: E402
@@ -61,6 +63,8 @@ PYTHON = sys.executable
 PLACEHOLDER = "@N@"
 #: distinct template batches (different seeds) the writers rotate through
 TEMPLATES = 16
+#: numbers the batches of every run in this process (each run's keys stay new)
+_BATCH_NUMBERS = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class AloneResult:
     events_per_s: float
     written: int
     stored: int
+    #: PostgreSQL's CPU time per event stored (all its processes): far less sensitive than
+    #: events/s to other load on a shared machine; 2 cores / this is the CPU-bound ceiling
+    cpu_us_per_event: float
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,22 @@ class HooklineResult:
     wraps: int
     errors: int
     p99_ms: float
+
+
+def postgres_cpu_seconds(pg: EmbeddedPostgres) -> float:
+    """CPU time of the cluster: the postmaster with its reaped children (backends that
+    exited) plus every live child process."""
+    postmaster = int((pg.cluster_dir / "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # u, s, cu, cs
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return total + cpu_seconds(children)
 
 
 # -- PostgreSQL alone ----------------------------------------------------------------------
@@ -99,9 +122,12 @@ async def migrate(url: str) -> None:
         await conn.close()
 
 
-async def build_templates(url: str, spec: SourceSpec, batch: int) -> list[Template]:
+async def build_templates(
+    url: str, spec: SourceSpec, batch: int, kinds: tuple[str, ...] = ("delivered",)
+) -> list[Template]:
     """Parse ``TEMPLATES`` SendGrid batches as the gateway would and encode each as the COPY
-    text PostgreSQL itself produces for those rows (through a scratch table)."""
+    text PostgreSQL itself produces for those rows (through a scratch table). The batches
+    take their SendGrid event type from ``kinds`` in turn (Hookline's run sends delivered)."""
     received = datetime.now(UTC)
     pool = await create_pool(url, min_size=1, max_size=1)
     templates: list[Template] = []
@@ -113,7 +139,9 @@ async def build_templates(url: str, spec: SourceSpec, batch: int) -> list[Templa
                 "ALTER TABLE bench_template DROP COLUMN id"
             )
             for seed in range(TEMPLATES):
-                body = sendgrid.example_body(batch, seed=7_000_000 + seed)
+                body = sendgrid.example_body(
+                    batch, seed=7_000_000 + seed, event=kinds[seed % len(kinds)]
+                )
                 request = WebhookRequest("POST", "", {}, body)
                 events = sendgrid.ADAPTER.parse(request, spec, received).events
                 records = []
@@ -142,20 +170,20 @@ async def build_templates(url: str, spec: SourceSpec, batch: int) -> list[Templa
 
 
 async def postgres_alone(
-    url: str, templates: list[Template], duration: float, writers: int
+    pg: EmbeddedPostgres, templates: list[Template], duration: float, writers: int
 ) -> AloneResult:
     """Events/s ``writers`` connections store from pre-normalized batches (see the module)."""
-    counter = iter(range(10**9))
     written = 0
     deadline = time.monotonic() + duration
     received = datetime.now(UTC)
+    url = pg.url()
 
     async def writer() -> None:
         nonlocal written
         conn = await asyncpg.connect(url)
         try:
             while time.monotonic() < deadline:
-                n = next(counter)
+                n = next(_BATCH_NUMBERS)
                 template = templates[n % len(templates)]
                 tag = str(n)
                 keys = [key.replace(PLACEHOLDER, tag) for key in template.keys]
@@ -180,10 +208,11 @@ async def postgres_alone(
         finally:
             await conn.close()
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), postgres_cpu_seconds(pg)
     await asyncio.gather(*(writer() for _ in range(writers)))
-    elapsed = time.perf_counter() - started
-    return AloneResult(written / elapsed, written, await count_rows(url, "events"))
+    elapsed, cpu = time.perf_counter() - started, postgres_cpu_seconds(pg) - cpu
+    stored = await count_rows(url, "events")
+    return AloneResult(written / elapsed, written, stored, cpu * 1e6 / max(written, 1))
 
 
 # -- Hookline --------------------------------------------------------------------------------
@@ -280,7 +309,7 @@ def main() -> int:
         asyncio.run(_partitions(db_url))
         templates = asyncio.run(build_templates(db_url, spec, args.batch))
         print(f"PostgreSQL alone: {args.writers} writers, {args.duration}s ...", flush=True)
-        alone = asyncio.run(postgres_alone(db_url, templates, args.duration, args.writers))
+        alone = asyncio.run(postgres_alone(pg, templates, args.duration, args.writers))
         hook: HooklineResult | None = None
         if not args.skip_hookline:
             count = 700 * args.duration + 2000
@@ -299,7 +328,7 @@ def main() -> int:
     print()
     print(
         f"PostgreSQL alone, full schema, {args.batch}-event batches, {args.writers} writers: "
-        f"{alone.events_per_s:,.0f} events/s"
+        f"{alone.events_per_s:,.0f} events/s, PostgreSQL CPU {alone.cpu_us_per_event:.1f} us/event"
     )
     print(loss_line("  loss check", alone.written, alone.stored))
     ok = alone.stored >= alone.written
