@@ -25,6 +25,7 @@ import io
 import itertools
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -239,12 +240,12 @@ def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def serving(cmd: list[str], env: dict[str, str], health: str) -> Iterator[None]:
+def serving(cmd: list[str], env: dict[str, str], health: str) -> Iterator[subprocess.Popen[bytes]]:
     """A process started with ``cmd``, answering ``health``; stopped (SIGINT) on exit."""
     process = start(cmd, env)
     try:
         wait_http(health, process)
-        yield
+        yield process
     finally:
         stop(process)
 
