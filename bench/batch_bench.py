@@ -25,6 +25,7 @@ import io
 import itertools
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,7 @@ from bench.ingest_bench import (  # noqa: E402
 )
 from bench.proc_stats import cpu_seconds  # noqa: E402
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
-from gateway.storage.migrate import apply_migrations  # noqa: E402
+from gateway.storage.migrate import apply_migrations, available_migrations  # noqa: E402
 from gateway.storage.pool import create_pool  # noqa: E402
 from gateway.storage.store import EVENT_COLUMNS, EventStore, event_record  # noqa: E402
 from handlers import sendgrid  # noqa: E402
@@ -123,6 +124,26 @@ async def migrate(url: str) -> None:
         await conn.close()
 
 
+async def create_database_before(url: str, name: str, version: int) -> str:
+    """A database ``name`` beside ``url``'s with the migrations below ``version`` only (the
+    schema before a change, for a same-run comparison); return its URL."""
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    other = url.rsplit("/", 1)[0] + "/" + name
+    conn = await asyncpg.connect(other)
+    try:
+        for migration in available_migrations():
+            if migration.version < version:
+                await conn.execute(migration.sql)
+    finally:
+        await conn.close()
+    await _partitions(other)
+    return other
+
+
 async def build_templates(
     url: str, spec: SourceSpec, batch: int, kinds: tuple[str, ...] = ("delivered",)
 ) -> list[Template]:
@@ -171,13 +192,13 @@ async def build_templates(
 
 
 async def postgres_alone(
-    pg: EmbeddedPostgres, templates: list[Template], duration: float, writers: int
+    pg: EmbeddedPostgres, url: str, templates: list[Template], duration: float, writers: int
 ) -> AloneResult:
-    """Events/s ``writers`` connections store from pre-normalized batches (see the module)."""
+    """Events/s ``writers`` connections store into the database at ``url`` (in ``pg``'s
+    cluster) from pre-normalized batches (see the module)."""
     written = 0
     deadline = time.monotonic() + duration
     received = datetime.now(UTC)
-    url = pg.url()
 
     async def writer() -> None:
         nonlocal written
@@ -295,6 +316,15 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=4, help="PostgreSQL-alone connections")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--skip-hookline", action="store_true", help="PostgreSQL alone only")
+    parser.add_argument(
+        "--before",
+        type=int,
+        default=0,
+        metavar="VERSION",
+        help="also run PostgreSQL alone on the schema without migrations >= VERSION, "
+        "alternating with the current schema (a same-run before/after)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="PostgreSQL-alone runs per schema")
     args = parser.parse_args()
     if not args.skip_hookline and shutil.which("wrk") is None:
         print("wrk is required: apt-get install wrk", file=sys.stderr)
@@ -309,8 +339,20 @@ def main() -> int:
         asyncio.run(migrate(db_url))
         asyncio.run(_partitions(db_url))
         templates = asyncio.run(build_templates(db_url, spec, args.batch))
-        print(f"PostgreSQL alone: {args.writers} writers, {args.duration}s ...", flush=True)
-        alone = asyncio.run(postgres_alone(pg, templates, args.duration, args.writers))
+        schemas = {"current": db_url}
+        if args.before:
+            before = asyncio.run(create_database_before(db_url, "before", args.before))
+            schemas[f"before {args.before:04d}"] = before
+        runs: dict[str, list[AloneResult]] = {name: [] for name in schemas}
+        for _ in range(args.repeat):
+            for name, url in schemas.items():
+                print(f"PostgreSQL alone ({name} schema): {args.writers} writers ...", flush=True)
+                result = asyncio.run(
+                    postgres_alone(pg, url, templates, args.duration, args.writers)
+                )
+                asyncio.run(reset_database(url))
+                runs[name].append(result)
+        alone = runs["current"][-1]
         hook: HooklineResult | None = None
         if not args.skip_hookline:
             count = 700 * args.duration + 2000
@@ -327,12 +369,26 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print(
-        f"PostgreSQL alone, full schema, {args.batch}-event batches, {args.writers} writers: "
-        f"{alone.events_per_s:,.0f} events/s, PostgreSQL CPU {alone.cpu_us_per_event:.1f} us/event"
-    )
-    print(loss_line("  loss check", alone.written, alone.stored))
-    ok = alone.stored >= alone.written
+    ok = True
+    for name, results in runs.items():
+        for r in results:
+            print(
+                f"PostgreSQL alone, {name} schema, {args.batch}-event batches, {args.writers} "
+                f"writers: {r.events_per_s:,.0f} events/s, PostgreSQL CPU "
+                f"{r.cpu_us_per_event:.1f} us/event"
+            )
+            print(loss_line("  loss check", r.written, r.stored))
+            ok = ok and r.stored >= r.written
+    if len(runs) > 1:
+        medians = {n: statistics.median(r.events_per_s for r in rs) for n, rs in runs.items()}
+        cpus = {n: statistics.median(r.cpu_us_per_event for r in rs) for n, rs in runs.items()}
+        name = next(n for n in runs if n != "current")
+        print(
+            f"current / {name}: {medians['current'] / medians[name]:.2f}x events/s, "
+            f"{cpus['current'] / cpus[name]:.2f}x PostgreSQL CPU per event (medians)"
+        )
+    if len(runs["current"]) > 1:
+        alone = sorted(runs["current"], key=lambda r: r.events_per_s)[len(runs["current"]) // 2]
     if hook is not None:
         print(
             f"Hookline, {args.batch}-event SendGrid batches, {args.connections} connections: "
