@@ -38,7 +38,15 @@ from loadtests.credentials import make_sources, write_run_files
 from loadtests.harness import HOST, free_port, gateway_process, http_get, wait_ready
 from loadtests.profile import DEFAULT_PROFILE, load_profile
 
-__all__ = ["SoakBounds", "SoakSample", "SoakVerdict", "judge", "main", "parse_soak_sample"]
+__all__ = [
+    "SoakBounds",
+    "SoakSample",
+    "SoakVerdict",
+    "judge",
+    "main",
+    "parse_soak_sample",
+    "rss_by_minute",
+]
 
 #: after the warm-up, the RSS baseline is the median of this many seconds of samples
 BASELINE_SECONDS = 60.0
@@ -184,6 +192,20 @@ class SoakSampler:
         self._thread.join(timeout=30)
 
 
+def rss_by_minute(samples: Sequence[SoakSample]) -> list[float]:
+    """The highest RSS (MB) of each minute of the soak, in order: the shape of the curve
+    (a plateau, or a climb still going at the end)."""
+    if not samples:
+        return []
+    start = samples[0].at
+    minutes: dict[int, float] = {}
+    for s in samples:
+        if not math.isnan(s.rss_bytes):
+            minute = int((s.at - start) // 60)
+            minutes[minute] = max(minutes.get(minute, 0.0), s.rss_bytes / 2**20)
+    return [minutes[m] for m in sorted(minutes)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loadtests.soak", description=__doc__)
     parser.add_argument("--seconds", type=int, default=600, help="soak length (default 600)")
@@ -258,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"RSS after the {args.warmup:g} s warm-up: {verdict.rss_baseline_mb:.1f} MB, highest "
         f"{verdict.rss_max_mb:.1f} MB ({verdict.rss_growth:+.1%}), "
         f"last {verdict.rss_last_mb:.1f} MB"
+    )
+    print(
+        "RSS per minute (MB, highest): "
+        + ", ".join(f"{mb:.1f}" for mb in rss_by_minute(sampler.samples))
     )
     print(
         f"deepest: batcher queue {verdict.max_queue_events:g} events, spool "

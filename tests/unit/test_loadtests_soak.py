@@ -3,7 +3,7 @@ the warm-up, queues judged by their deepest sample, and a scrape parsed into a s
 
 from __future__ import annotations
 
-from loadtests.soak import SoakBounds, SoakSample, judge, parse_soak_sample
+from loadtests.soak import SoakBounds, SoakSample, judge, parse_soak_sample, rss_by_minute
 
 MB = 2**20
 
@@ -79,3 +79,10 @@ def test_a_scrape_becomes_a_sample() -> None:
     )
     sample = parse_soak_sample(text, at=3.0)
     assert sample == SoakSample(3.0, 100 * MB, 12.0, 0.0, 7.0, 0.5)
+
+
+def test_rss_per_minute_is_each_minutes_highest_sample() -> None:
+    """The curve printed with the verdict: one figure per minute, its highest RSS."""
+    samples = _samples([90, 95, 92, 91, 93, 94] + [100] * 6 + [101, 99], every=10)
+    assert rss_by_minute(samples) == [95, 100, 101]
+    assert rss_by_minute([]) == []
