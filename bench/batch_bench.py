@@ -85,6 +85,8 @@ class AloneResult:
     #: PostgreSQL's CPU time per event stored (all its processes): far less sensitive than
     #: events/s to other load on a shared machine; 2 cores / this is the CPU-bound ceiling
     cpu_us_per_event: float
+    #: WAL PostgreSQL wrote per event stored (pg_stat_wal: the whole cluster)
+    wal_bytes_per_event: float
 
 
 @dataclass(frozen=True)
@@ -230,11 +232,64 @@ async def postgres_alone(
         finally:
             await conn.close()
 
+    wal = await _wal_bytes(url)
     started, cpu = time.perf_counter(), postgres_cpu_seconds(pg)
     await asyncio.gather(*(writer() for _ in range(writers)))
     elapsed, cpu = time.perf_counter() - started, postgres_cpu_seconds(pg) - cpu
+    wal = await _wal_bytes(url) - wal
     stored = await count_rows(url, "events")
-    return AloneResult(written / elapsed, written, stored, cpu * 1e6 / max(written, 1))
+    per_event = 1 / max(written, 1)
+    return AloneResult(written / elapsed, written, stored, cpu * 1e6 * per_event, wal * per_event)
+
+
+async def _wal_bytes(url: str) -> float:
+    conn = await asyncpg.connect(url)
+    try:
+        return float(await conn.fetchval("SELECT wal_bytes FROM pg_stat_wal"))
+    finally:
+        await conn.close()
+
+
+async def profile_parts(
+    pg: EmbeddedPostgres, url: str, templates: list[Template], duration: float, writers: int
+) -> list[tuple[str, AloneResult]]:
+    """PostgreSQL alone with the full schema, then without each secondary index of
+    ``events`` and ``event_keys`` in turn (restored after), then without the rollup trigger:
+    what each part of the write path costs (WAL per event is exact; events/s and CPU are
+    as noisy as the machine)."""
+    conn = await asyncpg.connect(url)
+    try:
+        indexes = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN "
+            "('events', 'event_keys') AND indexname NOT LIKE '%pkey' ORDER BY indexname"
+        )
+    finally:
+        await conn.close()
+    parts: list[tuple[str, str | None, str | None]] = [("full schema", None, None)]
+    for row in indexes:
+        # pg_indexes shows a partitioned index as ON ONLY: recreate it on every partition
+        define = str(row["indexdef"]).replace(" ON ONLY ", " ON ")
+        parts.append((f"without {row['indexname']}", f"DROP INDEX {row['indexname']}", define))
+    parts.append(
+        (
+            "without the rollup trigger",
+            "ALTER TABLE events DISABLE TRIGGER hookline_rollups",
+            "ALTER TABLE events ENABLE TRIGGER hookline_rollups",
+        )
+    )
+    results = []
+    for name, change, undo in parts:
+        conn = await asyncpg.connect(url)
+        try:
+            if change:
+                await conn.execute(change)
+            await conn.execute("TRUNCATE events, event_keys, stats_pending; CHECKPOINT")
+            results.append((name, await postgres_alone(pg, url, templates, duration, writers)))
+            if undo:
+                await conn.execute(undo)
+        finally:
+            await conn.close()
+    return results
 
 
 # -- Hookline --------------------------------------------------------------------------------
@@ -325,6 +380,11 @@ def main() -> int:
         "alternating with the current schema (a same-run before/after)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="PostgreSQL-alone runs per schema")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="only PostgreSQL alone, without each index and the trigger in turn (WAL per event)",
+    )
     args = parser.parse_args()
     if not args.skip_hookline and shutil.which("wrk") is None:
         print("wrk is required: apt-get install wrk", file=sys.stderr)
@@ -339,6 +399,15 @@ def main() -> int:
         asyncio.run(migrate(db_url))
         asyncio.run(_partitions(db_url))
         templates = asyncio.run(build_templates(db_url, spec, args.batch))
+        if args.profile:
+            parts = asyncio.run(profile_parts(pg, db_url, templates, args.duration, args.writers))
+            print(f"\n{'PostgreSQL alone':<44}{'events/s':>10}{'CPU us/ev':>11}{'WAL B/ev':>10}")
+            for name, r in parts:
+                print(
+                    f"{name:<44}{r.events_per_s:>10,.0f}{r.cpu_us_per_event:>11.1f}"
+                    f"{r.wal_bytes_per_event:>10.0f}"
+                )
+            return 0
         schemas = {"current": db_url}
         if args.before:
             before = asyncio.run(create_database_before(db_url, "before", args.before))
@@ -375,7 +444,7 @@ def main() -> int:
             print(
                 f"PostgreSQL alone, {name} schema, {args.batch}-event batches, {args.writers} "
                 f"writers: {r.events_per_s:,.0f} events/s, PostgreSQL CPU "
-                f"{r.cpu_us_per_event:.1f} us/event"
+                f"{r.cpu_us_per_event:.1f} us/event, WAL {r.wal_bytes_per_event:.0f} B/event"
             )
             print(loss_line("  loss check", r.written, r.stored))
             ok = ok and r.stored >= r.written
