@@ -86,6 +86,7 @@ image:
 # each, same run (bench/ingest_bench.py; docs/benchmarks.md); needs wrk
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest_bench.py $(BENCH_ARGS)
+	$(VENV)/bin/python bench/batch_bench.py
 
 # the same plus the Django + django-anymail peer (the optional `bench` dependency group)
 bench-peers: $(STAMP)
