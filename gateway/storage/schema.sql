@@ -25,6 +25,8 @@ $$;
 CREATE FUNCTION public.hookline_rollup_events() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+    day_start timestamptz;
 BEGIN
     WITH engaged AS MATERIALIZED (
         -- opens and clicks with the bits they can claim (1 open, 2 human open, 4 click); the
@@ -60,42 +62,51 @@ BEGIN
         GROUP BY ord
         UNION ALL
         SELECT ord, kinds FROM engaged WHERE key IS NULL
+    ), kinds AS (
+        -- one count per shape and kind of event: a handful of groups per statement
+        SELECT date_bin('1 hour', n.occurred_at, '2000-01-01 00:00+00') AS hour,
+               n.provider, n.source, coalesce(n.campaign, '') AS campaign, n.tags,
+               n.event_type, n.bounce_class, n.machine_open, coalesce(b.bits, 0) AS bits,
+               count(*)::integer AS n
+        FROM new_events n LEFT JOIN firsts b ON b.ord = n.id
+        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
     )
     INSERT INTO stats_pending (
         hour, provider, source, campaign, tags,
         queued, sent, delivered, deferred, bounced, dropped, opened, clicked, complained,
         unsubscribed, resubscribed, auto_replied, unknown, hard_bounced, soft_bounced, machine_opened,
         unique_opened, unique_human_opened, unique_clicked)
-    SELECT date_bin('1 hour', n.occurred_at, '2000-01-01 00:00+00') AS hour,
-           n.provider, n.source, coalesce(n.campaign, '') AS campaign, n.tags,
-           count(*) FILTER (WHERE n.event_type = 'queued') AS queued,
-           count(*) FILTER (WHERE n.event_type = 'sent') AS sent,
-           count(*) FILTER (WHERE n.event_type = 'delivered') AS delivered,
-           count(*) FILTER (WHERE n.event_type = 'deferred') AS deferred,
-           count(*) FILTER (WHERE n.event_type = 'bounced') AS bounced,
-           count(*) FILTER (WHERE n.event_type = 'dropped') AS dropped,
-           count(*) FILTER (WHERE n.event_type = 'opened') AS opened,
-           count(*) FILTER (WHERE n.event_type = 'clicked') AS clicked,
-           count(*) FILTER (WHERE n.event_type = 'complained') AS complained,
-           count(*) FILTER (WHERE n.event_type = 'unsubscribed') AS unsubscribed,
-           count(*) FILTER (WHERE n.event_type = 'resubscribed') AS resubscribed,
-           count(*) FILTER (WHERE n.event_type = 'auto_replied') AS auto_replied,
-           count(*) FILTER (WHERE n.event_type = 'unknown') AS unknown,
-           count(*) FILTER (WHERE n.event_type = 'bounced' AND n.bounce_class = 'hard') AS hard_bounced,
-           count(*) FILTER (WHERE n.event_type = 'bounced' AND n.bounce_class = 'soft') AS soft_bounced,
-           count(*) FILTER (WHERE n.event_type = 'opened' AND n.machine_open) AS machine_opened,
-           count(*) FILTER (WHERE b.bits & 1 <> 0) AS unique_opened,
-           count(*) FILTER (WHERE b.bits & 2 <> 0) AS unique_human_opened,
-           count(*) FILTER (WHERE b.bits & 4 <> 0) AS unique_clicked
-    FROM new_events n LEFT JOIN firsts b ON b.ord = n.id
+    SELECT hour, provider, source, campaign, tags,
+           coalesce(sum(n) FILTER (WHERE event_type = 'queued'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'sent'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'delivered'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'deferred'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'bounced'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'dropped'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'opened'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'clicked'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'complained'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'unsubscribed'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'resubscribed'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'auto_replied'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'unknown'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'bounced' AND bounce_class = 'hard'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'bounced' AND bounce_class = 'soft'), 0),
+           coalesce(sum(n) FILTER (WHERE event_type = 'opened' AND machine_open), 0),
+           coalesce(sum(n) FILTER (WHERE bits & 1 <> 0), 0),
+           coalesce(sum(n) FILTER (WHERE bits & 2 <> 0), 0),
+           coalesce(sum(n) FILTER (WHERE bits & 4 <> 0), 0)
+    FROM kinds
     GROUP BY 1, 2, 3, 4, 5;
 
     -- Rows received on a day that has ended (a spool drained after midnight, a batch
     -- that straddled it) may change a day the worker has folded: mark it for a refold.
+    -- The day's start is read once, after the rollups (as late as 0008's per-row reading).
+    day_start := date_trunc('day', clock_timestamp(), 'UTC');
     INSERT INTO recipient_activity_late (day)
     SELECT DISTINCT (received_at AT TIME ZONE 'UTC')::date
     FROM new_events
-    WHERE received_at < date_trunc('day', clock_timestamp(), 'UTC')
+    WHERE received_at < day_start
       AND recipient IS NOT NULL
       AND (event_type IN ('delivered', 'clicked') OR (event_type = 'opened' AND NOT machine_open));
     RETURN NULL;
@@ -221,7 +232,8 @@ CREATE TABLE public.events (
     campaign text,
     tags text[] DEFAULT '{}'::text[] NOT NULL,
     metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
-    raw jsonb
+    raw jsonb,
+    time_source text DEFAULT 'event'::text NOT NULL
 )
 PARTITION BY RANGE (received_at);
 
@@ -250,7 +262,8 @@ CREATE TABLE public.events_default (
     campaign text,
     tags text[] DEFAULT '{}'::text[] NOT NULL,
     metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
-    raw jsonb
+    raw jsonb,
+    time_source text DEFAULT 'event'::text NOT NULL
 );
 
 -- Name: events_id_seq; Type: SEQUENCE
@@ -593,11 +606,11 @@ CREATE INDEX event_keys_received_at ON public.event_keys USING btree (received_a
 
 -- Name: events_campaign; Type: INDEX
 
-CREATE INDEX events_campaign ON ONLY public.events USING btree (campaign, occurred_at, id);
+CREATE INDEX events_campaign ON ONLY public.events USING btree (campaign, occurred_at, id) WHERE (campaign IS NOT NULL);
 
--- Name: events_default_campaign_occurred_at_id_idx; Type: INDEX
+-- Name: events_default_campaign_occurred_at_id_idx1; Type: INDEX
 
-CREATE INDEX events_default_campaign_occurred_at_id_idx ON public.events_default USING btree (campaign, occurred_at, id);
+CREATE INDEX events_default_campaign_occurred_at_id_idx1 ON public.events_default USING btree (campaign, occurred_at, id) WHERE (campaign IS NOT NULL);
 
 -- Name: events_recipient; Type: INDEX
 
@@ -671,9 +684,9 @@ CREATE INDEX suppressions_reason ON public.suppressions USING btree (reason, add
 
 CREATE INDEX webhook_nonces_seen_at ON public.webhook_nonces USING btree (seen_at);
 
--- Name: events_default_campaign_occurred_at_id_idx; Type: INDEX ATTACH
+-- Name: events_default_campaign_occurred_at_id_idx1; Type: INDEX ATTACH
 
-ALTER INDEX public.events_campaign ATTACH PARTITION public.events_default_campaign_occurred_at_id_idx;
+ALTER INDEX public.events_campaign ATTACH PARTITION public.events_default_campaign_occurred_at_id_idx1;
 
 -- Name: events_default_lower_occurred_at_id_idx; Type: INDEX ATTACH
 
