@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import structlog
@@ -50,9 +50,14 @@ from observability.logging import configure_logging
 from observability.metrics import Metrics
 from observability.tracing import configure_tracing, shutdown_tracing
 
-__all__ = ["build_runtime", "create_app"]
+__all__ = ["Role", "build_runtime", "create_app"]
 
 log = structlog.get_logger("hookline.app")
+
+
+#: what a process is: ``gateway`` serves the webhooks and the admin API (and the workers
+#: when ``[server] workers``); ``worker`` serves only health and metrics and runs the workers
+Role = Literal["gateway", "worker"]
 
 
 def _read_side_tasks(runtime: Runtime, *, runs_workers: bool) -> list[tuple[str, BackgroundTask]]:
@@ -107,7 +112,7 @@ def _openapi_plugins() -> list[Any]:
     return [StrictStructSchemaPlugin()]
 
 
-def _spool_lock(settings: Settings, role: str) -> SpoolLock | None:
+def _spool_lock(settings: Settings, role: Role) -> SpoolLock | None:
     """The gateway owns its spool directory; ``hookline worker`` drains one only when no
     gateway holds it (a spool left by a gateway that is gone, see gateway/ingest/spool_lock.py)."""
     directory = settings.data_dir / "spool"
@@ -129,7 +134,7 @@ def _spool_lock(settings: Settings, role: str) -> SpoolLock | None:
 
 
 async def build_runtime(
-    settings: Settings, metrics_: Metrics, *, serve_workers: bool, role: str = "gateway"
+    settings: Settings, metrics_: Metrics, *, serve_workers: bool, role: Role = "gateway"
 ) -> Runtime:
     """Open the database and assemble the runtime (not started)."""
     disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -254,7 +259,7 @@ async def build_runtime(
 
 
 def create_app(
-    settings: Settings, *, metrics_: Metrics | None = None, role: str = "gateway"
+    settings: Settings, *, metrics_: Metrics | None = None, role: Role = "gateway"
 ) -> Litestar:
     """The gateway as an ASGI app. The runtime is built in the lifespan, not here.
 

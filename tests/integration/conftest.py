@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 from litestar import Litestar
 
-from gateway.app import create_app
+from gateway.app import Role, create_app
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.storage.embedded import EmbeddedPostgres
@@ -71,7 +71,7 @@ def build_settings(db_url: str, tmp_path: Any, **sections: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings, role: str = "gateway") -> AsyncIterator[RunningGateway]:
+async def serve(settings: Settings, role: Role = "gateway") -> AsyncIterator[RunningGateway]:
     """Run the app on a free port until the block exits (graceful shutdown)."""
     metrics = Metrics()
     app = create_app(settings, metrics_=metrics, role=role)
@@ -114,7 +114,7 @@ def gateway_factory(
     """``async with gateway_factory(sources=[...], sinks=[...]) as gw:`` — a running gateway
     on this test's fresh database."""
 
-    def factory(role: str = "gateway", **sections: Any) -> Any:
+    def factory(role: Role = "gateway", **sections: Any) -> Any:
         return serve(build_settings(fresh_db_url, tmp_path, **sections), role=role)
 
     return factory
