@@ -122,7 +122,7 @@ async def test_the_new_trigger_records_exactly_what_the_old_one_did(
     """The same statements under 0008's trigger and under 0012's write identical tallies
     (per shape, every counter), first-engagement bits and late-day marks."""
     now = datetime.now(UTC)
-    await migrate_to(empty_db, 9)
+    await migrate_to(empty_db, 11)
     before = await _record(empty_db, now)
     assert [m.version for m in await apply_migrations(empty_db)] == [12]
     after = await _record(empty_db, now)
@@ -138,7 +138,7 @@ async def test_the_partial_campaign_index_serves_the_campaign_filter(
 ) -> None:
     """After 0012 the campaign index skips rows without a campaign, and a campaign filter
     (gateway/query/sql.py's ``campaign = $n``) is still answered from it."""
-    await migrate_to(empty_db, 9)
+    await migrate_to(empty_db, 11)
     await apply_migrations(empty_db)
     predicate = await empty_db.fetchval(
         "SELECT pg_get_expr(indpred, indrelid) FROM pg_index "
