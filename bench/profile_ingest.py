@@ -26,7 +26,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest_bench import hookline_config  # noqa: E402
 from bench.traffic import make_source, signed_requests, spec_to_json  # noqa: E402
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
 from gateway.storage.migrate import apply_migrations  # noqa: E402
@@ -43,35 +45,37 @@ from gateway.storage.migrate import apply_migrations  # noqa: E402
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
-async def lifespan(app: App, message: str) -> None:
-    """Run the app's lifespan ``startup`` or ``shutdown`` (the ASGI protocol, by hand)."""
-    done = asyncio.Event()
-    sent = False
-
-    async def receive() -> dict[str, str]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": f"lifespan.{message}"}
-        await asyncio.Event().wait()  # never: the app returns or waits forever
-        return {}
+@asynccontextmanager
+async def lifespan(app: App) -> AsyncIterator[None]:
+    """The app started and, on exit, shut down: one ASGI ``lifespan`` call (the protocol,
+    by hand) that is sent ``startup`` and later ``shutdown``, as a server does."""
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def send(event: dict[str, Any]) -> None:
-        if event["type"].startswith(f"lifespan.{message}."):
-            if event["type"].endswith("failed"):
-                raise RuntimeError(event.get("message"))
-            done.set()
+        await replies.put(event)
+
+    async def step(message: str) -> None:
+        await inbox.put({"type": f"lifespan.{message}"})
+        getter = asyncio.ensure_future(replies.get())
+        await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+        if not getter.done():
+            getter.cancel()
+            task.result()  # the app returned or raised before answering
+            raise RuntimeError(f"the app ended its lifespan without answering {message}")
+        event = getter.result()
+        if event["type"] != f"lifespan.{message}.complete":
+            raise RuntimeError(f"lifespan {message}: {event}")
 
     task = asyncio.create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, send)
     )
-    await asyncio.wait(
-        {task, asyncio.create_task(done.wait())}, return_when=asyncio.FIRST_COMPLETED
-    )
-    if task.done() and not done.is_set():
-        task.result()
-    if not task.done() and message == "shutdown":
-        task.cancel()
+    await step("startup")
+    try:
+        yield
+    finally:
+        await step("shutdown")
+        await task
 
 
 def scopes(
@@ -159,21 +163,12 @@ async def run(args: argparse.Namespace, work: Path, db_url: str) -> None:
         0 if args.hookline_only else args.profile,
     )
 
-    from bench.traffic import source_toml
     from gateway.app import create_app
     from gateway.settings import load_settings
 
-    config = work / "hookline.toml"
-    config.write_text(
-        f'[database]\nurl = "{db_url}"\npool_max_size = 10\n'
-        f'[storage]\ndata_dir = "{work / "data"}"\n[logging]\nformat = "json"\n' + source_toml(spec)
-    )
-    app = create_app(load_settings(config))
-    await lifespan(app, "startup")
-    try:
+    app = create_app(load_settings(hookline_config(work, db_url, [spec])))
+    async with lifespan(app):
         hookline = await measure("Hookline", app, requests, args.concurrency, args.profile)
-    finally:
-        await lifespan(app, "shutdown")
     conn = await asyncpg.connect(db_url)
     try:
         stored = await conn.fetchval("SELECT count(*) FROM events")
