@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -391,7 +391,9 @@ def main() -> int:
                     f"{r.wal_bytes_per_event:>10.0f}"
                 )
             return 0
-        schemas = {"current": lambda: fresh_copy(admin_url, "bench_alone")}
+        schemas: dict[str, Callable[[], Coroutine[Any, Any, str]]] = {
+            "current": lambda: fresh_copy(admin_url, "bench_alone")
+        }
         if args.before:
             schemas[f"before {args.before:04d}"] = lambda: create_database_before(
                 admin_url, "bench_before", args.before

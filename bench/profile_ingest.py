@@ -42,7 +42,7 @@ from bench.traffic import make_source, signed_requests, spec_to_json  # noqa: E4
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
 from gateway.storage.migrate import apply_migrations  # noqa: E402
 
-App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+App = Callable[..., Awaitable[None]]  # an ASGI app: (scope, receive, send)
 
 
 @asynccontextmanager
@@ -58,7 +58,8 @@ async def lifespan(app: App) -> AsyncIterator[None]:
     async def step(message: str) -> None:
         await inbox.put({"type": f"lifespan.{message}"})
         getter = asyncio.ensure_future(replies.get())
-        await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+        either: set[asyncio.Future[Any]] = {task, getter}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if not getter.done():
             getter.cancel()
             task.result()  # the app returned or raised before answering
@@ -67,7 +68,7 @@ async def lifespan(app: App) -> AsyncIterator[None]:
         if event["type"] != f"lifespan.{message}.complete":
             raise RuntimeError(f"lifespan {message}: {event}")
 
-    task = asyncio.create_task(
+    task: asyncio.Future[None] = asyncio.ensure_future(
         app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, send)
     )
     await step("startup")
