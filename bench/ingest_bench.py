@@ -1,7 +1,8 @@
 """Ingest benchmark: Hookline against fair baselines, in one invocation, one process each.
 
     .venv/bin/python bench/ingest_bench.py [--duration 10] [--rounds 3] [--connections 64]
-        [--schemes sendgrid,ses,mailgun,postmark] [--batch 100] [--peers] [--soak 0]
+        [--schemes sendgrid,ses,mailgun,postmark] [--kinds floor,naive,hookline]
+        [--batch 100] [--peers] [--storage-alone]
 
 For every signing scheme that costs CPU (bench/traffic.py: ECDSA = SendGrid, RSA = SES via
 SNS, HMAC = Mailgun, basic auth = Postmark), each under uvicorn (uvloop + httptools) in its
@@ -23,6 +24,10 @@ server's whole process tree (far steadier than req/s on a shared machine). With 
 rounds, each figure is the median and the ratios' spread is printed. Every storing case is
 checked for loss: the rows in PostgreSQL must cover every acknowledged event. Needs `wrk`
 (Debian package). Only 127.0.0.1 is ever contacted.
+
+The plumbing here (the template database and its fresh copies, wrk, Hookline's config, the
+servers' environment) is shared by bench/batch_bench.py, bench/scale_bench.py and
+bench/profile_ingest.py; the signed traffic comes from bench/traffic.py.
 """
 
 from __future__ import annotations
