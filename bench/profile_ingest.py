@@ -11,7 +11,8 @@ same verification, nothing stored). What both would pay to uvicorn (parsing, the
 socket writes) is left out, so the difference is Hookline's own work per request. CPU is
 ``time.process_time`` (this process only; PostgreSQL's is its own), far steadier than
 wall time on a shared machine. ``--profile N`` prints the top N functions by own time
-(cProfile timed by process CPU; it inflates small Python calls: read it for shares).
+(cProfile timed by process CPU; it inflates small Python calls: read it for shares;
+``--sort cumulative`` orders by time including callees, the parts' shares).
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ async def drive(
 
 
 async def measure(
-    label: str, app: App, requests: list[Any], concurrency: int, profile: int
+    label: str, app: App, requests: list[Any], concurrency: int, profile: int, sort: str
 ) -> float:
     warm, run = requests[: len(requests) // 5], requests[len(requests) // 5 :]
     await drive(app, warm, concurrency)
@@ -147,7 +148,7 @@ async def measure(
         flush=True,
     )
     if profiler:
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(profile)
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats(sort).print_stats(profile)
     return cpu_us
 
 
@@ -162,6 +163,7 @@ async def run(args: argparse.Namespace, work: Path, db_url: str) -> None:
         requests,
         args.concurrency,
         0 if args.hookline_only else args.profile,
+        args.sort,
     )
 
     from gateway.app import create_app
@@ -169,7 +171,9 @@ async def run(args: argparse.Namespace, work: Path, db_url: str) -> None:
 
     app = create_app(load_settings(hookline_config(work, db_url, [spec])))
     async with lifespan(app):
-        hookline = await measure("Hookline", app, requests, args.concurrency, args.profile)
+        hookline = await measure(
+            "Hookline", app, requests, args.concurrency, args.profile, args.sort
+        )
     conn = await asyncpg.connect(db_url)
     try:
         stored = await conn.fetchval("SELECT count(*) FROM events")
@@ -185,6 +189,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
     parser.add_argument("--hookline-only", action="store_true", help="profile Hookline only")
+    parser.add_argument(
+        "--sort",
+        default="tottime",
+        choices=["tottime", "cumulative"],
+        help="the profile's order: own time, or time including callees (the parts' shares)",
+    )
     args = parser.parse_args()
     # the JSON log lines go where the bench sends them: nowhere
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
