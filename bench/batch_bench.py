@@ -11,7 +11,10 @@ run on this machine, with the ratio and a loss check.
   placeholder substituted per batch): the client costs next to nothing, and the figure is
   what PostgreSQL itself sustains.
 * Hookline: ``hookline serve`` as shipped, driven by wrk replaying pre-signed SendGrid
-  requests of ``--batch`` unique events (bench/ingest_bench.py's plumbing).
+  requests of ``--batch`` unique events (bench/traffic.py's traffic, bench/ingest_bench.py's
+  plumbing).
+
+Every case gets a fresh copy of one migrated template database.
 
 Both stores are counted afterwards: every acknowledged event must be in ``events``.
 Needs ``wrk`` (Debian package). Only 127.0.0.1 is ever contacted.
@@ -30,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,21 +46,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest_bench import (  # noqa: E402
+    TEMPLATE_DB,
+    bench_env,
+    build_template,
     count_rows,
     free_port,
-    reset_database,
+    fresh_database,
+    hookline_config,
+    postgres_pid,
     run_wrk,
     start,
     stop,
     wait_http,
-    write_requests,
+    with_db,
 )
 from bench.proc_stats import cpu_seconds  # noqa: E402
+from bench.traffic import SCHEMES, make_source, sendgrid, write_replay_set  # noqa: E402
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
-from gateway.storage.migrate import apply_migrations, available_migrations  # noqa: E402
+from gateway.storage.migrate import available_migrations  # noqa: E402
 from gateway.storage.pool import create_pool  # noqa: E402
 from gateway.storage.store import EVENT_COLUMNS, EventStore, event_record  # noqa: E402
-from handlers import sendgrid  # noqa: E402
 from handlers.base import SourceSpec, WebhookRequest  # noqa: E402
 
 PYTHON = sys.executable
@@ -102,7 +110,7 @@ class HooklineResult:
 def postgres_cpu_seconds(pg: EmbeddedPostgres) -> float:
     """CPU time of the cluster: the postmaster with its reaped children (backends that
     exited) plus every live child process."""
-    postmaster = int((pg.cluster_dir / "postmaster.pid").read_text().split()[0])
+    postmaster = postgres_pid(pg)
     fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
     total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # u, s, cu, cs
     children = []
@@ -118,23 +126,15 @@ def postgres_cpu_seconds(pg: EmbeddedPostgres) -> float:
 # -- PostgreSQL alone ----------------------------------------------------------------------
 
 
-async def migrate(url: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
+async def fresh_copy(admin_url: str, name: str) -> str:
+    """A fresh database ``name`` copied from the migrated template."""
+    return await fresh_database(admin_url, name, TEMPLATE_DB)
 
 
-async def create_database_before(url: str, name: str, version: int) -> str:
-    """A database ``name`` beside ``url``'s with the migrations below ``version`` only (the
-    schema before a change, for a same-run comparison); return its URL."""
-    admin = await asyncpg.connect(url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    other = url.rsplit("/", 1)[0] + "/" + name
+async def create_database_before(admin_url: str, name: str, version: int) -> str:
+    """A fresh database ``name`` with the migrations below ``version`` only (the schema
+    before a change, for a same-run comparison); return its URL."""
+    other = await fresh_database(admin_url, name)
     conn = await asyncpg.connect(other)
     try:
         for migration in available_migrations():
@@ -162,8 +162,9 @@ async def build_templates(
                 "CREATE UNLOGGED TABLE bench_template (LIKE events INCLUDING DEFAULTS); "
                 "ALTER TABLE bench_template DROP COLUMN id"
             )
+            samples = SCHEMES["sendgrid"].samples
             for seed in range(TEMPLATES):
-                body = sendgrid.example_body(
+                body = samples.example_body(
                     batch, seed=7_000_000 + seed, event=kinds[seed % len(kinds)]
                 )
                 request = WebhookRequest("POST", "", {}, body)
@@ -295,26 +296,6 @@ async def profile_parts(
 # -- Hookline --------------------------------------------------------------------------------
 
 
-def hookline_config(work: Path, db_url: str, spec: SourceSpec, name: str = "hookline") -> Path:
-    """A config for ``hookline serve`` on ``db_url`` with the bench's SendGrid source."""
-    config = work / f"{name}.toml"
-    config.write_text(
-        f'[database]\nurl = "{db_url}"\npool_max_size = 10\n'
-        f'[storage]\ndata_dir = "{work / name}-data"\n'
-        '[logging]\nformat = "json"\n'
-        f'[[sources]]\nprovider = "sendgrid"\nname = "main"\nsigning_key = "{spec.signing_key}"\n'
-    )
-    return config
-
-
-def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This environment without HOOKLINE_* / OTEL_* (the bench's config decides), plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "HOOKLINE_"))} | {
-        "PYTHONPATH": str(ROOT)
-    }
-    return env | (extra or {})
-
-
 @contextmanager
 def serving(cmd: list[str], env: dict[str, str], health: str) -> Iterator[subprocess.Popen[bytes]]:
     """A process started with ``cmd``, answering ``health``; stopped (SIGINT) on exit."""
@@ -342,7 +323,7 @@ def hookline_batches(
     ``requests``/run: wrk replays each from its start, so the two must not share events)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/webhooks/sendgrid/main"
-    config = hookline_config(work, db_url, spec)
+    config = hookline_config(work, db_url, [spec])
     health = f"http://127.0.0.1:{port}/healthz"
     with serving(serve_cmd(port), bench_env({"HOOKLINE_CONFIG": str(config)}), health):
         warm = run_wrk(url, requests / "warm", 2, args.connections)
@@ -393,13 +374,15 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="hookline-batch-bench-"))
     os.chmod(work, 0o755)
     pg = EmbeddedPostgres(work / "pg", durable=True)
-    db_url = pg.start()
-    spec, key = sendgrid.make_test_source("main")
+    admin_url = pg.start()
+    spec, material = make_source("sendgrid")
     try:
-        asyncio.run(migrate(db_url))
-        asyncio.run(_partitions(db_url))
-        templates = asyncio.run(build_templates(db_url, spec, args.batch))
+        asyncio.run(build_template(admin_url))
+        asyncio.run(_partitions(with_db(admin_url, TEMPLATE_DB)))
+        scratch = asyncio.run(fresh_copy(admin_url, "bench_scratch"))
+        templates = asyncio.run(build_templates(scratch, spec, args.batch))
         if args.profile:
+            db_url = asyncio.run(fresh_copy(admin_url, "bench_alone"))
             parts = asyncio.run(profile_parts(pg, db_url, templates, args.duration, args.writers))
             print(f"\n{'PostgreSQL alone':<44}{'events/s':>10}{'CPU us/ev':>11}{'WAL B/ev':>10}")
             for name, r in parts:
@@ -408,27 +391,32 @@ def main() -> int:
                     f"{r.wal_bytes_per_event:>10.0f}"
                 )
             return 0
-        schemas = {"current": db_url}
+        schemas: dict[str, Callable[[], Coroutine[Any, Any, str]]] = {
+            "current": lambda: fresh_copy(admin_url, "bench_alone")
+        }
         if args.before:
-            before = asyncio.run(create_database_before(db_url, "before", args.before))
-            schemas[f"before {args.before:04d}"] = before
+            schemas[f"before {args.before:04d}"] = lambda: create_database_before(
+                admin_url, "bench_before", args.before
+            )
         runs: dict[str, list[AloneResult]] = {name: [] for name in schemas}
         for _ in range(args.repeat):
-            for name, url in schemas.items():
+            for name, fresh in schemas.items():
                 print(f"PostgreSQL alone ({name} schema): {args.writers} writers ...", flush=True)
+                url = asyncio.run(fresh())
                 result = asyncio.run(
                     postgres_alone(pg, url, templates, args.duration, args.writers)
                 )
-                asyncio.run(reset_database(url))
                 runs[name].append(result)
         alone = runs["current"][-1]
         hook: HooklineResult | None = None
         if not args.skip_hookline:
             count = 700 * args.duration + 2000
             print(f"signing {count} requests of {args.batch} events ...", flush=True)
-            write_requests(work / "batch" / "warm", key, 1000, args.batch, 2, "warm")
-            write_requests(work / "batch" / "run", key, count, args.batch, 2, "run")
-            asyncio.run(reset_database(db_url))
+            write_replay_set(
+                work / "batch" / "warm", spec, material, count=1000, batch=args.batch, seed=10**7
+            )
+            write_replay_set(work / "batch" / "run", spec, material, count=count, batch=args.batch)
+            db_url = asyncio.run(fresh_copy(admin_url, "bench_case"))
             print(
                 f"Hookline: {args.batch}-event SendGrid batches, {args.duration}s ...", flush=True
             )

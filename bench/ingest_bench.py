@@ -1,7 +1,8 @@
 """Ingest benchmark: Hookline against fair baselines, in one invocation, one process each.
 
     .venv/bin/python bench/ingest_bench.py [--duration 10] [--rounds 3] [--connections 64]
-        [--schemes sendgrid,ses,mailgun,postmark] [--batch 100] [--peers] [--soak 0]
+        [--schemes sendgrid,ses,mailgun,postmark] [--kinds floor,naive,hookline]
+        [--batch 100] [--peers] [--storage-alone]
 
 For every signing scheme that costs CPU (bench/traffic.py: ECDSA = SendGrid, RSA = SES via
 SNS, HMAC = Mailgun, basic auth = Postmark), each under uvicorn (uvloop + httptools) in its
@@ -23,6 +24,10 @@ server's whole process tree (far steadier than req/s on a shared machine). With 
 rounds, each figure is the median and the ratios' spread is printed. Every storing case is
 checked for loss: the rows in PostgreSQL must cover every acknowledged event. Needs `wrk`
 (Debian package). Only 127.0.0.1 is ever contacted.
+
+The plumbing here (the template database and its fresh copies, wrk, Hookline's config, the
+servers' environment) is shared by bench/batch_bench.py, bench/scale_bench.py and
+bench/profile_ingest.py; the signed traffic comes from bench/traffic.py.
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -40,8 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,14 +64,13 @@ from bench.traffic import (  # noqa: E402
     sendgrid,
     source_toml,
     spec_to_json,
-    write_requests,
+    write_replay_set,
 )
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
 from gateway.storage.migrate import apply_migrations  # noqa: E402
 from gateway.storage.pool import create_pool  # noqa: E402
 from gateway.storage.store import EventStore  # noqa: E402
 from handlers.base import WebhookRequest  # noqa: E402
-from hookline_testing import samples_for  # noqa: E402
 
 PYTHON = sys.executable
 #: request rates no case here reaches on a 2-core machine: files are sized from them, so
@@ -161,6 +163,13 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without OTEL_* / HOOKLINE_* (the bench's configuration decides),
+    with the repository importable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "HOOKLINE_"))}
+    return env | {"PYTHONPATH": str(ROOT)} | (extra or {})
+
+
 def with_db(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
@@ -208,7 +217,7 @@ async def storage_alone(url: str, spec: Any, duration: int, batch: int = 2000) -
     store = EventStore(pool)
     await store.ensure_partitions(received.date())
     request = WebhookRequest(
-        "POST", "", {}, samples_for("sendgrid").example_body(batch, seed=10**6)
+        "POST", "", {}, SCHEMES["sendgrid"].samples.example_body(batch, seed=10**6)
     )
     template = sendgrid.ADAPTER.parse(request, spec, received).events
     counter = iter(range(10**9))
@@ -257,38 +266,28 @@ def uvicorn_cmd(app: str, port: int) -> list[str]:
 
 # -- the traffic ---------------------------------------------------------------------------
 
-_SIGNING: dict[str, tuple[Any, Any]] = {}  # provider -> (spec, material), for forked signers
 
-
-def _sign_file(job: tuple[str, str, int, int, int]) -> None:
-    provider, path, count, batch, seed = job
-    spec, material = _SIGNING[provider]
-    write_requests(Path(path), spec, material, count=count, batch=batch, seed=seed)
-
-
-def sign_traffic(work: Path, providers: list[str], duration: int, batch: int) -> None:
-    """Per provider, a warm-up set and a measured set of single-event requests (and the
-    SendGrid batches), one file per wrk thread, signed on both cores."""
-    jobs = []
-    for provider in providers:
-        singles = [("warm", MAX_RATE[provider] * WARM_UP_SECONDS + 2000, 1, 10**7)]
-        singles.append(("run", MAX_RATE[provider] * duration + 2000, 1, 0))
+def sign_traffic(
+    work: Path, sources: dict[str, tuple[Any, Any]], duration: int, batch: int
+) -> None:
+    """Per provider (``sources``: its spec and signing material), a warm-up set and a
+    measured set of single-event requests (and the SendGrid batches), one file per wrk
+    thread (bench/traffic.py)."""
+    started = time.monotonic()
+    for provider, (spec, material) in sources.items():
+        sets = [("warm", MAX_RATE[provider] * WARM_UP_SECONDS + 2000, 1, 10**7)]
+        sets.append(("run", MAX_RATE[provider] * duration + 2000, 1, 0))
         if provider == "sendgrid" and batch > 1:
             batches = 400 * duration + 500  # well above what 100-event batches reach
-            singles += [
+            sets += [
                 ("batch-warm", 1000, batch, 3 * 10**7),
                 ("batch-run", batches, batch, 2 * 10**7),
             ]
-        for kind, count, size, seed in singles:
-            directory = work / f"{provider}-{kind}"
-            directory.mkdir(parents=True, exist_ok=True)
-            for thread in range(2):
-                path = str(directory / f"requests-{thread}.txt")
-                jobs.append((provider, path, count // 2, size, seed + thread * 10**6))
-    started = time.monotonic()
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
-        list(pool.map(_sign_file, jobs))
-    print(f"signed {len(jobs)} request files in {time.monotonic() - started:.0f}s", flush=True)
+        for kind, count, size, seed in sets:
+            write_replay_set(
+                work / f"{provider}-{kind}", spec, material, count=count, batch=size, seed=seed
+            )
+    print(f"signed the traffic in {time.monotonic() - started:.0f}s", flush=True)
 
 
 # -- the cases -----------------------------------------------------------------------------
@@ -340,8 +339,7 @@ def measure(
     url = admin_url
     if target.table is not None:
         url = asyncio.run(fresh_database(admin_url, "bench_case", target.template))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env |= {"PYTHONPATH": str(ROOT), "BENCH_DATABASE_URL": url, **target.environment(url)}
+    env = bench_env({"BENCH_DATABASE_URL": url, **target.environment(url)})
     if target.prepare is not None:
         target.prepare(env)
     port = free_port()
@@ -384,17 +382,24 @@ def measure(
     )
 
 
+def hookline_config(work: Path, url: str, specs: Iterable[Any], name: str = "hookline") -> Path:
+    """``work/<name>.toml``: Hookline as shipped on the database at ``url`` with the bench's
+    sources, JSON logs, and its own data directory (spool) ``work/<name>-data``, like one
+    volume per pod."""
+    config = work / f"{name}.toml"
+    config.write_text(
+        f'[database]\nurl = "{url}"\npool_max_size = 10\n'
+        f'[storage]\ndata_dir = "{work / name}-data"\n'
+        '[logging]\nformat = "json"\n' + "".join(source_toml(spec) for spec in specs)
+    )
+    return config
+
+
 def hookline_target(
     work: Path, specs: dict[str, Any], kind: str = "hookline", batch: int = 1
 ) -> Target:
     def environment(url: str) -> dict[str, str]:
-        config = work / "hookline.toml"
-        config.write_text(
-            f'[database]\nurl = "{url}"\npool_max_size = 10\n'
-            f'[storage]\ndata_dir = "{work / "data"}"\n'
-            '[logging]\nformat = "json"\n' + "".join(source_toml(spec) for spec in specs.values())
-        )
-        return {"HOOKLINE_CONFIG": str(config)}
+        return {"HOOKLINE_CONFIG": str(hookline_config(work, url, specs.values()))}
 
     return Target(
         kind=kind,
@@ -624,13 +629,9 @@ def main() -> int:
     storage_rate = None
     try:
         asyncio.run(build_template(admin_url))
-        specs: dict[str, Any] = {}
-        for provider in traffic_providers:
-            _SIGNING[provider] = make_source(provider)
-            specs[provider] = _SIGNING[provider][0]
-        sign_traffic(
-            work, traffic_providers, args.duration, args.batch if "sendgrid" in providers else 0
-        )
+        sources = {provider: make_source(provider) for provider in traffic_providers}
+        specs = {provider: spec for provider, (spec, _) in sources.items()}
+        sign_traffic(work, sources, args.duration, args.batch if "sendgrid" in providers else 0)
         plan: list[Target] = []
         for provider in providers:
             plan += [

@@ -11,7 +11,8 @@ same verification, nothing stored). What both would pay to uvicorn (parsing, the
 socket writes) is left out, so the difference is Hookline's own work per request. CPU is
 ``time.process_time`` (this process only; PostgreSQL's is its own), far steadier than
 wall time on a shared machine. ``--profile N`` prints the top N functions by own time
-(cProfile timed by process CPU; it inflates small Python calls: read it for shares).
+(cProfile timed by process CPU; it inflates small Python calls: read it for shares;
+``--sort cumulative`` orders by time including callees, the parts' shares).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,42 +38,46 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest_bench import hookline_config  # noqa: E402
 from bench.traffic import make_source, signed_requests, spec_to_json  # noqa: E402
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
 from gateway.storage.migrate import apply_migrations  # noqa: E402
 
-App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+App = Callable[..., Awaitable[None]]  # an ASGI app: (scope, receive, send)
 
 
-async def lifespan(app: App, message: str) -> None:
-    """Run the app's lifespan ``startup`` or ``shutdown`` (the ASGI protocol, by hand)."""
-    done = asyncio.Event()
-    sent = False
-
-    async def receive() -> dict[str, str]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": f"lifespan.{message}"}
-        await asyncio.Event().wait()  # never: the app returns or waits forever
-        return {}
+@asynccontextmanager
+async def lifespan(app: App) -> AsyncIterator[None]:
+    """The app started and, on exit, shut down: one ASGI ``lifespan`` call (the protocol,
+    by hand) that is sent ``startup`` and later ``shutdown``, as a server does."""
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def send(event: dict[str, Any]) -> None:
-        if event["type"].startswith(f"lifespan.{message}."):
-            if event["type"].endswith("failed"):
-                raise RuntimeError(event.get("message"))
-            done.set()
+        await replies.put(event)
 
-    task = asyncio.create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    async def step(message: str) -> None:
+        await inbox.put({"type": f"lifespan.{message}"})
+        getter = asyncio.ensure_future(replies.get())
+        either: set[asyncio.Future[Any]] = {task, getter}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not getter.done():
+            getter.cancel()
+            task.result()  # the app returned or raised before answering
+            raise RuntimeError(f"the app ended its lifespan without answering {message}")
+        event = getter.result()
+        if event["type"] != f"lifespan.{message}.complete":
+            raise RuntimeError(f"lifespan {message}: {event}")
+
+    task: asyncio.Future[None] = asyncio.ensure_future(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, send)
     )
-    await asyncio.wait(
-        {task, asyncio.create_task(done.wait())}, return_when=asyncio.FIRST_COMPLETED
-    )
-    if task.done() and not done.is_set():
-        task.result()
-    if not task.done() and message == "shutdown":
-        task.cancel()
+    await step("startup")
+    try:
+        yield
+    finally:
+        await step("shutdown")
+        await task
 
 
 def scopes(
@@ -125,7 +131,7 @@ async def drive(
 
 
 async def measure(
-    label: str, app: App, requests: list[Any], concurrency: int, profile: int
+    label: str, app: App, requests: list[Any], concurrency: int, profile: int, sort: str
 ) -> float:
     warm, run = requests[: len(requests) // 5], requests[len(requests) // 5 :]
     await drive(app, warm, concurrency)
@@ -142,7 +148,7 @@ async def measure(
         flush=True,
     )
     if profiler:
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(profile)
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats(sort).print_stats(profile)
     return cpu_us
 
 
@@ -157,23 +163,17 @@ async def run(args: argparse.Namespace, work: Path, db_url: str) -> None:
         requests,
         args.concurrency,
         0 if args.hookline_only else args.profile,
+        args.sort,
     )
 
-    from bench.traffic import source_toml
     from gateway.app import create_app
     from gateway.settings import load_settings
 
-    config = work / "hookline.toml"
-    config.write_text(
-        f'[database]\nurl = "{db_url}"\npool_max_size = 10\n'
-        f'[storage]\ndata_dir = "{work / "data"}"\n[logging]\nformat = "json"\n' + source_toml(spec)
-    )
-    app = create_app(load_settings(config))
-    await lifespan(app, "startup")
-    try:
-        hookline = await measure("Hookline", app, requests, args.concurrency, args.profile)
-    finally:
-        await lifespan(app, "shutdown")
+    app = create_app(load_settings(hookline_config(work, db_url, [spec])))
+    async with lifespan(app):
+        hookline = await measure(
+            "Hookline", app, requests, args.concurrency, args.profile, args.sort
+        )
     conn = await asyncpg.connect(db_url)
     try:
         stored = await conn.fetchval("SELECT count(*) FROM events")
@@ -189,6 +189,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions")
     parser.add_argument("--hookline-only", action="store_true", help="profile Hookline only")
+    parser.add_argument(
+        "--sort",
+        default="tottime",
+        choices=["tottime", "cumulative"],
+        help="the profile's order: own time, or time including callees (the parts' shares)",
+    )
     args = parser.parse_args()
     # the JSON log lines go where the bench sends them: nowhere
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)

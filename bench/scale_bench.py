@@ -33,24 +33,24 @@ sys.path.insert(0, str(ROOT))
 
 from bench.batch_bench import (  # noqa: E402
     acknowledged,
-    bench_env,
-    hookline_config,
+    fresh_copy,
     loss_line,
-    migrate,
     postgres_cpu_seconds,
     serve_cmd,
     serving,
 )
 from bench.ingest_bench import (  # noqa: E402
+    bench_env,
+    build_template,
     count_rows,
     free_port,
-    reset_database,
+    hookline_config,
     run_wrk,
-    write_requests,
 )
 from bench.proc_stats import cpu_seconds  # noqa: E402
+from bench.traffic import make_source, write_replay_set  # noqa: E402
 from gateway.storage.embedded import EmbeddedPostgres  # noqa: E402
-from handlers import sendgrid  # noqa: E402
+from handlers.base import SourceSpec  # noqa: E402
 
 PYTHON = sys.executable
 #: requests signed per gateway and second of the run (above what one process answers)
@@ -85,23 +85,30 @@ def total_cpu_seconds() -> float:
 def run_case(
     work: Path,
     pg: EmbeddedPostgres,
-    key: Any,
-    config_for: list[Path],  # per gateway, then the worker's
+    admin_url: str,
+    source: tuple[SourceSpec, Any],  # the SendGrid source and its signing key
     gateways: int,
     batch: int,
     duration: int,
     connections: int,
 ) -> Case:
-    db_url = pg.url()
-    asyncio.run(reset_database(db_url))
+    spec, material = source
+    db_url = asyncio.run(fresh_copy(admin_url, "bench_case"))
+    # one data directory (spool) per process, like one volume per pod; the worker's last
+    config_for = [hookline_config(work, db_url, [spec], f"gateway-{i}") for i in range(gateways)]
+    config_for.append(hookline_config(work, db_url, [spec], "worker"))
     per_gateway = connections // gateways
     count = REQUESTS_PER_SECOND[batch] * duration + 1000
+    warm_count = REQUESTS_PER_SECOND[batch] * WARM_SECONDS + 500
     dirs = []
     for i in range(gateways):
+        # every set its own seeds: the events of all gateways and phases are unique
         directory = work / f"requests-{batch}-{gateways}-{i}"
-        warm_count = REQUESTS_PER_SECOND[batch] * WARM_SECONDS + 500
-        write_requests(directory / "warm", key, warm_count, batch, 2, f"warm-{directory.name}")
-        write_requests(directory / "run", key, count, batch, 2, f"run-{directory.name}")
+        seed = 10**8 * i
+        write_replay_set(
+            directory / "warm", spec, material, count=warm_count, batch=batch, seed=seed + 10**7
+        )
+        write_replay_set(directory / "run", spec, material, count=count, batch=batch, seed=seed)
         dirs.append(directory)
     with ExitStack() as stack:
         worker_port = free_port()
@@ -191,20 +198,24 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="hookline-scale-bench-"))
     os.chmod(work, 0o755)
     pg = EmbeddedPostgres(work / "pg", durable=True)
-    db_url = pg.start()
-    spec, key = sendgrid.make_test_source("main")
+    admin_url = pg.start()
+    source = make_source("sendgrid")
     cases: list[Case] = []
     try:
-        asyncio.run(migrate(db_url))
-        # one data directory (spool) per process, like one volume per pod; the worker's last
-        configs = [hookline_config(work, db_url, spec, f"gateway-{i}") for i in range(max(counts))]
-        configs.append(hookline_config(work, db_url, spec, "worker"))
+        asyncio.run(build_template(admin_url))
         for batch in batches:
             for gateways in counts:
                 print(f"case: {gateways} gateway(s), {batch} event(s)/request ...", flush=True)
                 cases.append(
                     run_case(
-                        work, pg, key, configs, gateways, batch, args.duration, args.connections
+                        work,
+                        pg,
+                        admin_url,
+                        source,
+                        gateways,
+                        batch,
+                        args.duration,
+                        args.connections,
                     )
                 )
     finally:

@@ -8,6 +8,7 @@ This is the one module in ``bench/`` that reaches the ESP samples of ``hookline_
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ __all__ = [
     "source_toml",
     "spec_from_json",
     "spec_to_json",
+    "write_replay_set",
     "write_requests",
 ]
 
@@ -129,3 +131,38 @@ def write_requests(
         for request in signed_requests(spec, material, count=count, batch=batch, seed=seed):
             raw = _raw_request(target, dict(request.headers), request.body)
             handle.write(b"%d\n" % len(raw) + raw)
+
+
+def write_replay_set(
+    directory: Path,
+    spec: SourceSpec,
+    material: Any,
+    *,
+    count: int,
+    batch: int = 1,
+    seed: int = 0,
+    threads: int = 2,
+) -> None:
+    """``count`` requests for ``bench/wrk_replay.lua`` with ``-t{threads}``: one file per wrk
+    thread (``requests-<thread>.txt``), each signed in its own forked process (signing
+    keys do not pickle; fork shares them), events unique across the files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fork = multiprocessing.get_context("fork")
+    signers = [
+        fork.Process(
+            target=write_requests,
+            args=(directory / f"requests-{thread}.txt", spec, material),
+            kwargs={
+                "count": count // threads,
+                "batch": batch,
+                "seed": seed + thread * (count // threads + 1),
+            },
+        )
+        for thread in range(threads)
+    ]
+    for signer in signers:
+        signer.start()
+    for signer in signers:
+        signer.join()
+        if signer.exitcode != 0:
+            raise RuntimeError(f"signing {directory} failed (exit {signer.exitcode})")
