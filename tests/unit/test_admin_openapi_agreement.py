@@ -6,12 +6,13 @@ undocumented."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Litestar
 
 from gateway.routes.admin_dependencies import admin_dependencies
-from gateway.routes.admin_input import QUERY_PARAMETERS
+from gateway.routes.admin_input import QUERY_PARAMETERS, declared_query_parameters
 from gateway.routes.admin_openapi import StrictStructSchemaPlugin
 from gateway.routes.admin_query import (
     get_message,
@@ -50,3 +51,32 @@ def test_documented_query_parameters_are_the_accepted_ones() -> None:
     }
     assert ACCEPTED["/v1/events"] >= {"recipient", "tag", "metadata", "since", "cursor"}
     assert all(names and not names & {"reads", "read_query"} for names in ACCEPTED.values())
+
+
+def _full_app() -> Litestar:
+    from gateway.app import create_app
+    from gateway.settings import Settings
+
+    return create_app(Settings())
+
+
+def test_every_operation_documents_exactly_the_query_parameters_it_accepts() -> None:
+    """Not only the read API: for every admin operation (DLQ, suppressions, quarantine,
+    control messages), the names the input guard accepts, read from the handler's
+    signature, are the query parameters the served document lists."""
+    app = _full_app()
+    document = app.openapi_schema.to_schema()
+    checked = 0
+    for route in app.routes:
+        if not route.path.startswith("/v1/"):
+            continue
+        path = re.sub(r"{(\w+):[^}]*}", r"{\1}", route.path)
+        for handler in getattr(route, "route_handlers", []):
+            for method in handler.http_methods - {"OPTIONS", "HEAD"}:
+                operation = document["paths"][path][method.lower()]
+                documented = {
+                    p["name"] for p in operation.get("parameters", []) if p["in"] == "query"
+                }
+                assert documented == set(declared_query_parameters(handler)), (method, path)
+                checked += 1
+    assert checked >= 20

@@ -6,8 +6,8 @@
 -- 1. The campaign index holds only rows with a campaign. Every read that uses it filters
 --    on `campaign = $n` (gateway/query/sql.py), which the planner proves implies
 --    `campaign IS NOT NULL`, so the partial index answers the same queries; events without
---    a campaign (most ESPs send none) no longer add an index entry each (about 100 bytes
---    of WAL and a B-tree insert per event).
+--    a campaign (most ESPs send none) no longer add an index entry each (its WAL and a
+--    B-tree insert per event; the figures are in docs/benchmarks.md).
 -- 2. The hookline_rollups trigger of 0008 with two per-event costs removed:
 --    * the late-day marks compared every row with date_trunc('day', clock_timestamp(),
 --      'UTC'): a volatile call and a time zone lookup per event; the day's start is now
