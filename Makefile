@@ -17,6 +17,7 @@ help:
 	@echo "make lint    ruff + mypy + hadolint only"
 	@echo "make image   build the OCI image with podman (scripts/build-image.sh; root on Debian)"
 	@echo "make bench   ingest benchmark (bench/ingest_bench.py)"
+	@echo "make mutate  mutation testing of the critical modules (MODULE=path/to/module.py for one)"
 	@echo "make slo     regenerate the SLO rules and dashboard from grafana/slo/slos.yml"
 	@echo "the CLI:     .venv/bin/hookline --help   (make run / make test create .venv)"
 
@@ -84,5 +85,12 @@ bench: $(STAMP)
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=deep $(VENV)/bin/pytest tests/unit/handlers/test_fuzz.py --timeout=0
 
+# Mutation testing (mutmut) of the modules whose promises matter most; not part of `make test`.
+# The modules and tests are [tool.mutmut] in pyproject.toml; docs/testing.md has the scores.
+.PHONY: mutate
+MODULE ?=
+mutate: $(STAMP)
+	$(VENV)/bin/python scripts/mutate.py $(MODULE)
+
 clean:
-	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache mutants
