@@ -69,12 +69,12 @@ async def test_probe_gate_admits_one_probe_at_a_time() -> None:
     gate.done(first)
     await trip(breaker, 1)
     refused = gate.admit()
-    assert not refused.allowed and refused.wait == pytest.approx(10, abs=0.5)
+    assert refused.allowed is False and refused.wait == pytest.approx(10, abs=0.5)
     clock.advance(10)
     probe = gate.admit()
     assert probe.allowed and probe.probe
     waiting = gate.admit()
-    assert not waiting.allowed and waiting.wait == 1.0
+    assert waiting.allowed is False and waiting.wait == 1.0
     gate.done(second)  # a non-probe finishing does not release the probe slot
     assert not gate.admit().allowed
     gate.done(probe)
