@@ -211,7 +211,8 @@ class ModuleResult:
 
     @property
     def score(self) -> float:
-        return 100.0 * self.killed / self.mutants if self.mutants else 100.0
+        tested = self.mutants - self.not_run
+        return 100.0 * self.killed / tested if tested else 100.0
 
 
 def results(module: str, justified_text: str) -> ModuleResult:
@@ -225,7 +226,11 @@ def results(module: str, justified_text: str) -> ModuleResult:
     mine = {k: v for k, v in exit_codes.items() if any(fnmatch.fnmatch(k, g) for g in globs)}
     statuses = Counter(status_by_exit_code[code] for code in mine.values())
     survivors = sorted(
-        (k for k, code in mine.items() if status_by_exit_code[code] not in KILLED),
+        (
+            k
+            for k, code in mine.items()
+            if status_by_exit_code[code] not in KILLED | {"not checked"}
+        ),
         key=_natural,
     )
     classes = {k: _text_only_class(k, module) for k in survivors}
@@ -259,12 +264,12 @@ def report(modules: list[str]) -> int:
         named = len(row.justified) - text
         unexplained = len(row.survivors) - len(row.justified)
         print(
-            f"| `{row.module}` | {row.mutants} | {row.killed} | {text} | {named} "
+            f"| `{row.module}` | {row.mutants - row.not_run} | {row.killed} | {text} | {named} "
             f"| {unexplained} | {row.score:.1f}% |"
         )
     not_run = sum(row.not_run for row in rows)
     if not_run:
-        print(f"\n{not_run} mutants not tested yet (an interrupted run?)")
+        print(f"\n{not_run} mutants not tested yet (an interrupted run?): not in the table")
     unexplained_names = [
         (name, row.module) for row in rows for name in row.survivors if name not in row.justified
     ]

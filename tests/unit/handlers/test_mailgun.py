@@ -381,3 +381,13 @@ def test_an_undated_event_takes_the_signature_time_before_the_receipt_time() -> 
     body = json.dumps({"signature": {**signed, "timestamp": "soon"}, "event-data": data}).encode()
     (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
     assert event.occurred_at == RECEIVED
+
+
+async def test_a_form_too_broken_to_carry_a_signature_is_missing_credentials() -> None:
+    """A form body that cannot be decoded at all (multipart without its boundary) carries
+    no signature: AuthError('missing') (401), never a pass and never a crash."""
+    source, _ = mailgun.make_test_source()
+    broken = unsigned(b"--B0UND\r\nnot a part", "multipart/form-data")
+    with pytest.raises(AuthError) as caught:
+        await ADAPTER.verify(broken, source, VerifyContext(now=NOW))
+    assert caught.value.reason == "missing"
