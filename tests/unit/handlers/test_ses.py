@@ -840,3 +840,15 @@ def test_tags_with_several_values_stay_lists() -> None:
         "c": [],
         "d": "z",
     }
+
+
+async def test_a_subscribe_url_with_a_fragment_is_untrusted(
+    signing: tuple[SourceSpec, SnsSigningMaterial],
+) -> None:
+    """A SubscribeURL on the real SNS host but carrying a fragment is not the URL SNS
+    sends: even correctly signed, it is never handed over for confirmation."""
+    envelope = fixture("subscription_confirmation.json")
+    envelope["SubscribeURL"] = envelope["SubscribeURL"] + "#x"
+    with pytest.raises(AuthError) as caught:
+        await verify(signed(signing, envelope), signing[0])
+    assert caught.value.reason == "untrusted"
