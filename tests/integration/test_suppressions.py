@@ -224,3 +224,38 @@ async def test_removing_an_address_also_resets_its_soft_bounce_count(fresh_db_ur
         )
         await stack.drain()
         assert await stack.service.suppression_list.get(address) is None
+
+
+async def test_soft_bounces_older_than_the_window_are_forgotten(fresh_db_url: str) -> None:
+    """A new soft bounce deletes its address's soft bounces that fell out of the counting
+    window; the periodic ``prune`` deletes those of every address, keeps the ones still
+    inside the window, and returns how many it deleted."""
+    clock = ManualClock()
+    window = 7 * 86400
+    async with delivery_stack(
+        fresh_db_url,
+        clock=clock,
+        suppressions={"soft_bounce_threshold": 10, "soft_bounce_window_seconds": window},
+    ) as stack:
+        start = clock.now()
+        old = [
+            event(n, event_type=BOUNCED, bounce_class=SOFT, recipient=f"{n}@example.com", at=start)
+            for n in (1, 2)
+        ]
+        await stack.write(old)
+        await stack.drain()
+        assert await stack.scalar("SELECT count(*) FROM soft_bounces") == 2
+
+        clock.advance(window + 3600)  # both old bounces are out of the window now
+        again = event(
+            3, event_type=BOUNCED, bounce_class=SOFT, recipient="1@example.com", at=clock.now()
+        )
+        await stack.write([again])
+        await stack.drain()
+        remaining = await stack.rows("SELECT dedup_key FROM soft_bounces ORDER BY dedup_key")
+        assert [r["dedup_key"] for r in remaining] == [old[1].dedup_key, again.dedup_key]
+
+        assert await stack.service.suppressions.prune() == 1
+        remaining = await stack.rows("SELECT dedup_key FROM soft_bounces")
+        assert [r["dedup_key"] for r in remaining] == [again.dedup_key]
+        assert await stack.service.suppressions.prune() == 0
