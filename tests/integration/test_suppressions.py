@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from gateway.delivery import ManualClock
 from handlers.events import BounceClass, EventType
 from tests.integration.delivery_support import delivery_stack, event
@@ -259,3 +261,36 @@ async def test_soft_bounces_older_than_the_window_are_forgotten(fresh_db_url: st
         remaining = await stack.rows("SELECT dedup_key FROM soft_bounces")
         assert [r["dedup_key"] for r in remaining] == [again.dedup_key]
         assert await stack.service.suppressions.prune() == 0
+
+
+@pytest.mark.parametrize("quarantine_seconds", [0, 1])
+async def test_a_zero_quarantine_lasts_until_removed_and_a_short_one_still_ends(
+    fresh_db_url: str, quarantine_seconds: int
+) -> None:
+    """``soft_bounce_quarantine_seconds = 0`` quarantines an address with no end (it is
+    still listed a year later); any positive value, even one second, ends the
+    quarantine that many seconds after it began."""
+    clock = ManualClock()
+    async with delivery_stack(
+        fresh_db_url,
+        clock=clock,
+        suppressions={
+            "soft_bounce_threshold": 1,
+            "soft_bounce_quarantine_seconds": quarantine_seconds,
+        },
+    ) as stack:
+        address = "q@example.com"
+        await stack.write(
+            [event(1, event_type=BOUNCED, bounce_class=SOFT, recipient=address, at=clock.now())]
+        )
+        await stack.drain()
+        entry = await stack.service.suppression_list.get(address)
+        assert entry is not None and entry.reason == "soft_bounce"
+        if quarantine_seconds == 0:
+            assert entry.expires_at is None
+            clock.advance(365 * 86400)
+            assert await stack.service.suppression_list.get(address) is not None
+        else:
+            assert entry.expires_at == clock.now() + timedelta(seconds=1)
+            clock.advance(1)
+            assert await stack.service.suppression_list.get(address) is None
