@@ -852,3 +852,95 @@ async def test_a_subscribe_url_with_a_fragment_is_untrusted(
     with pytest.raises(AuthError) as caught:
         await verify(signed(signing, envelope), signing[0])
     assert caught.value.reason == "untrusted"
+
+
+#: the fields SNS signs, in order (AWS's documented canonical form): a Notification's
+#: (Subject only when present) and a Subscription/UnsubscribeConfirmation's
+NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+CONFIRMATION_FIELDS = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
+
+
+def hand_signed(material: SnsSigningMaterial, envelope: dict[str, Any]) -> WebhookRequest:
+    """``envelope`` signed here, independently of handlers/sns.py's canonical_string."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    fields = NOTIFICATION_FIELDS if envelope["Type"] == "Notification" else CONFIRMATION_FIELDS
+    canonical = "".join(f"{key}\n{envelope[key]}\n" for key in fields if key in envelope)
+    signature = material.private_key.sign(canonical.encode(), padding.PKCS1v15(), hashes.SHA1())
+    signed_envelope = {**envelope, "Signature": base64.b64encode(signature).decode()}
+    return WebhookRequest("POST", "http://gw/webhooks/ses/test", {}, encode(signed_envelope))
+
+
+@pytest.mark.parametrize("name", ["event_send.json", "subscription_confirmation.json"])
+async def test_messages_without_a_subject_and_confirmations_sign_their_own_fields(
+    signing: tuple[SourceSpec, SnsSigningMaterial], name: str
+) -> None:
+    """A Notification without a Subject signs Message, MessageId, Timestamp, TopicArn,
+    Type (the absent Subject is skipped, not the end of the list); a
+    SubscriptionConfirmation signs its own list (SubscribeURL, Token). A signature
+    computed here by hand over those fields verifies."""
+    source, material = signing
+    await verify(hand_signed(material, fixture(name)), source)
+
+
+async def test_malformed_signature_fields_are_invalid_never_a_crash(
+    signing: tuple[SourceSpec, SnsSigningMaterial],
+) -> None:
+    """A Signature that is not a string, or is base64 with a stray character a lenient
+    decoder would drop, is refused as ``invalid``."""
+    source = signing[0]
+    envelope = json.loads(signed(signing, fixture("event_send.json")).body)
+    signature = envelope["Signature"]
+    for bad in (12345, signature[:8] + "!" + signature[8:]):
+        body = encode({**envelope, "Signature": bad})
+        with pytest.raises(AuthError) as caught:
+            await verify(WebhookRequest("POST", "http://gw/", {}, body), source)
+        assert caught.value.reason == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("Type", "Advert"), ("Timestamp", "yesterday"), ("Timestamp", None), ("Message", 7)],
+)
+async def test_an_unknown_type_a_bad_timestamp_or_a_non_string_field_is_invalid(
+    signing: tuple[SourceSpec, SnsSigningMaterial], field: str, value: Any
+) -> None:
+    """Fields SNS always sends, wrong: an unknown message Type, a Timestamp that is missing
+    or not a time, a signed field that is not a string. Each is ``invalid``."""
+    envelope = json.loads(signed(signing, fixture("event_send.json")).body)
+    if value is None:
+        del envelope[field]
+    else:
+        envelope[field] = value
+    with pytest.raises(AuthError) as caught:
+        await verify(WebhookRequest("POST", "http://gw/", {}, encode(envelope)), signing[0])
+    assert caught.value.reason == "invalid"
+
+
+@pytest.mark.parametrize("edge", ["not_before", "not_after"])
+async def test_a_certificate_is_valid_on_the_first_and_last_second_of_its_period(
+    signing: tuple[SourceSpec, SnsSigningMaterial], edge: str
+) -> None:
+    """A certificate's validity period includes both its ends: a message verified exactly
+    at ``not_before`` or exactly at ``not_after`` is accepted."""
+    period = {
+        "not_before": FIXTURE_NOW - timedelta(days=1),
+        "not_after": FIXTURE_NOW + timedelta(days=1),
+    }
+    period[edge] = FIXTURE_NOW
+    key, pem = make_test_certificate(**period)
+    material = SnsSigningMaterial(private_key=key, certificate_pem=pem)
+    source = replace(signing[0], sns_certificates={TEST_CERT_URL: pem})
+    request = ses.signed_request(
+        source, material, encode(fixture("event_send.json")), now=FIXTURE_NOW
+    )
+    await verify(request, source)
