@@ -294,3 +294,56 @@ async def test_a_zero_quarantine_lasts_until_removed_and_a_short_one_still_ends(
             assert entry.expires_at == clock.now() + timedelta(seconds=1)
             clock.advance(1)
             assert await stack.service.suppression_list.get(address) is None
+
+
+async def test_the_list_pages_filters_and_adds_manual_entries_once(fresh_db_url: str) -> None:
+    """The admin view of the list: 50 entries a page by default in address order,
+    ``after`` continues, ``limit`` shortens, ``reason`` filters, an active quarantine is
+    listed; an entry says when its event happened and when it was listed; a manual add
+    keeps the address as written (domain lower-cased, spaces trimmed) and adding it again
+    changes nothing."""
+    clock = ManualClock()
+    async with delivery_stack(
+        fresh_db_url,
+        clock=clock,
+        suppressions={"soft_bounce_threshold": 1, "soft_bounce_quarantine_seconds": 86400},
+    ) as stack:
+        suppressions = stack.service.suppression_list
+        for n in range(51):
+            _, added = await suppressions.add(f"m{n:02d}@example.com")
+            assert added
+        entry, added = await suppressions.add("m00@example.com", note="again")
+        assert not added and entry.note is None
+        assert stack.metric("hookline_suppressions_added_total", reason="manual") == 51
+        entry, added = await suppressions.add("  Mixed@Example.COM ")
+        assert added and entry.address == "Mixed@example.com"
+
+        happened = clock.now() - timedelta(hours=2)
+        await stack.write(
+            [
+                event(1, event_type=UNSUBSCRIBED, recipient="u@example.com", at=happened),
+                event(
+                    2, event_type=BOUNCED, bounce_class=SOFT, recipient="s@example.com", at=happened
+                ),
+            ]
+        )
+        clock.advance(60)
+        await stack.drain()
+        unsubscribed = await suppressions.get("u@example.com")
+        assert unsubscribed is not None
+        assert unsubscribed.occurred_at == happened and unsubscribed.created_at == clock.now()
+
+        first = await suppressions.list()
+        assert [e.key for e in first] == [f"m{n:02d}@example.com" for n in range(50)]
+        rest = await suppressions.list(after=first[-1].key)
+        assert [e.key for e in rest] == [
+            "m50@example.com",
+            "mixed@example.com",
+            "s@example.com",
+            "u@example.com",
+        ]
+        assert len(await suppressions.list(limit=3)) == 3
+        assert [e.key for e in await suppressions.list(reason="unsubscribe")] == ["u@example.com"]
+        quarantined = await suppressions.list(reason="soft_bounce")
+        assert [e.key for e in quarantined] == ["s@example.com"]
+        assert quarantined[0].expires_at is not None
