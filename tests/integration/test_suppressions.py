@@ -347,3 +347,61 @@ async def test_the_list_pages_filters_and_adds_manual_entries_once(fresh_db_url:
         quarantined = await suppressions.list(reason="soft_bounce")
         assert [e.key for e in quarantined] == ["s@example.com"]
         assert quarantined[0].expires_at is not None
+
+
+async def test_a_quarantine_names_its_latest_bounce_and_a_new_bounce_renews_it(
+    fresh_db_url: str,
+) -> None:
+    """In one batch, an address below the threshold is not listed and does not stop the
+    next address from being quarantined. The quarantine names its latest soft bounce
+    (event, provider, time) and keeps the address as written (domain lower-cased); a
+    further soft bounce during the quarantine starts a new period from now."""
+    clock = ManualClock()
+    async with delivery_stack(
+        fresh_db_url,
+        clock=clock,
+        suppressions={"soft_bounce_threshold": 2, "soft_bounce_quarantine_seconds": 86400},
+    ) as stack:
+        early, late = clock.now() - timedelta(hours=2), clock.now() - timedelta(hours=1)
+        latest = event(
+            3, event_type=BOUNCED, bounce_class=SOFT, recipient="Soft@Example.COM", at=late
+        )
+        await stack.write(
+            [
+                event(
+                    1, event_type=BOUNCED, bounce_class=SOFT, recipient="a@example.com", at=early
+                ),
+                event(
+                    2, event_type=BOUNCED, bounce_class=SOFT, recipient="soft@example.com", at=early
+                ),
+                latest,
+            ]
+        )
+        await stack.drain()
+        assert await stack.service.suppression_list.get("a@example.com") is None
+        entry = await stack.service.suppression_list.get("soft@example.com")
+        assert entry is not None and entry.reason == "soft_bounce"
+        assert (entry.dedup_key, entry.provider, entry.occurred_at) == (
+            latest.dedup_key,
+            "sendgrid",
+            late,
+        )
+        assert entry.address == "Soft@example.com"
+        assert entry.expires_at == clock.now() + timedelta(days=1)
+
+        clock.advance(3600)
+        await stack.write(
+            [
+                event(
+                    4,
+                    event_type=BOUNCED,
+                    bounce_class=SOFT,
+                    recipient="soft@example.com",
+                    at=clock.now(),
+                )
+            ]
+        )
+        await stack.drain()
+        renewed = await stack.service.suppression_list.get("soft@example.com")
+        assert renewed is not None and renewed.expires_at == clock.now() + timedelta(days=1)
+        assert stack.metric("hookline_suppressions_added_total", reason="soft_bounce") == 1
