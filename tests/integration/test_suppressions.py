@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from gateway.delivery import ManualClock
+from gateway.delivery.payload import decode_signal
 from handlers.events import BounceClass, EventType
 from tests.integration.delivery_support import delivery_stack, event
 
@@ -405,3 +406,32 @@ async def test_a_quarantine_names_its_latest_bounce_and_a_new_bounce_renews_it(
         renewed = await stack.service.suppression_list.get("soft@example.com")
         assert renewed is not None and renewed.expires_at == clock.now() + timedelta(days=1)
         assert stack.metric("hookline_suppressions_added_total", reason="soft_bounce") == 1
+
+
+async def test_a_row_whose_claim_was_lost_is_left_to_its_new_owner_and_the_rest_apply(
+    fresh_db_url: str,
+) -> None:
+    """A processor pass whose claim on one row was taken over (its lease ran out and
+    another pass claimed it) leaves that row alone, for its new owner, and still applies
+    every other row it claimed: none is deleted from the outbox without being applied."""
+    clock = ManualClock()
+    async with delivery_stack(fresh_db_url, clock=clock) as stack:
+        await stack.write(
+            [
+                event(1, event_type=COMPLAINED, recipient="a@example.com", at=clock.now()),
+                event(2, event_type=COMPLAINED, recipient="b@example.com", at=clock.now()),
+            ]
+        )
+        rows = await stack.service.queue.claim(clock.now(), limit=10, lease_seconds=60, sinks=[])
+        assert len(rows) == 2
+        lost = rows[0]
+        async with stack.store.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE outbox SET claim_token = gen_random_uuid() WHERE id = $1", lost.id
+            )
+        assert await stack.service.suppressions.process(rows) == 1
+        listed = [e.key for e in await stack.service.suppression_list.list()]
+        kept = decode_signal(rows[1].payload).recipient
+        assert decode_signal(lost.payload).recipient != kept
+        assert listed == [kept]
+        assert await stack.scalar("SELECT id FROM outbox") == lost.id
