@@ -944,3 +944,32 @@ async def test_a_certificate_is_valid_on_the_first_and_last_second_of_its_period
         source, material, encode(fixture("event_send.json")), now=FIXTURE_NOW
     )
     await verify(request, source)
+
+
+async def test_a_certificate_for_a_non_rsa_key_is_untrusted(
+    signing: tuple[SourceSpec, SnsSigningMaterial],
+) -> None:
+    """SNS signs with RSA: a well-formed certificate for an elliptic-curve key is
+    ``untrusted`` (never a crash), however the message is signed."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(FIXTURE_NOW - timedelta(days=1))
+        .not_valid_after(FIXTURE_NOW + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    source = replace(signing[0], sns_certificates={TEST_CERT_URL: pem})
+    with pytest.raises(AuthError) as caught:
+        await verify(signed(signing, fixture("event_send.json")), source)
+    assert caught.value.reason == "untrusted"
