@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -619,8 +620,11 @@ async def test_no_pin_and_no_fetcher_or_empty_fetch_is_untrusted(
 async def test_certificate_that_is_not_a_certificate_is_untrusted(
     signing: tuple[SourceSpec, SnsSigningMaterial],
 ) -> None:
-    """A pinned or fetched blob that does not parse as an RSA certificate is untrusted."""
-    broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    """A pinned or fetched blob that does not parse as an RSA certificate is untrusted.
+    (The blob is random each run: a fixed one would be answered from the parse cache a
+    previous test filled, and the parsing path would go untested.)"""
+    garbage = base64.b64encode(secrets.token_bytes(48)).decode()
+    broken = f"-----BEGIN CERTIFICATE-----\n{garbage}\n-----END CERTIFICATE-----\n"
     source = replace(signing[0], sns_certificates={TEST_CERT_URL: broken})
     with pytest.raises(AuthError) as caught:
         await verify(signed(signing, fixture("event_send.json")), source)
