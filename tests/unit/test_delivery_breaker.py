@@ -79,3 +79,16 @@ async def test_probe_gate_admits_one_probe_at_a_time() -> None:
     assert not gate.admit().allowed
     gate.done(probe)
     assert gate.admit().probe
+
+
+async def test_a_short_reset_timeout_is_the_wait_and_a_closed_breaker_has_none() -> None:
+    """A breaker that never opened has no time until retry. Opened with a reset timeout
+    under a second, the gate tells callers to wait that long, not a rounded-up second
+    (the 1 ms floor only keeps a refusal's wait above zero)."""
+    clock = ManualClock()
+    breaker = sink_breaker("crm", Metrics(), fail_max=1, reset_timeout=0.5, clock=clock)
+    assert breaker.seconds_until_retry() == 0.0
+    gate = ProbeGate(breaker)
+    await trip(breaker, 1)
+    refused = gate.admit()
+    assert refused.allowed is False and refused.wait == pytest.approx(0.5, abs=0.2)
