@@ -18,6 +18,7 @@ help:
 	@echo "make image   build the OCI image with podman (scripts/build-image.sh; root on Debian)"
 	@echo "make bench   ingest benchmark against fair baselines (bench/ingest_bench.py)"
 	@echo "make bench-peers  the same plus the Django + django-anymail peer"
+	@echo "make mutate  mutation testing of the critical modules (MODULE=path/to/module.py for one)"
 	@echo "make slo     regenerate the SLO rules and dashboard from grafana/slo/slos.yml"
 	@echo "make schema  regenerate gateway/storage/schema.sql (the migrated schema) after a migration"
 	@echo "the CLI:     .venv/bin/hookline --help   (make run / make test create .venv)"
@@ -99,5 +100,12 @@ bench-peers: $(STAMP)
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=deep $(VENV)/bin/pytest tests/unit/handlers/test_fuzz.py --timeout=0
 
+# Mutation testing (mutmut) of the modules whose promises matter most; not part of `make test`.
+# The modules and tests are [tool.mutmut] in pyproject.toml; docs/testing.md has the scores.
+.PHONY: mutate
+MODULE ?=
+mutate: $(STAMP)
+	$(VENV)/bin/python scripts/mutate.py $(MODULE)
+
 clean:
-	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache mutants

@@ -193,6 +193,24 @@ async def test_lone_surrogates_and_nul_anywhere_are_stored(
     assert await QuarantineStore(pool).list() == []
 
 
+async def test_the_store_itself_replaces_nul_in_text_fields_and_tags(
+    pool: asyncpg.Pool, fresh_db_url: str
+) -> None:
+    """The store does not rely on storable.py for NUL (PostgreSQL text cannot hold it):
+    an event written straight to ``EventStore.write_events`` with NUL in a text field and
+    a tag is stored with U+FFFD in their place, and its NUL-free fields are unchanged."""
+    nul = event("nul", reason="a\x00b", diagnostic="clean", tags=("t\x00", "plain"))
+    assert await EventStore(pool).write_events([nul]) == {"sendgrid:nul"}
+    (row,) = await rows(
+        fresh_db_url,
+        "SELECT reason, diagnostic, recipient, tags FROM events WHERE dedup_key = $1",
+        "sendgrid:nul",
+    )
+    assert row["reason"] == "a\ufffdb"
+    assert row["diagnostic"] == "clean" and row["recipient"] == "nul@example.com"
+    assert row["tags"] == ["t\ufffd", "plain"]
+
+
 async def test_without_storable_values_a_surrogate_is_quarantined_not_stuck(
     pool: asyncpg.Pool,
 ) -> None:

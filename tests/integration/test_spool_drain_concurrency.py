@@ -99,3 +99,44 @@ async def test_records_appended_during_a_drain_survive_it_and_drain_next_time(
     assert sorted(stored) == sorted(
         [f"sendgrid:early{i}" for i in range(4)] + [f"sendgrid:late{i}" for i in range(3)]
     )
+
+
+async def test_the_drainer_loop_drains_on_every_interval_until_stopped(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """``SpoolDrainer.run`` is the background loop: it drains, then waits one interval (or
+    until stopped) and drains again. A record spooled while the loop is already waiting
+    is stored on a later pass, then a second one too; setting ``stop`` ends the loop
+    cleanly, without an exception."""
+    metrics = Metrics()
+    breaker = AsyncCircuitBreaker(
+        "storage", metrics, fail_max=1, reset_timeout=60, exclude=(is_data_error,)
+    )
+    writer = IsolatingWriter(EventStore(pool), QuarantineStore(pool), breaker, metrics)
+    spool = Spool(tmp_path, metrics, max_bytes=10**6, segment_bytes=10**6)
+    drainer = SpoolDrainer(spool, writer, breaker, metrics, interval=0.05)
+    stop = asyncio.Event()
+    loop = asyncio.ensure_future(drainer.run(stop))
+
+    async def until_stored(key: str) -> None:
+        async with pool.acquire() as conn:
+            for _ in range(1000):
+                if loop.done():
+                    loop.result()  # the loop must not end (or fail) before it is stopped
+                    raise AssertionError("the drainer loop ended before it was stopped")
+                if await conn.fetchval("SELECT 1 FROM events WHERE dedup_key = $1", key):
+                    return
+                await asyncio.sleep(0.01)
+        raise AssertionError(f"{key} was never drained")
+
+    try:
+        await asyncio.sleep(0.1)  # the first pass found nothing; the loop is waiting
+        await spool.append([event("first")])
+        await until_stored("sendgrid:first")
+        await spool.append([event("second")])
+        await until_stored("sendgrid:second")
+        assert spool.events == 0
+    finally:
+        stop.set()
+    await asyncio.wait_for(loop, 30)
+    assert loop.exception() is None

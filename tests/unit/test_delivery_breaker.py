@@ -69,12 +69,12 @@ async def test_probe_gate_admits_one_probe_at_a_time() -> None:
     gate.done(first)
     await trip(breaker, 1)
     refused = gate.admit()
-    assert not refused.allowed and refused.wait == pytest.approx(10, abs=0.5)
+    assert refused.allowed is False and refused.wait == pytest.approx(10, abs=0.5)
     clock.advance(10)
     probe = gate.admit()
     assert probe.allowed and probe.probe
     waiting = gate.admit()
-    assert not waiting.allowed and waiting.wait == 1.0
+    assert waiting.allowed is False and waiting.wait == 1.0
     gate.done(second)  # a non-probe finishing does not release the probe slot
     assert not gate.admit().allowed
     gate.done(probe)
@@ -90,3 +90,16 @@ async def test_a_breaker_on_the_wall_clock_knows_when_it_opened() -> None:
     assert breaker.state == "open"
     assert not breaker.allows_call()
     assert 3500 < breaker.seconds_until_retry() <= 3600
+
+
+async def test_a_short_reset_timeout_is_the_wait_and_a_closed_breaker_has_none() -> None:
+    """A breaker that never opened has no time until retry. Opened with a reset timeout
+    under a second, the gate tells callers to wait that long, not a rounded-up second
+    (the 1 ms floor only keeps a refusal's wait above zero)."""
+    clock = ManualClock()
+    breaker = sink_breaker("crm", Metrics(), fail_max=1, reset_timeout=0.5, clock=clock)
+    assert breaker.seconds_until_retry() == 0.0
+    gate = ProbeGate(breaker)
+    await trip(breaker, 1)
+    refused = gate.admit()
+    assert refused.allowed is False and refused.wait == pytest.approx(0.5, abs=0.2)

@@ -30,6 +30,10 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
         (410, Verdict.PERMANENT, False),
         (422, Verdict.PERMANENT, False),
         (301, Verdict.RETRY, False),
+        (299, Verdict.SUCCESS, False),
+        (300, Verdict.RETRY, False),
+        (499, Verdict.PERMANENT, False),
+        (100, Verdict.RETRY, False),
     ],
 )
 def test_status_classification(status: int, verdict: Verdict, breaker_failure: bool) -> None:
@@ -48,6 +52,15 @@ def test_only_429_and_503_honour_retry_after() -> None:
         if classify_status(s).honours_retry_after
     ]
     assert honouring == [429, 503]
+
+
+def test_no_other_status_honours_retry_after() -> None:
+    """Across every status from 100 to 599 the flags are real booleans and only 429 and 503
+    honour Retry-After: a success, a permanent failure or an odd 1xx/3xx never does."""
+    for status in range(100, 600):
+        classification = classify_status(status)
+        assert classification.honours_retry_after is (status in (429, 503)), status
+        assert isinstance(classification.breaker_failure, bool), status
 
 
 def test_full_jitter_backoff_is_random_times_the_capped_exponential() -> None:

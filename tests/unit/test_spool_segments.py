@@ -98,3 +98,46 @@ async def test_a_failed_write_latches_the_spool_unwritable_until_a_segment_is_dr
     assert spool.writable()
     await spool.append([event("after")])
     assert spool.events == 1
+
+
+async def test_quarantine_records_are_spooled_durably_and_counted(tmp_path: Path) -> None:
+    """``append_quarantine`` writes parse-stage rejects as quarantine records: they count
+    as held records, and a spool opened again on the same directory (a restart) reads
+    them back whole, beside the events."""
+    from gateway.storage.quarantine import QuarantineItem
+
+    spool = Spool(tmp_path, Metrics(), max_bytes=10**6, segment_bytes=10**6)
+    items = [
+        QuarantineItem(
+            provider="sendgrid",
+            source="main",
+            received_at=NOW,
+            stage="parse",
+            reason="invalid_item",
+            error="missing field",
+            raw={"n": n},
+        )
+        for n in range(2)
+    ]
+    await spool.append([event("e1")])
+    await spool.append_quarantine(items)
+    assert spool.events == 3
+    await spool.close()
+    reopened = Spool(tmp_path, Metrics(), max_bytes=10**6, segment_bytes=10**6)
+    assert reopened.events == 3
+    [segment] = list(reopened.closed_segments())
+    result = read_segment(segment.path.read_bytes())
+    assert result.quarantined == items
+    assert [e.dedup_key for e in result.events] == ["e1"]
+
+
+async def test_the_stall_clock_runs_only_while_records_wait(tmp_path: Path) -> None:
+    """An empty spool is never stalled (exactly 0); once it holds records the stall clock
+    runs, and drainer progress restarts it."""
+    spool = Spool(tmp_path, Metrics(), max_bytes=10**6, segment_bytes=10**6)
+    assert spool.stalled_seconds() == 0.0
+    await spool.append([event("e1")])
+    before = spool.stalled_seconds()
+    assert before > 0.0
+    spool.note_progress()
+    assert spool.stalled_seconds() <= before

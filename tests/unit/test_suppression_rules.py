@@ -133,3 +133,51 @@ def test_auto_replies_are_neither_listed_nor_counted_as_soft_bounces() -> None:
     )
     assert plan.listings == {}
     assert plan.soft_bounces == []
+
+
+def test_signals_that_ask_for_nothing_do_not_end_the_batch() -> None:
+    """A signal without a recipient, or one that lists nothing (an auto-reply), is
+    skipped; the signals after it in the batch still apply."""
+    plan = plan_suppressions(
+        [
+            signal("complained", "", 1),
+            signal("auto_replied", "a@x.io", 2),
+            signal("complained", "b@x.io", 3),
+        ]
+    )
+    assert set(plan.listings) == {"b@x.io"}
+
+
+def test_the_first_of_equal_reasons_is_kept_and_a_weaker_one_never_replaces() -> None:
+    """Two complaints for one address keep the first (its event is the cause); a later,
+    weaker unsubscribe does not replace a hard bounce. The listing records its event."""
+    plan = plan_suppressions(
+        [
+            signal("complained", "a@x.io", 1),
+            signal("complained", "a@x.io", 2),
+            signal("bounced", "b@x.io", 1, bounce="hard"),
+            signal("unsubscribed", "b@x.io", 2),
+        ]
+    )
+    first = plan.listings["a@x.io"]
+    assert (first.dedup_key, first.occurred_at) == (
+        "k-complained-a@x.io-1",
+        T0 + timedelta(seconds=1),
+    )
+    assert (first.provider, first.address) == ("sendgrid", "a@x.io")
+    assert plan.listings["b@x.io"].reason == "hard_bounce"
+
+
+def test_several_resubscribes_lift_up_to_the_latest() -> None:
+    """Two resubscribes for one address in a batch lift unsubscribes up to the later."""
+    plan = plan_suppressions(
+        [signal("resubscribed", "a@x.io", 7), signal("resubscribed", "a@x.io", 3)]
+    )
+    assert plan.lifts == {"a@x.io": T0 + timedelta(seconds=7)}
+
+
+def test_a_quarantine_ending_exactly_now_has_ended() -> None:
+    """A quarantine whose end is this very instant is over: a new soft bounce starts a new
+    one and counts as an addition."""
+    existing = {"a@x.io": ("soft_bounce", T0)}
+    assert decide_writes([listing("soft_bounce")], existing, T0) == [(listing("soft_bounce"), True)]

@@ -7,6 +7,7 @@ Each provider's samples (``hookline_testing.samples_for``: ``make_source``, ``ex
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 from dataclasses import replace
@@ -226,6 +227,46 @@ async def test_tampering_or_missing_credentials_is_an_auth_error(provider: str) 
     except PayloadError:
         return
     assert after.nonce_digest != original.nonce_digest
+
+
+@pytest.mark.parametrize("provider", [p for p in PROVIDERS if get_adapter(p).signs_requests])
+async def test_transport_auth_is_checked_on_top_of_a_signature(provider: str) -> None:
+    """A source may add basic auth to a signing provider: a correctly signed request
+    without it is AuthError('missing'), with wrong credentials 'invalid', with the right
+    ones it passes."""
+    adapter = get_adapter(provider)
+    source, _ = credentials(provider)
+    at = now()
+    request = request_for(provider, samples_for(provider).example_body(seed=32), at)
+    guarded = replace(source, basic_auth="hook:s3cret")
+    context = VerifyContext(now=at)
+    with pytest.raises(AuthError) as caught:
+        await adapter.verify(request, guarded, context)
+    assert caught.value.reason == "missing"
+    wrong = {**request.headers, "authorization": "Basic " + base64.b64encode(b"hook:x").decode()}
+    with pytest.raises(AuthError) as caught:
+        await adapter.verify(replace(request, headers=wrong), guarded, context)
+    assert caught.value.reason == "invalid"
+    right = {
+        **request.headers,
+        "authorization": "Basic " + base64.b64encode(b"hook:s3cret").decode(),
+    }
+    await adapter.verify(replace(request, headers=right), guarded, context)
+
+
+@pytest.mark.parametrize(
+    "provider", [p for p in PROVIDERS if "signing_key" in get_adapter(p).required_fields]
+)
+async def test_a_signing_source_without_its_key_accepts_nothing(provider: str) -> None:
+    """Start-up refuses such a source (``required_fields``); should one reach verify
+    anyway, a correctly signed request is still refused, never waved through."""
+    adapter = get_adapter(provider)
+    source, _ = credentials(provider)
+    at = now()
+    request = request_for(provider, samples_for(provider).example_body(seed=33), at)
+    with pytest.raises(AuthError) as caught:
+        await adapter.verify(request, replace(source, signing_key=None), VerifyContext(now=at))
+    assert caught.value.reason in ("missing", "invalid")
 
 
 def _other_char(char: str) -> str:

@@ -416,3 +416,47 @@ def test_an_undated_event_takes_the_signature_time_before_the_receipt_time() -> 
     body = json.dumps({"signature": {**signed, "timestamp": "soon"}, "event-data": data}).encode()
     (event,) = ADAPTER.parse(unsigned(body), source, RECEIVED).events
     assert event.occurred_at == RECEIVED
+
+
+async def test_a_form_too_broken_to_carry_a_signature_is_missing_credentials() -> None:
+    """A form body that cannot be decoded at all (multipart without its boundary) carries
+    no signature: AuthError('missing') (401), never a pass and never a crash."""
+    source, _ = samples_for("mailgun").make_source()
+    broken = unsigned(b"--B0UND\r\nnot a part", "multipart/form-data")
+    with pytest.raises(AuthError) as caught:
+        await ADAPTER.verify(broken, source, VerifyContext(now=NOW))
+    assert caught.value.reason == "missing"
+
+
+def resigned(key: str, body: bytes, timestamp: Any) -> WebhookRequest:
+    """``body`` with its signature block replaced by one signed at ``timestamp`` (kept
+    as given: a JSON number or a string)."""
+    document: dict[str, Any] = json.loads(body)
+    token = "a" * 50
+    document["signature"] = {
+        "timestamp": timestamp,
+        "token": token,
+        "signature": mailgun.sign(key, str(timestamp), token),
+    }
+    return unsigned(json.dumps(document).encode())
+
+
+async def test_a_timestamp_sent_as_a_json_number_verifies() -> None:
+    """The signature block's timestamp may be a JSON number rather than a string: signed
+    correctly, the request verifies like its string form."""
+    source, key = samples_for("mailgun").make_source()
+    at = int(NOW.timestamp())
+    for timestamp in (at, str(at)):
+        request = resigned(key, fixture("delivered"), timestamp)
+        await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+
+
+async def test_a_correctly_signed_but_unreadable_timestamp_is_invalid() -> None:
+    """A timestamp that is signed correctly but is no epoch time (words, or far beyond
+    any real date) is an invalid signature, not a missing one and not a crash."""
+    source, key = samples_for("mailgun").make_source()
+    for timestamp in ("soon", "1e300"):
+        request = resigned(key, fixture("delivered"), timestamp)
+        with pytest.raises(AuthError) as info:
+            await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+        assert info.value.reason == "invalid"

@@ -356,3 +356,19 @@ async def test_outgoing_delivery_failure_is_still_a_hard_bounce(
     event = await event_of(signing, "message_delivery_failed.json")
     assert (event.event_type, event.bounce_class) == (EventType.BOUNCED, BounceClass.HARD)
     assert event.recipient == "test@example.com"
+
+
+async def test_signature_header_is_strict_base64_but_may_be_wrapped(
+    signing: tuple[SourceSpec, rsa.RSAPrivateKey],
+) -> None:
+    """Whitespace inside the signature header (a wrapped base64 line) is ignored, but a
+    character outside the base64 alphabet makes the signature invalid rather than being
+    silently dropped."""
+    request = signed(signing, body_of("message_sent.json"))
+    value = request.headers["x-postal-signature-256"]
+    wrapped = {**request.headers, "x-postal-signature-256": value[:40] + "\n " + value[40:]}
+    await verify(replace(request, headers=wrapped), signing[0])
+    stray = {**request.headers, "x-postal-signature-256": value[:40] + "*" + value[40:]}
+    with pytest.raises(AuthError) as caught:
+        await verify(replace(request, headers=stray), signing[0])
+    assert caught.value.reason == "invalid"

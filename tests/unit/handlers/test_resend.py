@@ -423,3 +423,18 @@ async def test_an_undated_event_takes_created_at_then_the_svix_timestamp(
     events = parse(request, signing[0]).events
     expected = datetime(2025, 3, 4, 10, 0, 5, 126000, tzinfo=UTC) if created_at else sent
     assert events and {event.occurred_at for event in events} == {expected}
+
+
+async def test_a_secret_with_stray_characters_is_not_a_whsec_secret(
+    signing: tuple[SourceSpec, str],
+) -> None:
+    """The base64 after ``whsec_`` is decoded strictly: a character outside the alphabet
+    (which a lenient decoder would silently drop) makes the configured secret invalid at
+    start-up and at verification, rather than a different key."""
+    lenient_only = "whsec_dGVz*dA=="  # "test" once the "*" is dropped
+    with pytest.raises(ValueError):
+        ADAPTER.check_source(replace(signing[0], signing_key=lenient_only))
+    request = signed(signing, body_of("email_sent.json"))
+    with pytest.raises(AuthError) as caught:
+        await verify(request, replace(signing[0], signing_key=lenient_only))
+    assert caught.value.reason == "invalid"

@@ -467,3 +467,20 @@ def test_an_undated_event_takes_the_signature_time_before_the_receipt_time(
     undated, dated = ADAPTER.parse(request, source, RECEIVED).events
     assert undated.occurred_at == expected
     assert dated.occurred_at == datetime.fromtimestamp(1699999900, tz=UTC)
+
+
+async def test_a_valid_signature_with_a_stray_character_is_invalid() -> None:
+    """The signature header must be strict base64: the right signature with one stray
+    character in it (which a lenient decoder would silently drop) is refused."""
+    source, key = samples_for("sendgrid").make_source()
+    request = samples_for("sendgrid").signed_request(source, key, b"[]\r\n", now=NOW)
+    signature = request.headers[sendgrid.SIGNATURE_HEADER]
+    await ADAPTER.verify(request, source, VerifyContext(now=NOW))
+    headers = {**request.headers, sendgrid.SIGNATURE_HEADER: signature[:8] + "!" + signature[8:]}
+    with pytest.raises(AuthError) as info:
+        await ADAPTER.verify(
+            WebhookRequest("POST", request.url, headers, request.body),
+            source,
+            VerifyContext(now=NOW),
+        )
+    assert info.value.reason == "invalid"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -622,8 +623,11 @@ async def test_no_pin_and_no_fetcher_or_empty_fetch_is_untrusted(
 async def test_certificate_that_is_not_a_certificate_is_untrusted(
     signing: tuple[SourceSpec, SnsSigningMaterial],
 ) -> None:
-    """A pinned or fetched blob that does not parse as an RSA certificate is untrusted."""
-    broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    """A pinned or fetched blob that does not parse as an RSA certificate is untrusted.
+    (The blob is random each run: a fixed one would be answered from the parse cache a
+    previous test filled, and the parsing path would go untested.)"""
+    garbage = base64.b64encode(secrets.token_bytes(48)).decode()
+    broken = f"-----BEGIN CERTIFICATE-----\n{garbage}\n-----END CERTIFICATE-----\n"
     source = replace(signing[0], sns_certificates={TEST_CERT_URL: broken})
     with pytest.raises(AuthError) as caught:
         await verify(signed(signing, fixture("event_send.json")), source)
@@ -843,3 +847,136 @@ def test_tags_with_several_values_stay_lists() -> None:
         "c": [],
         "d": "z",
     }
+
+
+async def test_a_subscribe_url_with_a_fragment_is_untrusted(
+    signing: tuple[SourceSpec, SnsSigningMaterial],
+) -> None:
+    """A SubscribeURL on the real SNS host but carrying a fragment is not the URL SNS
+    sends: even correctly signed, it is never handed over for confirmation."""
+    envelope = fixture("subscription_confirmation.json")
+    envelope["SubscribeURL"] = envelope["SubscribeURL"] + "#x"
+    with pytest.raises(AuthError) as caught:
+        await verify(signed(signing, envelope), signing[0])
+    assert caught.value.reason == "untrusted"
+
+
+#: the fields SNS signs, in order (AWS's documented canonical form): a Notification's
+#: (Subject only when present) and a Subscription/UnsubscribeConfirmation's
+NOTIFICATION_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+CONFIRMATION_FIELDS = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
+
+
+def hand_signed(material: SnsSigningMaterial, envelope: dict[str, Any]) -> WebhookRequest:
+    """``envelope`` signed here, independently of handlers/sns.py's canonical_string."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    fields = NOTIFICATION_FIELDS if envelope["Type"] == "Notification" else CONFIRMATION_FIELDS
+    canonical = "".join(f"{key}\n{envelope[key]}\n" for key in fields if key in envelope)
+    signature = material.private_key.sign(canonical.encode(), padding.PKCS1v15(), hashes.SHA1())
+    signed_envelope = {**envelope, "Signature": base64.b64encode(signature).decode()}
+    return WebhookRequest("POST", "http://gw/webhooks/ses/test", {}, encode(signed_envelope))
+
+
+@pytest.mark.parametrize("name", ["event_send.json", "subscription_confirmation.json"])
+async def test_messages_without_a_subject_and_confirmations_sign_their_own_fields(
+    signing: tuple[SourceSpec, SnsSigningMaterial], name: str
+) -> None:
+    """A Notification without a Subject signs Message, MessageId, Timestamp, TopicArn,
+    Type (the absent Subject is skipped, not the end of the list); a
+    SubscriptionConfirmation signs its own list (SubscribeURL, Token). A signature
+    computed here by hand over those fields verifies."""
+    source, material = signing
+    await verify(hand_signed(material, fixture(name)), source)
+
+
+async def test_malformed_signature_fields_are_invalid_never_a_crash(
+    signing: tuple[SourceSpec, SnsSigningMaterial],
+) -> None:
+    """A Signature that is not a string, or is base64 with a stray character a lenient
+    decoder would drop, is refused as ``invalid``."""
+    source = signing[0]
+    envelope = json.loads(signed(signing, fixture("event_send.json")).body)
+    signature = envelope["Signature"]
+    for bad in (12345, signature[:8] + "!" + signature[8:]):
+        body = encode({**envelope, "Signature": bad})
+        with pytest.raises(AuthError) as caught:
+            await verify(WebhookRequest("POST", "http://gw/", {}, body), source)
+        assert caught.value.reason == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("Type", "Advert"), ("Timestamp", "yesterday"), ("Timestamp", None), ("Message", 7)],
+)
+async def test_an_unknown_type_a_bad_timestamp_or_a_non_string_field_is_invalid(
+    signing: tuple[SourceSpec, SnsSigningMaterial], field: str, value: Any
+) -> None:
+    """Fields SNS always sends, wrong: an unknown message Type, a Timestamp that is missing
+    or not a time, a signed field that is not a string. Each is ``invalid``."""
+    envelope = json.loads(signed(signing, fixture("event_send.json")).body)
+    if value is None:
+        del envelope[field]
+    else:
+        envelope[field] = value
+    with pytest.raises(AuthError) as caught:
+        await verify(WebhookRequest("POST", "http://gw/", {}, encode(envelope)), signing[0])
+    assert caught.value.reason == "invalid"
+
+
+@pytest.mark.parametrize("edge", ["not_before", "not_after"])
+async def test_a_certificate_is_valid_on_the_first_and_last_second_of_its_period(
+    signing: tuple[SourceSpec, SnsSigningMaterial], edge: str
+) -> None:
+    """A certificate's validity period includes both its ends: a message verified exactly
+    at ``not_before`` or exactly at ``not_after`` is accepted."""
+    period = {
+        "not_before": FIXTURE_NOW - timedelta(days=1),
+        "not_after": FIXTURE_NOW + timedelta(days=1),
+    }
+    period[edge] = FIXTURE_NOW
+    key, pem = make_test_certificate(**period)
+    material = SnsSigningMaterial(private_key=key, certificate_pem=pem)
+    source = replace(signing[0], sns_certificates={TEST_CERT_URL: pem})
+    request = samples_for("ses").signed_request(
+        source, material, encode(fixture("event_send.json")), now=FIXTURE_NOW
+    )
+    await verify(request, source)
+
+
+async def test_a_certificate_for_a_non_rsa_key_is_untrusted(
+    signing: tuple[SourceSpec, SnsSigningMaterial],
+) -> None:
+    """SNS signs with RSA: a well-formed certificate for an elliptic-curve key is
+    ``untrusted`` (never a crash), however the message is signed."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(FIXTURE_NOW - timedelta(days=1))
+        .not_valid_after(FIXTURE_NOW + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    source = replace(signing[0], sns_certificates={TEST_CERT_URL: pem})
+    with pytest.raises(AuthError) as caught:
+        await verify(signed(signing, fixture("event_send.json")), source)
+    assert caught.value.reason == "untrusted"
