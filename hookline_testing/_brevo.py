@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 
 from handlers import brevo
-from handlers.base import SourceSpec, WebhookRequest
+from handlers.base import SourceSpec
 from hookline_testing._batch import json_array, top_level
-from hookline_testing._http import default_url, transport_auth_headers
+from hookline_testing._http import unsigned_json_request
 from hookline_testing._samples import Samples
 
 _EXAMPLE_EXTRA: dict[str, dict[str, Any]] = {
@@ -64,24 +64,6 @@ def example_body(
     return msgspec.json.encode(items[0] if count == 1 else items)
 
 
-def signed_request(
-    source: SourceSpec,
-    material: Any,
-    body: bytes,
-    *,
-    now: datetime,
-    url: str | None = None,
-) -> WebhookRequest:
-    """The POST Brevo would send: JSON body and the source's Authorization header."""
-    del material, now  # Brevo signs nothing; credentials come from the source
-    return WebhookRequest(
-        method="POST",
-        url=url or default_url(source),
-        headers={"content-type": "application/json", **transport_auth_headers(source)},
-        body=body,
-    )
-
-
 def add_metadata(body: bytes, key: str, value: str) -> bytes:
     """``X-Mailin-custom`` (``key:value|...``) of the (first) event."""
     document = msgspec.json.decode(body)
@@ -95,7 +77,7 @@ SAMPLES = Samples(
     traffic_share=6,
     make_source=make_test_source,
     example_body=example_body,
-    signed_request=signed_request,
+    signed_request=unsigned_json_request,
     # a hard bounce stands for bounced (listed first)
     events=tuple(dict.fromkeys(("hard_bounce", *brevo.EVENT_TYPES))),
     one_event_per_request=False,

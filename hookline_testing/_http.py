@@ -4,10 +4,12 @@ the ``Authorization`` header of the ESPs that sign nothing."""
 from __future__ import annotations
 
 import base64
+from datetime import datetime
+from typing import Any
 
-from handlers.base import SourceSpec
+from handlers.base import SourceSpec, WebhookRequest
 
-__all__ = ["basic_auth_header", "default_url", "transport_auth_headers"]
+__all__ = ["basic_auth_header", "default_url", "transport_auth_headers", "unsigned_json_request"]
 
 
 def basic_auth_header(credentials: str) -> str:
@@ -28,3 +30,22 @@ def transport_auth_headers(source: SourceSpec) -> dict[str, str]:
     if source.bearer_token is not None:
         return {"authorization": f"Bearer {source.bearer_token}"}
     return {}
+
+
+def unsigned_json_request(
+    source: SourceSpec,
+    material: Any,
+    body: bytes,
+    *,
+    now: datetime,
+    url: str | None = None,
+) -> WebhookRequest:
+    """The POST of an ESP that signs nothing (Brevo, Mailjet, Postmark, SparkPost): the JSON
+    body and the ``Authorization`` header of the source's transport credentials."""
+    del material, now  # nothing is signed; the credentials come from the source
+    return WebhookRequest(
+        method="POST",
+        url=url or default_url(source),
+        headers={"content-type": "application/json", **transport_auth_headers(source)},
+        body=body,
+    )

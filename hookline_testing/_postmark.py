@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 
 from handlers import postmark
-from handlers.base import SourceSpec, WebhookRequest
-from hookline_testing._http import default_url, transport_auth_headers
+from handlers.base import SourceSpec
+from hookline_testing._http import unsigned_json_request
 from hookline_testing._samples import Samples
 
 
@@ -75,24 +75,6 @@ def example_body(
     return msgspec.json.encode(record)
 
 
-def signed_request(
-    source: SourceSpec,
-    material: Any,
-    body: bytes,
-    *,
-    now: datetime,
-    url: str | None = None,
-) -> WebhookRequest:
-    """The POST Postmark would send: JSON body and the source's Authorization header."""
-    del material, now  # Postmark signs nothing; credentials come from the source
-    return WebhookRequest(
-        method="POST",
-        url=url or default_url(source),
-        headers={"content-type": "application/json", **transport_auth_headers(source)},
-        body=body,
-    )
-
-
 def add_metadata(body: bytes, key: str, value: str) -> bytes:
     """The record's ``Metadata``."""
     record = msgspec.json.decode(body)
@@ -105,7 +87,7 @@ SAMPLES = Samples(
     traffic_share=10,
     make_source=make_test_source,
     example_body=example_body,
-    signed_request=signed_request,
+    signed_request=unsigned_json_request,
     events=tuple(postmark.RECORD_TYPES),
     one_event_per_request=True,
     add_metadata=add_metadata,

@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 
 from handlers import sparkpost
-from handlers.base import SourceSpec, WebhookRequest
+from handlers.base import SourceSpec
 from hookline_testing._batch import json_array
-from hookline_testing._http import default_url, transport_auth_headers
+from hookline_testing._http import unsigned_json_request
 from hookline_testing._samples import Samples
 
 _EVENT_CLASSES: dict[str, str] = {
@@ -90,24 +90,6 @@ def example_body(
     return msgspec.json.encode(items)
 
 
-def signed_request(
-    source: SourceSpec,
-    material: Any,
-    body: bytes,
-    *,
-    now: datetime,
-    url: str | None = None,
-) -> WebhookRequest:
-    """The POST SparkPost would send: JSON body and the source's Authorization header."""
-    del material, now  # SparkPost signs nothing; credentials come from the source
-    return WebhookRequest(
-        method="POST",
-        url=url or default_url(source),
-        headers={"content-type": "application/json", **transport_auth_headers(source)},
-        body=body,
-    )
-
-
 def add_metadata(body: bytes, key: str, value: str) -> bytes:
     """``rcpt_meta`` of the (first) event."""
     items = msgspec.json.decode(body)
@@ -127,7 +109,7 @@ SAMPLES = Samples(
     traffic_share=8,
     make_source=make_test_source,
     example_body=example_body,
-    signed_request=signed_request,
+    signed_request=unsigned_json_request,
     events=tuple(sparkpost.EVENT_TYPES),
     one_event_per_request=False,
     add_metadata=add_metadata,
