@@ -1,8 +1,8 @@
 """The admin API's guard against input no handler can use: a path or query string whose
 percent-encoding is not UTF-8 (a lone surrogate, stray bytes: decoded leniently they would
 silently become U+FFFD and be searched for), a query parameter the operation does not
-declare (listed in ``opt[QUERY_PARAMETERS]``, as the read operations of ``admin_query.py``
-do, or read from the handler's signature), and a JSON body nested so deeply that decoding
+declare (read from the handler's signature and its query provider's, see
+``declared_query_parameters``), and a JSON body nested so deeply that decoding
 it overflows the stack. All are 400 problem+json; the guard runs after the token check, so
 unauthenticated requests never get this far."""
 
@@ -10,24 +10,27 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 import msgspec
 from litestar.connection import ASGIConnection, Request
+from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import ParameterKwarg
+from litestar.typing import FieldDefinition
 
 from gateway.errors import ProblemError
 
-__all__ = ["QUERY_PARAMETERS", "declared_query_parameters", "require_readable_input"]
+__all__ = ["declared_query_parameters", "require_readable_input"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: the query parameters an operation declares as arrays (``tag=a&tag=b``); any other name
 #: given twice is ambiguous (which one counts?) and refused
 REPEATABLE = frozenset({"tag", "metadata"})
-#: the ``opt`` key of a handler that lists every query parameter it accepts: others are 400
-QUERY_PARAMETERS = "query_parameters"
+#: the ``opt`` key under which a handler's declared query parameter names are kept
+_DECLARED = "declared_query_parameters"
 #: the names Litestar injects itself rather than reading from the query string
 _RESERVED = frozenset(
     {"data", "request", "state", "headers", "cookies", "query", "scope", "socket", "body"}
@@ -45,28 +48,36 @@ def _utf8(raw: bytes) -> bool:
 
 
 def declared_query_parameters(handler: BaseRouteHandler) -> frozenset[str]:
-    """The query parameter names an operation accepts: its ``opt[QUERY_PARAMETERS]`` when it
-    lists them, otherwise read once from its signature (every parameter that is not a path
-    parameter, a dependency, a header, a cookie or one of Litestar's reserved names such as
-    ``data``) and kept in ``opt``."""
-    declared: frozenset[str] | None = handler.opt.get(QUERY_PARAMETERS)
+    """The query parameter names an operation accepts, read once from its signature and the
+    signatures of the dependencies it names (a read operation's query provider), and kept in
+    ``opt``: every parameter that is not a path parameter, a header, a cookie, one of
+    Litestar's reserved names such as ``data``, or itself a dependency."""
+    declared: frozenset[str] | None = handler.opt.get(_DECLARED)
     if declared is None:
         path = {name for template in handler.paths for name in _PATH_PARAMETER.findall(template)}
-        provided = handler.resolve_dependencies().keys()
-        names: set[str] = set()
-        for name, field in handler.parsed_fn_signature.parameters.items():
-            if name in path or name in provided or name in _RESERVED:
-                continue
-            kwarg = field.kwarg_definition
-            if isinstance(kwarg, ParameterKwarg):
-                if kwarg.header or kwarg.cookie:
-                    continue
-                names.add(kwarg.query or name)
-            elif kwarg is None:
-                names.add(name)
-        declared = frozenset(names)
-        handler.opt[QUERY_PARAMETERS] = declared
+        provided = handler.resolve_dependencies()
+        declared = frozenset(_query_names(handler.parsed_fn_signature.parameters, path, provided))
+        handler.opt[_DECLARED] = declared
     return declared
+
+
+def _query_names(
+    parameters: Mapping[str, FieldDefinition], path: set[str], provided: Mapping[str, Provide]
+) -> set[str]:
+    names: set[str] = set()
+    for name, field in parameters.items():
+        if name in path or name in _RESERVED:
+            continue
+        if name in provided:  # a dependency: the query parameters its provider declares
+            names |= _query_names(provided[name].parsed_fn_signature.parameters, path, provided)
+            continue
+        kwarg = field.kwarg_definition
+        if isinstance(kwarg, ParameterKwarg):
+            if not (kwarg.header or kwarg.cookie):
+                names.add(kwarg.query or name)
+        elif kwarg is None:
+            names.add(name)
+    return names
 
 
 async def require_readable_input(

@@ -6,7 +6,7 @@ Each operation's query parameters are declared ONCE, as the signature of its que
 ``gateway.query.cursor`` define (lengths, patterns, enums, ranges). That one declaration
 serves both views: Litestar documents it in the OpenAPI document (/schema/openapi.json) and
 validates the request against it (400 problem+json naming the parameter), and the guard
-``require_readable_input`` refuses any name it does not list (``QUERY_PARAMETERS``). The
+``require_readable_input`` refuses any name it does not list (``declared_query_parameters``). The
 provider hands the validated values to the builders of ``gateway.query.filters``, which only
 convert them and check the rules between parameters; the handler receives the finished query
 as the dependency ``read_query``.
@@ -14,7 +14,6 @@ as the dependency ``read_query``.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -71,7 +70,7 @@ from gateway.query.models import (
 )
 from gateway.query.reads import ReadService
 from gateway.routes.admin_auth import require_admin_token
-from gateway.routes.admin_input import QUERY_PARAMETERS, require_readable_input
+from gateway.routes.admin_input import require_readable_input
 from gateway.routes.admin_openapi import ADMIN_SECURITY, error_responses
 from gateway.server.body_deadline import body_deadline_middleware
 from handlers.registry import PROVIDERS
@@ -280,12 +279,9 @@ def stats_query_parameters(
 
 
 def _query(provider: Callable[..., Any]) -> dict[str, Any]:
-    """The keyword arguments that hand ``provider``'s result to a handler as ``read_query`` and
-    let the input guard refuse every query name the provider does not declare."""
-    return {
-        "dependencies": {"read_query": Provide(provider, sync_to_thread=False)},
-        "opt": {QUERY_PARAMETERS: frozenset(inspect.signature(provider).parameters)},
-    }
+    """The keyword arguments that hand ``provider``'s result to a handler as ``read_query``
+    (the input guard reads the query names it accepts from the provider's signature)."""
+    return {"dependencies": {"read_query": Provide(provider, sync_to_thread=False)}}
 
 
 # -- the operations ------------------------------------------------------------------------
