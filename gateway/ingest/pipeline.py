@@ -16,7 +16,7 @@ from typing import Protocol
 
 import structlog
 
-from gateway.ingest.batcher import Batcher, QueueFullError
+from gateway.ingest.batcher import Batcher
 from gateway.ingest.isolation import IsolatingWriter
 from gateway.storage.quarantine import QuarantineItem
 from gateway.storage.storable import storable_events
@@ -96,9 +96,7 @@ class Ingestor:
             return IngestResult(0, 0, 0, [])
         try:
             outcome = await self.batcher.submit(events)
-        except QueueFullError as exc:
-            return await self._spool(events, exc)
-        except Exception as exc:  # unavailable, breaker open (the writer's): spool instead
+        except Exception as exc:  # queue full, unavailable, breaker open (the writer's)
             return await self._spool(events, exc)
         self._count_stored(outcome.new, outcome.duplicates, events[0].provider)
         return IngestResult(
