@@ -13,9 +13,9 @@ import base64
 import hashlib
 import hmac
 
-from gateway.sink_secrets import SECRET_PREFIX, decode_secret
+from gateway.sink_secrets import decode_secret
 
-__all__ = ["SECRET_PREFIX", "WebhookSigner", "decode_secret", "webhook_id"]
+__all__ = ["WebhookSigner", "webhook_id"]
 
 
 def webhook_id(sink: str, dedup_key: str) -> str:

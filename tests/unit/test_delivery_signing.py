@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from gateway.delivery.signing import WebhookSigner, decode_secret, webhook_id
+from gateway.delivery.signing import WebhookSigner, webhook_id
+from gateway.sink_secrets import decode_secret
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
