@@ -86,7 +86,7 @@ _TIME_HELP = "ISO 8601 date or date-time (UTC when no offset), or a relative age
 
 
 def _text(description: str | None = None) -> Any:
-    """An optional text filter: non-empty, bounded, no NUL (as ``check_value`` requires)."""
+    """An optional text filter: non-empty, bounded, no NUL (``TEXT_PATTERN``)."""
     return Parameter(
         default=None,
         description=description,
